@@ -1,0 +1,115 @@
+/*
+ * config.h - the exporter's configuration: one declarative option table
+ * drives YAML parsing (libyaml), validation, command-line flags, --help and
+ * the generated reference docs/configuration.md.
+ *
+ * Precedence: built-in defaults < YAML file (--config) < command-line flags.
+ * Errors name file:line:column (1-based), the key, and what is allowed.
+ *
+ * Thread-safety: a struct exporter_config is filled once at start-up by the
+ * main thread and is read-only afterwards, so any thread may read it.
+ */
+#ifndef AI_FINOPS_CONFIG_H
+#define AI_FINOPS_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
+enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
+enum commit_mode { COMMIT_MODE_SCRAPE, COMMIT_MODE_PERIODIC };
+enum price_preference { PRICE_PREFER_EVENT, PRICE_PREFER_TABLE };
+
+struct string_list {
+    char **items; /* owned */
+    size_t count;
+};
+
+struct string_map {
+    char **keys;   /* owned */
+    char **values; /* owned */
+    size_t count;
+};
+
+struct exporter_config {
+    /* web.* */
+    char *web_listen_address; /* ":9400" or "127.0.0.1:9400" or "[::1]:9400" */
+    char *web_telemetry_path; /* "/metrics" */
+    int64_t web_max_connections;
+    int64_t web_max_connections_per_ip;
+    int64_t web_connection_timeout_seconds;
+
+    /* log.* */
+    enum log_level log_level;
+    enum log_format log_format;
+
+    /* input: NULL reads Kafka; "-" reads stdin; otherwise a JSONL file */
+    char *input;
+
+    /* events.* */
+    int64_t events_max_bytes;
+    int64_t events_max_cost_nanos; /* YAML/flag value in dollars, e.g. 1000000 */
+    int64_t events_max_label_bytes;
+    int64_t events_max_depth;
+    char *events_unattributed_label;
+    struct string_list events_extra_labels; /* keys of "labels" that become labels */
+
+    /* counters.* */
+    int64_t counters_max_series; /* per metric family */
+
+    /* kafka.* */
+    char *kafka_brokers;
+    char *kafka_group_id;
+    struct string_list kafka_topics;
+    int64_t kafka_threads;              /* 0 means one per online CPU */
+    struct string_map kafka_properties; /* passed to librdkafka verbatim */
+    char *kafka_dlq_topic;              /* "" disables the dead-letter topic */
+    enum commit_mode kafka_commit_mode;
+    int64_t kafka_commit_interval_ms;
+    int64_t kafka_shutdown_scrape_wait_ms;
+    struct string_list kafka_commit_replicas; /* empty: any completed scrape counts */
+
+    /* pricing.* */
+    char *pricing_file; /* extra/override price table, NULL for none */
+    enum price_preference pricing_prefer;
+    int64_t pricing_mismatch_tolerance_ppm;
+};
+
+/* What the command line asked for besides options. */
+enum config_action {
+    CONFIG_ACTION_RUN,
+    CONFIG_ACTION_CHECK,      /* --check-config: validate and exit 0 */
+    CONFIG_ACTION_HELP,       /* --help */
+    CONFIG_ACTION_VERSION,    /* --version */
+    CONFIG_ACTION_PRINT_DOCS, /* --print-config-docs: markdown reference */
+};
+
+/* Fills every field with its default. Must be paired with config_free(). */
+void config_init_defaults(struct exporter_config *cfg);
+
+/*
+ * Applies a YAML file on top of what cfg holds. Returns 0, or -EINVAL with
+ * errbuf = "path:line:col: message" (unknown key, duplicate key, wrong type,
+ * out-of-range value, YAML syntax error), or -errno when it cannot be read.
+ */
+int config_load_file(struct exporter_config *cfg, const char *path, char *errbuf, size_t errlen);
+
+/* Same, from a memory buffer; `name` stands in for the path in messages. */
+int config_load_buffer(struct exporter_config *cfg, const char *name, const char *data, size_t len,
+                       char *errbuf, size_t errlen);
+
+/*
+ * Parses argv: --config FILE first (loaded before any flag), then each
+ * option's flag (`--web.listen-address=X` or `--web.listen-address X`),
+ * --input, --check-config, --help, --version, --print-config-docs.
+ * Returns 0 and sets *action, or -EINVAL with a message in errbuf.
+ */
+int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
+                      enum config_action *action, char *errbuf, size_t errlen);
+
+void config_print_help(FILE *out, const char *program);
+void config_print_markdown(FILE *out);
+void config_free(struct exporter_config *cfg);
+
+#endif

@@ -1,0 +1,86 @@
+/*
+ * counter_table.h - one metric family's labeled counters: a hash table of
+ * series, each an atomic 64-bit integer, written by many threads at once.
+ *
+ * Adding to an existing series is a lock-free probe plus one relaxed atomic
+ * add. Creating a series takes the table's insert mutex (the rare path).
+ * Readers (the HTTP thread rendering a scrape) never lock: they walk an
+ * append-only list of published series. Series are never freed before the
+ * table, so a reader can't hold a dangling pointer. Past max_series, new
+ * label sets all land in one overflow series whose labels are "__overflow__",
+ * so totals stay exact.
+ *
+ * Thread-safety: every function is thread-safe except counter_table_new and
+ * counter_table_free, which the owner calls with no other thread inside.
+ */
+#ifndef AI_FINOPS_COUNTER_TABLE_H
+#define AI_FINOPS_COUNTER_TABLE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define COUNTER_TABLE_MAX_LABELS 16
+#define COUNTER_OVERFLOW_VALUE   "__overflow__"
+
+struct label_value {
+    const char *ptr;
+    uint32_t len;
+};
+
+struct counter_table;
+struct counter_series;
+
+/* label_names are copied. Returns NULL on allocation failure. */
+struct counter_table *counter_table_new(const char *const *label_names, size_t label_count,
+                                        size_t max_series);
+void counter_table_free(struct counter_table *table);
+
+/*
+ * Finds or creates the series for values[label_count]; never NULL: past the
+ * cap (or if memory runs out) it returns the overflow series.
+ */
+struct counter_series *counter_table_get(struct counter_table *table,
+                                         const struct label_value *values);
+
+/* Lock-free; relaxed ordering because a sum needs no ordering with other
+ * memory, only atomicity. */
+void counter_series_add(struct counter_series *series, uint64_t delta);
+
+/* counter_table_get + counter_series_add. */
+void counter_table_add(struct counter_table *table, const struct label_value *values,
+                       uint64_t delta);
+
+size_t counter_table_label_count(const struct counter_table *table);
+const char *counter_table_label_name(const struct counter_table *table, size_t i);
+size_t counter_table_series_count(const struct counter_table *table);
+/* Increments that went to the overflow series, and label sets turned away. */
+uint64_t counter_table_overflow_adds(const struct counter_table *table);
+
+struct counter_view {
+    struct label_value labels[COUNTER_TABLE_MAX_LABELS];
+    uint64_t value;
+    int64_t created_ms; /* wall-clock creation time, for OpenMetrics _created */
+    bool overflow;
+};
+
+/*
+ * Calls visit(view, ctx) for each published series in creation order, then
+ * for the overflow series if anything was added to it. Stops early and
+ * returns the callback's value if it returns non-zero.
+ *
+ * viewer is a bit naming who reads (one per Prometheus replica), or 0. A
+ * series that viewer has never been shown is shown as 0 the first time:
+ * Prometheus's increase() ignores a new series' first sample, so serving
+ * the real value first would hide that money forever. From the next read
+ * on it shows its value.
+ */
+typedef int (*counter_visit_fn)(const struct counter_view *view, void *ctx);
+int counter_table_foreach(const struct counter_table *table, uint32_t viewer,
+                          counter_visit_fn visit, void *ctx);
+
+/* Bytes allocated for the table's bookkeeping and series (not malloc's own
+ * overhead), for the memory-per-series figure. */
+size_t counter_table_memory_bytes(const struct counter_table *table);
+
+#endif

@@ -1,0 +1,52 @@
+/*
+ * http_server.h - the HTTP endpoint (libmicrohttpd): /metrics, /healthz,
+ * /readyz and an index page, GET and HEAD only.
+ *
+ * One internal polling thread (epoll) serves every connection and renders
+ * scrapes; connection count, per-IP count and idle timeout are bounded.
+ * A scrape is "completed" when its whole body was handed to the socket;
+ * on_scrape_complete then runs (the Kafka source gates commits on it).
+ *
+ * Thread-safety: start/stop from the main thread; callbacks run on the
+ * HTTP thread.
+ */
+#ifndef AI_FINOPS_HTTP_SERVER_H
+#define AI_FINOPS_HTTP_SERVER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "metrics.h"
+
+struct http_server;
+
+struct http_server_options {
+    const char *listen_address; /* ":9400", "127.0.0.1:9400", "[::1]:9400" */
+    const char *telemetry_path;
+    unsigned max_connections;
+    unsigned max_connections_per_ip;
+    unsigned connection_timeout_seconds;
+    struct metrics *metrics;
+    bool (*ready)(void *ctx); /* NULL: always ready */
+    void *ready_ctx;
+    /* Called on the HTTP thread before a scrape renders (scrape_id is new
+     * each time) and after it was sent completely. viewer is the scraper's
+     * bit from metrics_viewer_for() (the "replica" URL parameter). Either
+     * may be NULL. */
+    void (*on_scrape_start)(void *ctx, uint64_t scrape_id, uint32_t viewer);
+    void (*on_scrape_complete)(void *ctx, uint64_t scrape_id, uint32_t viewer);
+    void *scrape_ctx;
+};
+
+/* Binds and starts serving. Returns 0, or a negative errno with a message. */
+int http_server_start(const struct http_server_options *options, struct http_server **out,
+                      char *errbuf, size_t errlen);
+/* The port actually bound (useful with port 0). */
+unsigned http_server_port(const struct http_server *server);
+void http_server_stop(struct http_server *server);
+
+/* Splits "host:port" / ":port" / "[v6]:port". Returns 0 or -EINVAL. */
+int parse_listen_address(const char *text, char *host, size_t hostlen, unsigned *port);
+
+#endif

@@ -1,0 +1,34 @@
+/*
+ * ingest.h - the per-event data path shared by every input: decode, price,
+ * add to counters. Sources (file, Kafka) hand each message's bytes to an
+ * ingest_worker and learn its outcome (to dead-letter rejected ones).
+ *
+ * The path takes no lock, logs nothing and allocates nothing per event once
+ * warm (the decoder's arena and the counter tables' series are reused).
+ * Thread-safety: struct ingest is shared and read-only after ingest_new;
+ * each ingest_worker belongs to one thread.
+ */
+#ifndef AI_FINOPS_INGEST_H
+#define AI_FINOPS_INGEST_H
+
+#include <stddef.h>
+
+#include "config.h"
+#include "event.h"
+#include "metrics.h"
+
+struct ingest;
+struct ingest_worker;
+
+struct ingest *ingest_new(const struct exporter_config *cfg, struct metrics *metrics);
+void ingest_free(struct ingest *in);
+
+/* Main thread, before the worker's thread starts using it. NULL on failure. */
+struct ingest_worker *ingest_worker_new(struct ingest *in);
+void ingest_worker_free(struct ingest_worker *w);
+
+/* Processes one message and counts its outcome. Returns REJECT_NONE when it
+ * was added, else the reason it was rejected (nothing was added). */
+enum reject_reason ingest_process(struct ingest_worker *w, const char *buf, size_t len);
+
+#endif

@@ -1,0 +1,69 @@
+/*
+ * metrics.h - the exporter's metric registry: the labeled counter families
+ * (cost, tokens, GPU-seconds), event outcome counters, self-metrics, and the
+ * render of all of them for one scrape.
+ *
+ * Writers (ingest workers) each own a metrics_worker slot for their outcome
+ * counters, so the per-event accepted/rejected counts touch no shared cache
+ * line; a scrape sums the slots. Other modules (the Kafka source, pricing)
+ * add their own families through collectors.
+ *
+ * Thread-safety: metrics_record_* and metrics_worker_* are thread-safe
+ * (lock-free); metrics_render runs on the HTTP thread; metrics_new,
+ * metrics_add_collector and metrics_free run on the main thread before
+ * workers start / after they stop.
+ */
+#ifndef AI_FINOPS_METRICS_H
+#define AI_FINOPS_METRICS_H
+
+#include <stdint.h>
+
+#include "config.h"
+#include "dynbuf.h"
+#include "event.h"
+#include "expo.h"
+
+struct metrics;
+struct metrics_worker;
+
+struct metrics *metrics_new(const struct exporter_config *cfg);
+void metrics_free(struct metrics *m);
+
+/* A slot for one ingest thread; returns NULL when all slots are taken. */
+struct metrics_worker *metrics_worker_new(struct metrics *m);
+
+/* Adds an accepted event's cost, tokens and GPU-seconds, then counts it as
+ * accepted. Worker thread only (the slot is its own). */
+void metrics_record_event(struct metrics_worker *w, const struct event *ev);
+/* Counts a rejected event. Worker thread only. */
+void metrics_record_reject(struct metrics_worker *w, enum reject_reason reason);
+
+struct metrics_totals {
+    uint64_t accepted;
+    uint64_t rejected;
+    uint64_t rejected_by_reason[REJECT_REASON_COUNT];
+    int64_t last_event_ms;
+};
+/* Sums the worker slots. Thread-safe. */
+void metrics_totals(const struct metrics *m, struct metrics_totals *out);
+
+/* A collector appends its own families to a scrape (HTTP thread). */
+typedef void (*metrics_collector_fn)(struct dynbuf *b, enum expo_format fmt, void *ctx);
+int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx);
+
+/*
+ * The viewer bit of a scraper: with kafka.commit_replicas empty every
+ * scrape is one viewer (bit 0); otherwise replica i of that list is bit i
+ * and any other scraper shares bit 31. HTTP thread.
+ */
+uint32_t metrics_viewer_for(const struct metrics *m, const char *replica);
+
+/* Renders every family for a viewer (see counter_table_foreach; 0 shows
+ * real values even to a first reader). Returns 0 or -ENOMEM (render cap
+ * reached). HTTP thread only. */
+int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *out);
+
+/* For tests and benchmarks. */
+struct counter_table *metrics_cost_table(struct metrics *m);
+
+#endif

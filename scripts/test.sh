@@ -1,0 +1,42 @@
+#!/usr/bin/env bash
+# test.sh - the one command that runs every test from a fresh clone:
+# installs dependencies, then builds and runs three configurations:
+#   build/       release-with-debug-info: unit, fuzz-corpus replay, integration
+#                (1,000,000-event replay, real Kafka broker, promtool)
+#   build-asan/  ASan+UBSan: unit, fuzz replay, integration at reduced size
+#   build-tsan/  TSan: unit tests (the multi-threaded table stress test)
+# Exits non-zero if any test fails. Timing never fails a test.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+root=$(pwd)
+jobs=$(nproc 2>/dev/null || echo 2)
+
+"$root/scripts/setup.sh"
+
+status=0
+run_config() {
+  local dir=$1 label=$2; shift 2
+  echo "=== configure $dir ($*)"
+  cmake -S "$root" -B "$root/$dir" -DCMAKE_BUILD_TYPE=RelWithDebInfo "$@" >/dev/null
+  echo "=== build $dir"
+  cmake --build "$root/$dir" -j"$jobs" >/dev/null
+  echo "=== test $dir"
+  if ! (cd "$root/$dir" && ctest --output-on-failure -j"$jobs" ${label:+-L "$label"}); then
+    status=1
+  fi
+}
+
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
+
+run_config build ""
+run_config build-asan "unit|fuzz|integration" -DFINOPS_SANITIZE_ADDRESS=ON
+run_config build-tsan "unit" -DFINOPS_SANITIZE_THREAD=ON
+
+if [ $status -ne 0 ]; then
+  echo "test.sh: FAILED"
+else
+  echo "test.sh: all configurations passed"
+fi
+exit $status

@@ -1,0 +1,916 @@
+/*
+ * kafka_source.c - the Kafka input: a consumer group of N librdkafka
+ * consumers (one per thread, cooperative-sticky), each feeding its own
+ * ingest worker, with offsets committed only for what Prometheus has seen.
+ *
+ * Delivery design (docs/delivery.md):
+ *  - Each (topic, partition) has one process-wide state: `applied`, the
+ *    highest offset added to the counters. A message at or below it is a
+ *    redelivery and is skipped (librdkafka 2.0.2 can redeliver around
+ *    rebalances), so a partition moving between our threads never counts
+ *    twice.
+ *  - A scrape snapshots every partition's `applied` before it renders
+ *    (acquire: the counters then hold at least those events). When the
+ *    scrape was sent completely, the previous completed snapshot of that
+ *    viewer becomes observed: one scrape of lag, because a new series is
+ *    shown as 0 the first time (see counter_table_foreach). The commit is
+ *    the minimum over the required viewers, and never past a dead letter
+ *    that is not yet acknowledged.
+ *  - Rejected messages go byte for byte to the dead-letter topic with
+ *    headers naming the reason and where they came from.
+ * Thread-safety: consumer threads own their handles; the HTTP thread runs
+ * the scrape hooks and the collector; `registry_lock` guards the partition
+ * list, snapshots and ownership, never taken on the per-message path.
+ * Lock order: registry_lock, then a partition's dlq_lock.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+
+#include "log.h"
+#include "source.h"
+
+#define MAX_VIEWERS   32
+#define MAX_SNAPSHOTS 16
+#define POLL_MS       100
+
+struct partition_state {
+    char *topic;
+    int32_t partition;
+    _Atomic int64_t applied; /* highest offset applied, -1 for none */
+    /* HTTP thread, under registry_lock: */
+    int64_t last_done[MAX_VIEWERS];   /* from the viewer's latest completed scrape */
+    int64_t observed_by[MAX_VIEWERS]; /* from the completed scrape before that */
+    _Atomic int64_t committed;        /* next offset committed, -1 for none */
+    rd_kafka_t *owner;                /* consumer holding it, NULL if unassigned */
+    /* dead letters not yet acknowledged, in offset order */
+    pthread_mutex_t dlq_lock;
+    int64_t *dlq_pending;
+    size_t dlq_count, dlq_cap;
+};
+
+struct snapshot {
+    uint64_t scrape_id;
+    uint32_t viewer;
+    size_t count;
+    int64_t *applied; /* indexed like the registry at snapshot time */
+};
+
+struct consumer {
+    struct kafka_source *source;
+    rd_kafka_t *rk;
+    struct ingest_worker *worker;
+    pthread_t thread;
+    bool started;
+    int index;
+    /* this thread's lookup cache: last partition seen */
+    rd_kafka_topic_t *cache_rkt;
+    int32_t cache_partition;
+    struct partition_state *cache_state;
+    _Atomic bool broker_up;
+    _Atomic int assigned;
+};
+
+struct dlq_ref {
+    struct partition_state *state;
+    int64_t offset;
+    char reason[32];
+};
+
+struct kafka_source {
+    struct event_source base; /* first: the interface pointer is this */
+    const struct exporter_config *cfg;
+    struct ingest *ingest;
+    struct consumer *consumers;
+    int consumer_count;
+    rd_kafka_t *dlq; /* NULL when dead-lettering is off */
+    pthread_t dlq_thread;
+    bool dlq_thread_started;
+    uint32_t required_viewers;
+    atomic_bool stop;
+    atomic_bool shutting_down;
+
+    pthread_mutex_t registry_lock;
+    struct partition_state **parts;
+    size_t part_count, part_cap;
+    struct snapshot snapshots[MAX_SNAPSHOTS];
+    size_t snapshot_next;
+
+    _Atomic uint64_t rebalances, commits, commit_failures, duplicates, dlq_produced, dlq_failures,
+        messages;
+};
+
+static int64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- partition registry ------------------------------------------------ */
+
+/* Caller holds registry_lock. */
+static struct partition_state *registry_find(struct kafka_source *ks, const char *topic,
+                                             int32_t partition, bool create)
+{
+    for (size_t i = 0; i < ks->part_count; i++)
+        if (ks->parts[i]->partition == partition && strcmp(ks->parts[i]->topic, topic) == 0)
+            return ks->parts[i];
+    if (!create)
+        return NULL;
+    if (ks->part_count == ks->part_cap) {
+        size_t cap = ks->part_cap ? ks->part_cap * 2 : 64;
+        struct partition_state **parts = realloc(ks->parts, cap * sizeof(*parts));
+        if (!parts)
+            return NULL;
+        ks->parts = parts;
+        ks->part_cap = cap;
+    }
+    struct partition_state *p = calloc(1, sizeof(*p));
+    if (!p || !(p->topic = strdup(topic))) {
+        free(p);
+        return NULL;
+    }
+    p->partition = partition;
+    atomic_init(&p->applied, -1);
+    atomic_init(&p->committed, -1);
+    for (int v = 0; v < MAX_VIEWERS; v++)
+        p->last_done[v] = p->observed_by[v] = -1;
+    pthread_mutex_init(&p->dlq_lock, NULL);
+    ks->parts[ks->part_count++] = p;
+    return p;
+}
+
+static void partition_free(struct partition_state *p)
+{
+    pthread_mutex_destroy(&p->dlq_lock);
+    free(p->dlq_pending);
+    free(p->topic);
+    free(p);
+}
+
+/* The offset to commit: one past the last event every required viewer has
+ * seen (or, in periodic mode, past the last applied), held below the
+ * oldest unacknowledged dead letter. Caller holds registry_lock. */
+static int64_t commit_target(struct kafka_source *ks, struct partition_state *p, bool applied_all)
+{
+    int64_t upto = atomic_load_explicit(&p->applied, memory_order_acquire);
+    if (!applied_all) {
+        for (int v = 0; v < MAX_VIEWERS; v++)
+            if ((ks->required_viewers & (1u << v)) && p->observed_by[v] < upto)
+                upto = p->observed_by[v];
+    }
+    pthread_mutex_lock(&p->dlq_lock);
+    if (p->dlq_count && p->dlq_pending[0] - 1 < upto)
+        upto = p->dlq_pending[0] - 1;
+    pthread_mutex_unlock(&p->dlq_lock);
+    return upto + 1;
+}
+
+/*
+ * Commits every owned partition whose target moved. async from the HTTP
+ * thread (a commit right after the scrape shrinks the window in which a
+ * crash would make a new owner re-read what Prometheus already has); sync
+ * from rebalance and shutdown. Caller holds registry_lock.
+ */
+static void commit_owned(struct kafka_source *ks, rd_kafka_t *only, bool applied_all, bool async)
+{
+    for (int c = 0; c < ks->consumer_count; c++) {
+        rd_kafka_t *rk = ks->consumers[c].rk;
+        if (!rk || (only && rk != only))
+            continue;
+        rd_kafka_topic_partition_list_t *list = NULL;
+        for (size_t i = 0; i < ks->part_count; i++) {
+            struct partition_state *p = ks->parts[i];
+            if (p->owner != rk)
+                continue;
+            int64_t target = commit_target(ks, p, applied_all);
+            if (target <= 0 || target <= atomic_load(&p->committed))
+                continue;
+            if (!list)
+                list = rd_kafka_topic_partition_list_new(8);
+            rd_kafka_topic_partition_list_add(list, p->topic, p->partition)->offset = target;
+        }
+        if (!list)
+            continue;
+        rd_kafka_resp_err_t err = rd_kafka_commit(rk, list, async ? 1 : 0);
+        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+            atomic_fetch_add(&ks->commit_failures, 1);
+            log_warn("offset commit failed", "error", rd_kafka_err2str(err), NULL);
+        } else if (!async) {
+            for (int i = 0; i < list->cnt; i++) {
+                struct partition_state *p =
+                    registry_find(ks, list->elems[i].topic, list->elems[i].partition, false);
+                if (p && list->elems[i].err == 0)
+                    atomic_store(&p->committed, list->elems[i].offset);
+            }
+            atomic_fetch_add(&ks->commits, 1);
+        }
+        rd_kafka_topic_partition_list_destroy(list);
+    }
+}
+
+/* ---- librdkafka callbacks (consumer threads) ----------------------------- */
+
+static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                             rd_kafka_topic_partition_list_t *offsets, void *opaque)
+{
+    struct consumer *c = opaque;
+    struct kafka_source *ks = c->source;
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
+        return;
+    if (err) {
+        atomic_fetch_add(&ks->commit_failures, 1);
+        log_warn("offset commit failed", "error", rd_kafka_err2str(err), NULL);
+        return;
+    }
+    atomic_fetch_add(&ks->commits, 1);
+    pthread_mutex_lock(&ks->registry_lock);
+    for (int i = 0; offsets && i < offsets->cnt; i++) {
+        struct partition_state *p =
+            registry_find(ks, offsets->elems[i].topic, offsets->elems[i].partition, false);
+        if (p && offsets->elems[i].err == 0 &&
+            offsets->elems[i].offset > atomic_load(&p->committed))
+            atomic_store(&p->committed, offsets->elems[i].offset);
+    }
+    pthread_mutex_unlock(&ks->registry_lock);
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    struct consumer *c = opaque;
+    struct kafka_source *ks = c->source;
+    bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    atomic_fetch_add(&ks->rebalances, 1);
+    c->cache_rkt = NULL;
+    c->cache_state = NULL;
+
+    pthread_mutex_lock(&ks->registry_lock);
+    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        for (int i = 0; i < parts->cnt; i++) {
+            struct partition_state *p =
+                registry_find(ks, parts->elems[i].topic, parts->elems[i].partition, true);
+            if (p)
+                p->owner = rk;
+        }
+        atomic_fetch_add(&c->assigned, parts->cnt);
+    } else {
+        /*
+         * Revoked while we keep running: commit everything applied, since
+         * this process keeps serving those counters and a new owner must
+         * not add them again. At shutdown only what scrapes observed is
+         * committed (the rest dies with the process and must be re-read).
+         */
+        bool applied_all =
+            !atomic_load(&ks->shutting_down) || ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC;
+        commit_owned(ks, rk, applied_all, false);
+        for (int i = 0; i < parts->cnt; i++) {
+            struct partition_state *p =
+                registry_find(ks, parts->elems[i].topic, parts->elems[i].partition, false);
+            if (p && p->owner == rk)
+                p->owner = NULL;
+        }
+        atomic_fetch_sub(&c->assigned, parts->cnt);
+    }
+    pthread_mutex_unlock(&ks->registry_lock);
+
+    bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
+    if (cooperative) {
+        rd_kafka_error_t *error = assign ? rd_kafka_incremental_assign(rk, parts)
+                                         : rd_kafka_incremental_unassign(rk, parts);
+        if (error) {
+            log_error("partition assignment failed", "error", rd_kafka_error_string(error), NULL);
+            rd_kafka_error_destroy(error);
+        }
+    } else {
+        rd_kafka_resp_err_t aerr = rd_kafka_assign(rk, assign ? parts : NULL);
+        if (aerr)
+            log_error("partition assignment failed", "error", rd_kafka_err2str(aerr), NULL);
+    }
+    char n[16];
+    snprintf(n, sizeof(n), "%d", parts->cnt);
+    log_info(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "partitions assigned"
+                                                         : "partitions revoked",
+             "count", n, NULL);
+}
+
+static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    struct consumer *c = opaque;
+    (void)rk;
+    if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
+        atomic_store(&c->broker_up, false);
+    log_warn("kafka", "error", rd_kafka_err2name((rd_kafka_resp_err_t)err), "detail", reason, NULL);
+}
+
+/* Broker state from librdkafka's statistics JSON: up when any real broker
+ * (nodeid >= 0) is in state UP. */
+static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
+{
+    struct consumer *c = opaque;
+    (void)rk;
+    cJSON *root = cJSON_ParseWithLength(json, len);
+    bool up = false;
+    const cJSON *brokers = cJSON_GetObjectItemCaseSensitive(root, "brokers");
+    for (const cJSON *b = brokers ? brokers->child : NULL; b; b = b->next) {
+        const cJSON *state = cJSON_GetObjectItemCaseSensitive(b, "state");
+        const cJSON *nodeid = cJSON_GetObjectItemCaseSensitive(b, "nodeid");
+        if (cJSON_IsString(state) && strcmp(state->valuestring, "UP") == 0 &&
+            cJSON_IsNumber(nodeid) && nodeid->valuedouble >= 0)
+            up = true;
+    }
+    cJSON_Delete(root);
+    atomic_store(&c->broker_up, up);
+    return 0; /* librdkafka frees json */
+}
+
+/* ---- dead letters -------------------------------------------------------- */
+
+static void dlq_remove(struct partition_state *p, int64_t offset)
+{
+    pthread_mutex_lock(&p->dlq_lock);
+    for (size_t i = 0; i < p->dlq_count; i++) {
+        if (p->dlq_pending[i] != offset)
+            continue;
+        memmove(&p->dlq_pending[i], &p->dlq_pending[i + 1],
+                (p->dlq_count - i - 1) * sizeof(int64_t));
+        p->dlq_count--;
+        break;
+    }
+    pthread_mutex_unlock(&p->dlq_lock);
+}
+
+static int dlq_produce(struct kafka_source *ks, struct dlq_ref *ref, const void *payload,
+                       size_t len, const void *key, size_t key_len)
+{
+    char partition[16], offset[24];
+    snprintf(partition, sizeof(partition), "%d", ref->state->partition);
+    snprintf(offset, sizeof(offset), "%lld", (long long)ref->offset);
+    rd_kafka_resp_err_t err = rd_kafka_producev(
+        ks->dlq, RD_KAFKA_V_TOPIC(ks->cfg->kafka_dlq_topic),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE((void *)payload, len),
+        RD_KAFKA_V_KEY((void *)key, key_len),
+        RD_KAFKA_V_HEADER("ai_finops_reason", ref->reason, -1),
+        RD_KAFKA_V_HEADER("ai_finops_source_topic", ref->state->topic, -1),
+        RD_KAFKA_V_HEADER("ai_finops_source_partition", partition, -1),
+        RD_KAFKA_V_HEADER("ai_finops_source_offset", offset, -1), RD_KAFKA_V_OPAQUE(ref),
+        RD_KAFKA_V_END);
+    return err ? -EIO : 0;
+}
+
+static void dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct kafka_source *ks = opaque;
+    struct dlq_ref *ref = m->_private;
+    (void)rk;
+    if (m->err) {
+        /* Keep the offset pending (it is never committed) and try again:
+         * losing a dead letter would lose the event. */
+        atomic_fetch_add(&ks->dlq_failures, 1);
+        log_warn("dead letter not delivered; retrying", "error", rd_kafka_err2str(m->err), NULL);
+        if (!atomic_load(&ks->stop) &&
+            dlq_produce(ks, ref, m->payload, m->len, m->key, m->key_len) == 0)
+            return;
+    } else {
+        atomic_fetch_add(&ks->dlq_produced, 1);
+        dlq_remove(ref->state, ref->offset);
+    }
+    free(ref);
+}
+
+static void *dlq_poll_main(void *arg)
+{
+    struct kafka_source *ks = arg;
+    while (!atomic_load(&ks->stop))
+        rd_kafka_poll(ks->dlq, POLL_MS);
+    return NULL;
+}
+
+/* Consumer thread: registers the pending dead letter, then sends it. */
+static void dead_letter(struct kafka_source *ks, struct partition_state *p,
+                        const rd_kafka_message_t *m, enum reject_reason reason)
+{
+    struct dlq_ref *ref = calloc(1, sizeof(*ref));
+    if (!ref)
+        goto fail;
+    ref->state = p;
+    ref->offset = m->offset;
+    snprintf(ref->reason, sizeof(ref->reason), "%s", reject_reason_name(reason));
+    pthread_mutex_lock(&p->dlq_lock);
+    if (p->dlq_count == p->dlq_cap) {
+        size_t cap = p->dlq_cap ? p->dlq_cap * 2 : 16;
+        int64_t *pending = realloc(p->dlq_pending, cap * sizeof(int64_t));
+        if (!pending) {
+            pthread_mutex_unlock(&p->dlq_lock);
+            free(ref);
+            goto fail;
+        }
+        p->dlq_pending = pending;
+        p->dlq_cap = cap;
+    }
+    p->dlq_pending[p->dlq_count++] = m->offset;
+    pthread_mutex_unlock(&p->dlq_lock);
+    if (dlq_produce(ks, ref, m->payload, m->len, m->key, m->key_len) == 0)
+        return;
+    dlq_remove(p, m->offset);
+    free(ref);
+fail:
+    atomic_fetch_add(&ks->dlq_failures, 1);
+    log_error("cannot queue dead letter", "topic", p->topic, NULL);
+}
+
+/* ---- consumer threads -------------------------------------------------- */
+
+static struct partition_state *state_for(struct consumer *c, const rd_kafka_message_t *m)
+{
+    if (c->cache_state && c->cache_rkt == m->rkt && c->cache_partition == m->partition)
+        return c->cache_state;
+    struct kafka_source *ks = c->source;
+    pthread_mutex_lock(&ks->registry_lock);
+    struct partition_state *p = registry_find(ks, rd_kafka_topic_name(m->rkt), m->partition, true);
+    pthread_mutex_unlock(&ks->registry_lock);
+    c->cache_rkt = m->rkt;
+    c->cache_partition = m->partition;
+    c->cache_state = p;
+    return p;
+}
+
+static void handle_message(struct consumer *c, rd_kafka_message_t *m)
+{
+    struct kafka_source *ks = c->source;
+    if (m->err) {
+        if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+            log_warn("consume error", "error", rd_kafka_message_errstr(m), NULL);
+        return;
+    }
+    atomic_store_explicit(&c->broker_up, true, memory_order_relaxed);
+    struct partition_state *p = state_for(c, m);
+    if (!p)
+        return;
+    if (m->offset <= atomic_load_explicit(&p->applied, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&ks->duplicates, 1, memory_order_relaxed);
+        return;
+    }
+    enum reject_reason reason =
+        ingest_process(c->worker, m->payload ? m->payload : "", m->payload ? m->len : 0);
+    if (reason != REJECT_NONE && ks->dlq)
+        dead_letter(ks, p, m, reason);
+    /* release: a scrape that reads this offset (acquire) then sees the
+     * counter increments and the pending dead letter made above. */
+    atomic_store_explicit(&p->applied, m->offset, memory_order_release);
+}
+
+static void *consumer_main(void *arg)
+{
+    struct consumer *c = arg;
+    struct kafka_source *ks = c->source;
+    int64_t next_periodic = now_ms() + ks->cfg->kafka_commit_interval_ms;
+    while (!atomic_load_explicit(&ks->stop, memory_order_relaxed)) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, POLL_MS);
+        if (m) {
+            handle_message(c, m);
+            rd_kafka_message_destroy(m);
+        }
+        if (ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC && now_ms() >= next_periodic) {
+            pthread_mutex_lock(&ks->registry_lock);
+            commit_owned(ks, c->rk, true, true);
+            pthread_mutex_unlock(&ks->registry_lock);
+            next_periodic = now_ms() + ks->cfg->kafka_commit_interval_ms;
+        }
+    }
+    return NULL;
+}
+
+/* ---- scrape hooks (HTTP thread) ---------------------------------------- */
+
+static void ks_scrape_started(struct event_source *src, uint64_t scrape_id, uint32_t viewer)
+{
+    struct kafka_source *ks = (struct kafka_source *)src;
+    pthread_mutex_lock(&ks->registry_lock);
+    struct snapshot *s = &ks->snapshots[ks->snapshot_next++ % MAX_SNAPSHOTS];
+    int64_t *applied = realloc(s->applied, (ks->part_count + 1) * sizeof(int64_t));
+    if (applied) {
+        s->applied = applied;
+        s->scrape_id = scrape_id;
+        s->viewer = viewer;
+        s->count = ks->part_count;
+        for (size_t i = 0; i < ks->part_count; i++)
+            /* acquire: pairs with the consumer's release store, so the
+             * render that follows includes every increment up to here. */
+            s->applied[i] = atomic_load_explicit(&ks->parts[i]->applied, memory_order_acquire);
+    } else {
+        s->scrape_id = 0;
+    }
+    pthread_mutex_unlock(&ks->registry_lock);
+}
+
+static void ks_scrape_completed(struct event_source *src, uint64_t scrape_id, uint32_t viewer)
+{
+    struct kafka_source *ks = (struct kafka_source *)src;
+    int v = __builtin_ctz(viewer);
+    pthread_mutex_lock(&ks->registry_lock);
+    for (size_t k = 0; k < MAX_SNAPSHOTS; k++) {
+        struct snapshot *s = &ks->snapshots[k];
+        if (s->scrape_id != scrape_id || !s->applied)
+            continue;
+        for (size_t i = 0; i < s->count; i++) {
+            struct partition_state *p = ks->parts[i];
+            /* One scrape of lag: what this scrape showed for the first
+             * time as 0 becomes visible to increase() at the next one. */
+            if (p->last_done[v] > p->observed_by[v])
+                p->observed_by[v] = p->last_done[v];
+            if (s->applied[i] > p->last_done[v])
+                p->last_done[v] = s->applied[i];
+        }
+        s->scrape_id = 0;
+        break;
+    }
+    if (ks->cfg->kafka_commit_mode == COMMIT_MODE_SCRAPE && !atomic_load(&ks->shutting_down))
+        commit_owned(ks, NULL, false, true);
+    pthread_mutex_unlock(&ks->registry_lock);
+}
+
+/* ---- self-metrics (HTTP thread) ---------------------------------------- */
+
+static void render_counter(struct dynbuf *b, enum expo_format fmt, const char *base,
+                           const char *help, uint64_t value)
+{
+    expo_family(b, fmt, base, "counter", help);
+    dynbuf_printf(b, "%s_total", base);
+    expo_value_u64(b, value);
+}
+
+static void collect(struct dynbuf *b, enum expo_format fmt, void *ctx)
+{
+    struct kafka_source *ks = ctx;
+    int assigned = 0, up = 0;
+    for (int i = 0; i < ks->consumer_count; i++) {
+        assigned += atomic_load(&ks->consumers[i].assigned);
+        up |= atomic_load(&ks->consumers[i].broker_up);
+    }
+    expo_family(b, fmt, "ai_finops_kafka_assigned_partitions", "gauge",
+                "Partitions assigned to this process's consumers.");
+    dynbuf_append_str(b, "ai_finops_kafka_assigned_partitions");
+    expo_value_u64(b, (uint64_t)(assigned < 0 ? 0 : assigned));
+    expo_family(b, fmt, "ai_finops_kafka_broker_up", "gauge",
+                "1 when a consumer is connected to a Kafka broker.");
+    dynbuf_append_str(b, "ai_finops_kafka_broker_up");
+    expo_value_u64(b, (uint64_t)up);
+    render_counter(b, fmt, "ai_finops_kafka_rebalances", "Rebalance events (assign and revoke).",
+                   atomic_load(&ks->rebalances));
+    render_counter(b, fmt, "ai_finops_kafka_commits", "Successful offset commits.",
+                   atomic_load(&ks->commits));
+    render_counter(b, fmt, "ai_finops_kafka_commit_failures", "Failed offset commits.",
+                   atomic_load(&ks->commit_failures));
+    render_counter(b, fmt, "ai_finops_kafka_duplicates_skipped",
+                   "Redelivered messages at or below the partition's applied offset, skipped.",
+                   atomic_load(&ks->duplicates));
+    render_counter(b, fmt, "ai_finops_dlq_produced", "Dead letters acknowledged by the broker.",
+                   atomic_load(&ks->dlq_produced));
+    render_counter(b, fmt, "ai_finops_dlq_failures",
+                   "Dead letters that failed to send (retried; their offsets stay uncommitted).",
+                   atomic_load(&ks->dlq_failures));
+
+    pthread_mutex_lock(&ks->registry_lock);
+    static const char *const names[] = {"topic", "partition"};
+    const char *families[][2] = {
+        {"ai_finops_kafka_consumer_lag", "Messages behind the partition's high watermark."},
+        {"ai_finops_kafka_applied_offset", "Highest offset added to the counters."},
+        {"ai_finops_kafka_committed_offset", "Next offset committed for the group."},
+        {"ai_finops_dlq_pending", "Dead letters not yet acknowledged."},
+    };
+    for (int f = 0; f < 4; f++) {
+        expo_family(b, fmt, families[f][0], "gauge", families[f][1]);
+        for (size_t i = 0; i < ks->part_count; i++) {
+            struct partition_state *p = ks->parts[i];
+            if (!p->owner)
+                continue;
+            int64_t applied = atomic_load(&p->applied), value = 0;
+            if (f == 0) {
+                int64_t lo = 0, hi = 0;
+                if (rd_kafka_get_watermark_offsets(p->owner, p->topic, p->partition, &lo, &hi) ==
+                        0 &&
+                    hi > 0) {
+                    int64_t next = applied >= 0 ? applied + 1 : lo;
+                    value = hi > next ? hi - next : 0;
+                }
+            } else if (f == 1) {
+                value = applied;
+            } else if (f == 2) {
+                value = atomic_load(&p->committed);
+            } else {
+                pthread_mutex_lock(&p->dlq_lock);
+                value = (int64_t)p->dlq_count;
+                pthread_mutex_unlock(&p->dlq_lock);
+            }
+            char part[16];
+            snprintf(part, sizeof(part), "%d", p->partition);
+            struct label_value lv[2] = {{p->topic, (uint32_t)strlen(p->topic)},
+                                        {part, (uint32_t)strlen(part)}};
+            dynbuf_append_str(b, families[f][0]);
+            expo_labels(b, names, lv, 2);
+            dynbuf_printf(b, " %lld\n", (long long)value);
+        }
+    }
+    pthread_mutex_unlock(&ks->registry_lock);
+}
+
+/* ---- lifecycle (main thread) ------------------------------------------- */
+
+static int set_conf(rd_kafka_conf_t *conf, const char *key, const char *value, char *errbuf,
+                    size_t errlen)
+{
+    char err[512];
+    if (rd_kafka_conf_set(conf, key, value, err, sizeof(err)) == RD_KAFKA_CONF_OK)
+        return 0;
+    snprintf(errbuf, errlen, "kafka property '%s': %s (fix kafka.properties in the config)", key,
+             err);
+    return -EINVAL;
+}
+
+/* Our defaults first, so kafka.properties can override them. */
+static rd_kafka_conf_t *base_conf(const struct exporter_config *cfg, const char *const *defaults,
+                                  char *errbuf, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    if (set_conf(conf, "bootstrap.servers", cfg->kafka_brokers, errbuf, errlen))
+        goto fail;
+    for (size_t i = 0; defaults && defaults[i]; i += 2)
+        if (set_conf(conf, defaults[i], defaults[i + 1], errbuf, errlen))
+            goto fail;
+    for (size_t i = 0; i < cfg->kafka_properties.count; i++)
+        if (set_conf(conf, cfg->kafka_properties.keys[i], cfg->kafka_properties.values[i], errbuf,
+                     errlen))
+            goto fail;
+    return conf;
+fail:
+    rd_kafka_conf_destroy(conf);
+    return NULL;
+}
+
+static int consumer_init(struct kafka_source *ks, struct consumer *c, char *errbuf, size_t errlen)
+{
+    const struct exporter_config *cfg = ks->cfg;
+    char client_id[64];
+    snprintf(client_id, sizeof(client_id), "ai-finops-exporter-%d", c->index);
+    static const char *const defaults[] = {"auto.offset.reset", "earliest",
+                                           "statistics.interval.ms", "1000", NULL};
+    rd_kafka_conf_t *conf = base_conf(cfg, defaults, errbuf, errlen);
+    if (!conf)
+        return -EINVAL;
+    /* Ours, applied after the user's properties: the delivery guarantees
+     * depend on them. */
+    if (set_conf(conf, "group.id", cfg->kafka_group_id, errbuf, errlen) ||
+        set_conf(conf, "client.id", client_id, errbuf, errlen) ||
+        set_conf(conf, "enable.auto.commit", "false", errbuf, errlen) ||
+        set_conf(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
+        set_conf(conf, "partition.assignment.strategy", "cooperative-sticky", errbuf, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return -EINVAL;
+    }
+    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
+    rd_kafka_conf_set_error_cb(conf, error_cb);
+    rd_kafka_conf_set_stats_cb(conf, stats_cb);
+    char err[512];
+    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!c->rk) {
+        snprintf(errbuf, errlen, "cannot create Kafka consumer: %s", err);
+        return -EINVAL; /* rd_kafka_new destroyed conf */
+    }
+    rd_kafka_poll_set_consumer(c->rk);
+    rd_kafka_topic_partition_list_t *topics =
+        rd_kafka_topic_partition_list_new((int)cfg->kafka_topics.count);
+    for (size_t i = 0; i < cfg->kafka_topics.count; i++)
+        rd_kafka_topic_partition_list_add(topics, cfg->kafka_topics.items[i],
+                                          RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t serr = rd_kafka_subscribe(c->rk, topics);
+    rd_kafka_topic_partition_list_destroy(topics);
+    if (serr) {
+        snprintf(errbuf, errlen, "cannot subscribe: %s", rd_kafka_err2str(serr));
+        return -EINVAL;
+    }
+    c->worker = ingest_worker_new(ks->ingest);
+    return c->worker ? 0 : -ENOMEM;
+}
+
+static int dlq_init(struct kafka_source *ks, char *errbuf, size_t errlen)
+{
+    static const char *const defaults[] = {"linger.ms", "5", NULL};
+    rd_kafka_conf_t *conf = base_conf(ks->cfg, defaults, errbuf, errlen);
+    if (!conf)
+        return -EINVAL;
+    /* Idempotence keeps librdkafka's retries from duplicating a letter. */
+    if (set_conf(conf, "enable.idempotence", "true", errbuf, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return -EINVAL;
+    }
+    rd_kafka_conf_set_opaque(conf, ks);
+    rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivery_cb);
+    char err[512];
+    ks->dlq = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!ks->dlq) {
+        snprintf(errbuf, errlen, "cannot create dead-letter producer: %s", err);
+        return -EINVAL;
+    }
+    return 0;
+}
+
+static int ks_start(struct event_source *src, char *errbuf, size_t errlen)
+{
+    struct kafka_source *ks = (struct kafka_source *)src;
+    if (ks->dlq) {
+        int rc = pthread_create(&ks->dlq_thread, NULL, dlq_poll_main, ks);
+        if (rc) {
+            snprintf(errbuf, errlen, "cannot start dead-letter thread: %s", strerror(rc));
+            return -rc;
+        }
+        ks->dlq_thread_started = true;
+    }
+    for (int i = 0; i < ks->consumer_count; i++) {
+        int rc = pthread_create(&ks->consumers[i].thread, NULL, consumer_main, &ks->consumers[i]);
+        if (rc) {
+            snprintf(errbuf, errlen, "cannot start consumer thread: %s", strerror(rc));
+            return -rc;
+        }
+        ks->consumers[i].started = true;
+    }
+    return 0;
+}
+
+/* All applied events observed by every required viewer, and no dead
+ * letter pending? Caller holds registry_lock. */
+static bool all_observed(struct kafka_source *ks)
+{
+    for (size_t i = 0; i < ks->part_count; i++) {
+        struct partition_state *p = ks->parts[i];
+        if (!p->owner)
+            continue;
+        if (commit_target(ks, p, false) <= atomic_load(&p->applied))
+            return false;
+    }
+    return true;
+}
+
+static void ks_stop(struct event_source *src)
+{
+    struct kafka_source *ks = (struct kafka_source *)src;
+    if (atomic_exchange(&ks->shutting_down, true))
+        return;
+    /* 1. Stop consuming; nothing new is applied from here on. */
+    atomic_store(&ks->stop, true);
+    for (int i = 0; i < ks->consumer_count; i++)
+        if (ks->consumers[i].started) {
+            pthread_join(ks->consumers[i].thread, NULL);
+            ks->consumers[i].started = false;
+        }
+    /* 2. Keep serving scrapes until Prometheus has seen everything applied
+     * (or the wait runs out), while dead letters drain. */
+    if (ks->dlq) {
+        if (ks->dlq_thread_started) {
+            pthread_join(ks->dlq_thread, NULL);
+            ks->dlq_thread_started = false;
+        }
+    }
+    int64_t deadline = now_ms() + ks->cfg->kafka_shutdown_scrape_wait_ms;
+    bool done = ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC;
+    while (!done && now_ms() < deadline) {
+        if (ks->dlq)
+            rd_kafka_poll(ks->dlq, 0);
+        pthread_mutex_lock(&ks->registry_lock);
+        done = all_observed(ks);
+        pthread_mutex_unlock(&ks->registry_lock);
+        if (!done)
+            usleep(50 * 1000);
+    }
+    if (!done)
+        log_warn("shutdown: not every applied event was scraped in time; the rest will be "
+                 "re-read by the next owner",
+                 NULL);
+    if (ks->dlq)
+        rd_kafka_flush(ks->dlq, 5000);
+    /* 3. Commit what was observed (everything applied, in periodic mode),
+     * then leave the group; the revoke callback commits the same. */
+    pthread_mutex_lock(&ks->registry_lock);
+    commit_owned(ks, NULL, ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC, false);
+    pthread_mutex_unlock(&ks->registry_lock);
+    for (int i = 0; i < ks->consumer_count; i++)
+        if (ks->consumers[i].rk)
+            rd_kafka_consumer_close(ks->consumers[i].rk);
+    log_info("kafka consumers closed", NULL);
+}
+
+static bool ks_ready(struct event_source *src)
+{
+    struct kafka_source *ks = (struct kafka_source *)src;
+    if (atomic_load(&ks->shutting_down))
+        return false;
+    int assigned = 0;
+    bool up = false;
+    for (int i = 0; i < ks->consumer_count; i++) {
+        assigned += atomic_load(&ks->consumers[i].assigned);
+        up |= atomic_load(&ks->consumers[i].broker_up);
+    }
+    return up && assigned > 0;
+}
+
+static void ks_free_memory(struct kafka_source *ks)
+{
+    for (size_t i = 0; i < ks->part_count; i++)
+        partition_free(ks->parts[i]);
+    free(ks->parts);
+    for (int k = 0; k < MAX_SNAPSHOTS; k++)
+        free(ks->snapshots[k].applied);
+    free(ks->consumers);
+    pthread_mutex_destroy(&ks->registry_lock);
+    free(ks);
+}
+
+/* Call after the HTTP server stopped: the collector reads this state. */
+static void ks_destroy(struct event_source *src)
+{
+    struct kafka_source *ks = (struct kafka_source *)src;
+    if (!ks)
+        return;
+    ks_stop(src);
+    pthread_mutex_lock(&ks->registry_lock);
+    for (size_t i = 0; i < ks->part_count; i++)
+        ks->parts[i]->owner = NULL; /* the collector must not touch closed handles */
+    pthread_mutex_unlock(&ks->registry_lock);
+    for (int i = 0; i < ks->consumer_count; i++) {
+        if (ks->consumers[i].rk)
+            rd_kafka_destroy(ks->consumers[i].rk);
+        ingest_worker_free(ks->consumers[i].worker);
+    }
+    if (ks->dlq)
+        rd_kafka_destroy(ks->dlq);
+    ks_free_memory(ks);
+}
+
+static const struct event_source_ops kafka_source_ops = {
+    .name = "kafka",
+    .start = ks_start,
+    .stop = ks_stop,
+    .ready = ks_ready,
+    .destroy = ks_destroy,
+    .scrape_started = ks_scrape_started,
+    .scrape_completed = ks_scrape_completed,
+};
+
+struct event_source *kafka_source_new(const struct exporter_config *cfg, struct ingest *ingest,
+                                      struct metrics *metrics, char *errbuf, size_t errlen)
+{
+    struct kafka_source *ks = calloc(1, sizeof(*ks));
+    if (!ks) {
+        snprintf(errbuf, errlen, "out of memory");
+        return NULL;
+    }
+    ks->base.ops = &kafka_source_ops;
+    ks->cfg = cfg;
+    ks->ingest = ingest;
+    pthread_mutex_init(&ks->registry_lock, NULL);
+    size_t replicas = cfg->kafka_commit_replicas.count;
+    ks->required_viewers = replicas ? (replicas >= 31 ? 0x7fffffffu : (1u << replicas) - 1) : 1u;
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    ks->consumer_count =
+        cfg->kafka_threads > 0 ? (int)cfg->kafka_threads : (int)(cores > 0 ? cores : 1);
+    ks->consumers = calloc((size_t)ks->consumer_count, sizeof(*ks->consumers));
+    if (!ks->consumers) {
+        snprintf(errbuf, errlen, "out of memory");
+        goto fail;
+    }
+    if (cfg->kafka_dlq_topic && cfg->kafka_dlq_topic[0] && dlq_init(ks, errbuf, errlen))
+        goto fail;
+    for (int i = 0; i < ks->consumer_count; i++) {
+        ks->consumers[i].source = ks;
+        ks->consumers[i].index = i;
+        if (consumer_init(ks, &ks->consumers[i], errbuf, errlen))
+            goto fail;
+    }
+    if (metrics_add_collector(metrics, collect, ks)) {
+        snprintf(errbuf, errlen, "too many metric collectors");
+        goto fail;
+    }
+    return &ks->base;
+fail:
+    for (int i = 0; ks->consumers && i < ks->consumer_count; i++) {
+        if (ks->consumers[i].rk)
+            rd_kafka_destroy(ks->consumers[i].rk);
+        ingest_worker_free(ks->consumers[i].worker);
+    }
+    if (ks->dlq)
+        rd_kafka_destroy(ks->dlq);
+    ks_free_memory(ks);
+    return NULL;
+}

@@ -1,0 +1,308 @@
+/*
+ * metrics.c - the metric registry and scrape render (see metrics.h).
+ *
+ * Three counter tables hold the labeled money and usage; outcome counters
+ * live in per-worker, cache-line-aligned slots. The render walks each table
+ * with a visitor that writes one sample per series, so each family is
+ * contiguous and no series appears twice (a table never holds a label set
+ * twice, and its overflow series has a value no real label can take:
+ * "__overflow__" is written by the table, never accepted from events - see
+ * ingest, which maps it away).
+ * Thread-safety: see the header.
+ */
+#include "metrics.h"
+
+#include <errno.h>
+#include <stdalign.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cjson/cJSON.h>
+#include <librdkafka/rdkafka.h>
+#include <microhttpd.h>
+#include <yaml.h>
+
+#include "process_metrics.h"
+
+#define METRICS_MAX_WORKERS    256
+#define METRICS_MAX_COLLECTORS 16
+
+struct metrics_worker {
+    alignas(64) struct metrics *registry;
+    _Atomic uint64_t accepted;
+    _Atomic uint64_t rejected[REJECT_REASON_COUNT];
+    _Atomic int64_t last_event_ms; /* newest event timestamp seen */
+};
+
+struct collector {
+    metrics_collector_fn fn;
+    void *ctx;
+};
+
+struct metrics {
+    struct counter_table *cost;
+    struct counter_table *tokens;
+    struct counter_table *gpu;
+    size_t extra_label_count;
+    struct metrics_worker *workers; /* METRICS_MAX_WORKERS slots */
+    _Atomic size_t worker_count;
+    struct collector collectors[METRICS_MAX_COLLECTORS];
+    size_t collector_count;
+    int64_t start_ms;
+    const struct string_list *replicas;
+};
+
+static const char *const token_labels[] = {"team", "project", "provider", "model", "kind"};
+static const char *const gpu_labels[] = {"team", "project", "instance_type", "gpu_type"};
+
+struct metrics *metrics_new(const struct exporter_config *cfg)
+{
+    struct metrics *m = calloc(1, sizeof(*m));
+    if (!m)
+        return NULL;
+    size_t max = (size_t)cfg->counters_max_series;
+    const char *cost_labels[3 + EVENT_MAX_EXTRA_LABELS] = {"team", "project", "source"};
+    m->extra_label_count = cfg->events_extra_labels.count;
+    if (m->extra_label_count > EVENT_MAX_EXTRA_LABELS)
+        goto fail;
+    for (size_t i = 0; i < m->extra_label_count; i++)
+        cost_labels[3 + i] = cfg->events_extra_labels.items[i];
+    m->cost = counter_table_new(cost_labels, 3 + m->extra_label_count, max);
+    m->tokens = counter_table_new(token_labels, 5, max);
+    m->gpu = counter_table_new(gpu_labels, 4, max);
+    m->workers = aligned_alloc(64, sizeof(struct metrics_worker) * METRICS_MAX_WORKERS);
+    if (!m->cost || !m->tokens || !m->gpu || !m->workers)
+        goto fail;
+    memset(m->workers, 0, sizeof(struct metrics_worker) * METRICS_MAX_WORKERS);
+    m->start_ms = process_start_time_ms();
+    m->replicas = &cfg->kafka_commit_replicas;
+    return m;
+fail:
+    metrics_free(m);
+    return NULL;
+}
+
+void metrics_free(struct metrics *m)
+{
+    if (!m)
+        return;
+    counter_table_free(m->cost);
+    counter_table_free(m->tokens);
+    counter_table_free(m->gpu);
+    free(m->workers);
+    free(m);
+}
+
+struct metrics_worker *metrics_worker_new(struct metrics *m)
+{
+    size_t i = atomic_fetch_add_explicit(&m->worker_count, 1, memory_order_relaxed);
+    if (i >= METRICS_MAX_WORKERS)
+        return NULL;
+    m->workers[i].registry = m;
+    return &m->workers[i];
+}
+
+struct counter_table *metrics_cost_table(struct metrics *m)
+{
+    return m->cost;
+}
+
+void metrics_record_event(struct metrics_worker *w, const struct event *ev)
+{
+    struct metrics *m = w->registry;
+    struct label_value labels[3 + EVENT_MAX_EXTRA_LABELS] = {ev->team, ev->project, ev->source};
+    for (size_t i = 0; i < m->extra_label_count; i++)
+        labels[3 + i] = ev->extra[i];
+    if (ev->cost_nanos)
+        counter_table_add(m->cost, labels, ev->cost_nanos);
+    else
+        counter_table_get(m->cost, labels); /* a $0 event still shows its series */
+
+    for (int k = 0; k < TOKEN_KIND_COUNT; k++) {
+        if (!ev->tokens[k])
+            continue;
+        const char *kind = token_kind_name((enum token_kind)k);
+        struct label_value tl[5] = {
+            ev->team, ev->project, ev->provider, ev->model, {kind, (uint32_t)strlen(kind)}};
+        counter_table_add(m->tokens, tl, ev->tokens[k]);
+    }
+    if (ev->has_gpu && ev->gpu_count && ev->duration_nanos) {
+        struct label_value gl[4] = {ev->team, ev->project, ev->instance_type, ev->gpu_type};
+        counter_table_add(m->gpu, gl, ev->gpu_count * ev->duration_nanos);
+    }
+    /* relaxed: only this thread writes the slot; scrapes need atomicity. */
+    if (ev->has_timestamp &&
+        ev->timestamp_ms > atomic_load_explicit(&w->last_event_ms, memory_order_relaxed))
+        atomic_store_explicit(&w->last_event_ms, ev->timestamp_ms, memory_order_relaxed);
+    atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
+}
+
+void metrics_record_reject(struct metrics_worker *w, enum reject_reason reason)
+{
+    if ((unsigned)reason >= REJECT_REASON_COUNT)
+        reason = REJECT_INVALID_JSON;
+    atomic_fetch_add_explicit(&w->rejected[reason], 1, memory_order_relaxed);
+}
+
+void metrics_totals(const struct metrics *m, struct metrics_totals *out)
+{
+    memset(out, 0, sizeof(*out));
+    size_t n = atomic_load_explicit(&((struct metrics *)m)->worker_count, memory_order_relaxed);
+    if (n > METRICS_MAX_WORKERS)
+        n = METRICS_MAX_WORKERS;
+    for (size_t i = 0; i < n; i++) {
+        struct metrics_worker *w = &m->workers[i];
+        out->accepted += atomic_load_explicit(&w->accepted, memory_order_relaxed);
+        int64_t last = atomic_load_explicit(&w->last_event_ms, memory_order_relaxed);
+        if (last > out->last_event_ms)
+            out->last_event_ms = last;
+        for (int r = 0; r < REJECT_REASON_COUNT; r++) {
+            uint64_t v = atomic_load_explicit(&w->rejected[r], memory_order_relaxed);
+            out->rejected_by_reason[r] += v;
+            out->rejected += v;
+        }
+    }
+}
+
+int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx)
+{
+    if (m->collector_count >= METRICS_MAX_COLLECTORS)
+        return -ENOSPC;
+    m->collectors[m->collector_count++] = (struct collector){fn, ctx};
+    return 0;
+}
+
+struct series_render {
+    struct dynbuf *b;
+    enum expo_format fmt;
+    const char *sample;  /* e.g. "ai_finops_cost_dollars_total" */
+    const char *created; /* e.g. "ai_finops_cost_dollars_created" */
+    const char *const *names;
+    size_t label_count;
+    bool nanos; /* value is nano-units, rendered as an exact decimal */
+};
+
+static int render_series(const struct counter_view *v, void *ctx)
+{
+    struct series_render *r = ctx;
+    dynbuf_append_str(r->b, r->sample);
+    expo_labels(r->b, r->names, v->labels, r->label_count);
+    if (r->nanos)
+        expo_value_nanos(r->b, v->value);
+    else
+        expo_value_u64(r->b, v->value);
+    if (r->fmt == EXPO_OPENMETRICS) {
+        dynbuf_append_str(r->b, r->created);
+        expo_labels(r->b, r->names, v->labels, r->label_count);
+        expo_value_epoch_ms(r->b, v->created_ms);
+    }
+    return r->b->error;
+}
+
+static void render_table(struct dynbuf *b, enum expo_format fmt, uint32_t viewer,
+                         const struct counter_table *t, const char *base, const char *help,
+                         bool nanos)
+{
+    char sample[128], created[128];
+    const char *names[COUNTER_TABLE_MAX_LABELS];
+    size_t n = counter_table_label_count(t);
+    for (size_t i = 0; i < n; i++)
+        names[i] = counter_table_label_name(t, i);
+    snprintf(sample, sizeof(sample), "%s_total", base);
+    snprintf(created, sizeof(created), "%s_created", base);
+    struct series_render r = {b, fmt, sample, created, names, n, nanos};
+    expo_family(b, fmt, base, "counter", help);
+    counter_table_foreach(t, viewer, render_series, &r);
+}
+
+static const struct {
+    const char *base;
+    const char *help;
+    bool nanos;
+} table_families[] = {
+    {"ai_finops_cost_dollars", "AI spend in US dollars, exact to the nano-dollar.", true},
+    {"ai_finops_tokens", "LLM/API tokens by kind (input, cached_input, cache_write, output).",
+     false},
+    {"ai_finops_gpu_seconds", "GPU-seconds used (gpu_count times duration_seconds).", true},
+};
+
+static void render_one_label(struct dynbuf *b, const char *sample, const char *name,
+                             const char *value)
+{
+    struct label_value v = {value, (uint32_t)strlen(value)};
+    dynbuf_append_str(b, sample);
+    expo_labels(b, &name, &v, 1);
+}
+
+uint32_t metrics_viewer_for(const struct metrics *m, const char *replica)
+{
+    if (m->replicas->count == 0)
+        return 1u;
+    for (size_t i = 0; replica && i < m->replicas->count && i < 31; i++)
+        if (strcmp(m->replicas->items[i], replica) == 0)
+            return 1u << i;
+    return 1u << 31;
+}
+
+int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *b)
+{
+    const struct counter_table *tables[] = {m->cost, m->tokens, m->gpu};
+    for (size_t i = 0; i < 3; i++)
+        render_table(b, fmt, viewer, tables[i], table_families[i].base, table_families[i].help,
+                     table_families[i].nanos);
+
+    struct metrics_totals totals;
+    metrics_totals(m, &totals);
+    expo_family(b, fmt, "ai_finops_events", "counter", "Events decoded, by outcome.");
+    render_one_label(b, "ai_finops_events_total", "outcome", "accepted");
+    expo_value_u64(b, totals.accepted);
+    render_one_label(b, "ai_finops_events_total", "outcome", "rejected");
+    expo_value_u64(b, totals.rejected);
+
+    expo_family(b, fmt, "ai_finops_events_rejected", "counter",
+                "Rejected events, by reason (each also goes to the dead-letter topic).");
+    for (int r = 1; r < REJECT_REASON_COUNT; r++) {
+        render_one_label(b, "ai_finops_events_rejected_total", "reason",
+                         reject_reason_name((enum reject_reason)r));
+        expo_value_u64(b, totals.rejected_by_reason[r]);
+    }
+
+    expo_family(b, fmt, "ai_finops_last_event_timestamp_seconds", "gauge",
+                "Newest event timestamp seen (from the events' timestamp field), epoch seconds; "
+                "0 before any.");
+    dynbuf_append_str(b, "ai_finops_last_event_timestamp_seconds");
+    expo_value_epoch_ms(b, totals.last_event_ms);
+
+    expo_family(b, fmt, "ai_finops_series", "gauge",
+                "Label sets held per metric family (the overflow series excluded).");
+    for (size_t i = 0; i < 3; i++) {
+        char name[128];
+        snprintf(name, sizeof(name), "%s_total", table_families[i].base);
+        render_one_label(b, "ai_finops_series", "metric", name);
+        expo_value_u64(b, counter_table_series_count(tables[i]));
+    }
+    expo_family(b, fmt, "ai_finops_series_overflow", "counter",
+                "Increments sent to the __overflow__ series because the family reached "
+                "counters.max_series.");
+    for (size_t i = 0; i < 3; i++) {
+        char name[128];
+        snprintf(name, sizeof(name), "%s_total", table_families[i].base);
+        render_one_label(b, "ai_finops_series_overflow_total", "metric", name);
+        expo_value_u64(b, counter_table_overflow_adds(tables[i]));
+    }
+
+    expo_family(b, fmt, "ai_finops_exporter_build", "info",
+                "Build information of the running exporter.");
+    dynbuf_printf(b,
+                  "ai_finops_exporter_build_info{version=\"%s\",librdkafka=\"%s\","
+                  "cjson=\"%s\",libmicrohttpd=\"%s\",libyaml=\"%s\"} 1\n",
+                  FINOPS_VERSION, rd_kafka_version_str(), cJSON_Version(), MHD_get_version(),
+                  yaml_get_version_string());
+
+    for (size_t i = 0; i < m->collector_count; i++)
+        m->collectors[i].fn(b, fmt, m->collectors[i].ctx);
+    process_metrics_render(b, fmt, m->start_ms);
+    expo_finish(b, fmt);
+    return b->error;
+}
