@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # demo.sh - the main job on a fresh machine: installs dependencies, builds
-# the exporter, runs it on the bundled sample of realistic events, prints
-# the spend it counted and where /metrics is, and keeps serving until
-# Ctrl-C. --once exits after printing (for smoke tests).
+# the exporter, starts a local single-node Apache Kafka (no Docker), creates
+# the topics, produces the bundled sample of realistic cost events into
+# ai-costs, runs the exporter against it, prints the spend it counted and
+# where /metrics is, and keeps serving until Ctrl-C (then stops everything).
+# --once exits after printing (for smoke tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -10,32 +12,58 @@ once=0
 [ "${1:-}" = "--once" ] && once=1
 
 "$root/scripts/setup.sh"
+echo "demo: building"
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build "$root/build" -j"$(nproc)" --target ai-finops-exporter >/dev/null
 
+state="${XDG_CACHE_HOME:-$HOME/.cache}/ai-finops-exporter/demo"
+kafka_dir="$state/kafka"
+mkdir -p "$state"
 port=${FINOPS_DEMO_PORT:-9400}
-events="$root/data/sample-events.jsonl"
-"$root/build/ai-finops-exporter" --input "$events" --web.listen-address="127.0.0.1:$port" &
-pid=$!
-trap 'kill $pid 2>/dev/null || true; wait $pid 2>/dev/null || true' EXIT INT TERM
+daemon_pid=
+cleanup() {
+  [ -n "$daemon_pid" ] && kill "$daemon_pid" 2>/dev/null && wait "$daemon_pid" 2>/dev/null || true
+  "$root/scripts/kafka-local.sh" stop "$kafka_dir" >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
 
-lines=$(grep -cv '^[[:space:]]*$' "$events")
-for _ in $(seq 1 100); do
-  done_count=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null |
+echo "demo: starting a local Kafka broker (first run downloads Apache Kafka from Maven Central)"
+rm -rf "$kafka_dir" # a fresh broker each run, so the totals are this run's
+boot=$("$root/scripts/kafka-local.sh" start "$kafka_dir" | tail -n 1)
+"$root/scripts/kafka-local.sh" create-topic "$kafka_dir" ai-costs:8 ai-api-costs:8 \
+  gpu-utilization-events:8 ai-costs-dlq:1 >/dev/null
+
+events="$root/data/sample-events.jsonl"
+grep -v '^[[:space:]]*$' "$events" > "$state/events.jsonl"
+lines=$(wc -l < "$state/events.jsonl")
+kcat -b "$boot" -t ai-costs -P -l "$state/events.jsonl"
+echo "demo: produced $lines events to ai-costs on $boot"
+
+"$root/build/ai-finops-exporter" --kafka.brokers="$boot" \
+  --kafka.topics=ai-costs,ai-api-costs,gpu-utilization-events \
+  --kafka.shutdown-scrape-wait-ms=2000 \
+  --web.listen-address="127.0.0.1:$port" &
+daemon_pid=$!
+
+count=0
+for _ in $(seq 1 300); do
+  count=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null |
     awk '/^ai_finops_events_total/ {s += $2} END {print s + 0}')
-  [ "${done_count:-0}" -ge "$lines" ] && break
-  sleep 0.1
+  [ "${count:-0}" -ge "$lines" ] && break
+  sleep 0.2
 done
 
 echo
-echo "Counted $done_count events from $events. Top spend by team/project/source:"
+echo "Consumed $count of $lines events from Kafka. Top spend by team/project/source:"
 curl -fsS "http://127.0.0.1:$port/metrics" |
   grep '^ai_finops_cost_dollars_total' | sort -t' ' -k2 -g -r | head -n 10
-curl -fsS "http://127.0.0.1:$port/metrics" | grep '^ai_finops_events' || true
+curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^ai_finops_(events_total|dlq_produced)' || true
 echo
 echo "Metrics: http://127.0.0.1:$port/metrics   (health: /healthz, ready: /readyz)"
+echo "Rejected events are in the dead-letter topic: kcat -b $boot -t ai-costs-dlq -C -e -f '%h %s\\n'"
 if [ $once -eq 1 ]; then
   exit 0
 fi
 echo "Serving until Ctrl-C."
-wait $pid
+wait "$daemon_pid"

@@ -638,11 +638,23 @@ static int set_conf(rd_kafka_conf_t *conf, const char *key, const char *value, c
     return -EINVAL;
 }
 
+static void rdkafka_log(const rd_kafka_t *rk, int level, const char *facility, const char *buf)
+{
+    (void)rk;
+    /* syslog levels: 0-3 error, 4 warning, 5-6 info, 7 debug */
+    enum log_level l = level <= 3   ? LOG_LEVEL_ERROR
+                       : level == 4 ? LOG_LEVEL_WARN
+                       : level <= 6 ? LOG_LEVEL_INFO
+                                    : LOG_LEVEL_DEBUG;
+    log_write(l, "librdkafka", "facility", facility, "detail", buf, NULL);
+}
+
 /* Our defaults first, so kafka.properties can override them. */
 static rd_kafka_conf_t *base_conf(const struct exporter_config *cfg, const char *const *defaults,
                                   char *errbuf, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    rd_kafka_conf_set_log_cb(conf, rdkafka_log);
     if (set_conf(conf, "bootstrap.servers", cfg->kafka_brokers, errbuf, errlen))
         goto fail;
     for (size_t i = 0; defaults && defaults[i]; i += 2)

@@ -247,7 +247,13 @@ def _exercise(args, res, proc, base, totals, t_start, log_path, scrape_path, eve
               % (ingest_s, lines / ingest_s if ingest_s else 0))
 
     # -- the compared scrape --------------------------------------------------------
-    time.sleep(1.0)
+    # docs/delivery.md rule 2: a scraper is shown each new series at 0 once and
+    # its value from the next scrape on. The poll that saw the final count may
+    # have rendered the tables just before the last series appeared, so one
+    # more scrape after completion shows every series once; the next is compared.
+    time.sleep(0.5)
+    http("GET", base + "/metrics", timeout=60)
+    time.sleep(0.5)
     status, headers, body = http("GET", base + "/metrics", timeout=60)
     with open(scrape_path, "wb") as f:
         f.write(body)
