@@ -80,7 +80,7 @@ int main(void)
     struct exporter_config cfg;
     config_init_defaults(&cfg);
     struct metrics *m = metrics_new(&cfg);
-    struct ingest *in = ingest_new(&cfg, m);
+    struct ingest *in = ingest_new(&cfg, m, NULL);
     struct ingest_worker *w = ingest_worker_new(in);
     const char *names[] = {"team", "project", "source"};
     struct counter_table *baseline_table = counter_table_new(names, 3, 100000);

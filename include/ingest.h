@@ -20,7 +20,12 @@
 struct ingest;
 struct ingest_worker;
 
-struct ingest *ingest_new(const struct exporter_config *cfg, struct metrics *metrics);
+struct price_table;
+
+/* prices may be NULL (then every event needs cost_usd); it must outlive
+ * the ingest. */
+struct ingest *ingest_new(const struct exporter_config *cfg, struct metrics *metrics,
+                          const struct price_table *prices);
 void ingest_free(struct ingest *in);
 
 /* Main thread, before the worker's thread starts using it. NULL on failure. */

@@ -35,6 +35,9 @@ struct metrics_worker *metrics_worker_new(struct metrics *m);
 /* Adds an accepted event's cost, tokens and GPU-seconds, then counts it as
  * accepted. Worker thread only (the slot is its own). */
 void metrics_record_event(struct metrics_worker *w, const struct event *ev);
+/* Counts an event whose cost_usd disagrees with the price table, by
+ * provider/model (GPU events: provider "gpu", model = instance_type). */
+void metrics_record_mismatch(struct metrics_worker *w, const struct event *ev);
 /* Counts a rejected event. Worker thread only. */
 void metrics_record_reject(struct metrics_worker *w, enum reject_reason reason);
 

@@ -2,16 +2,25 @@
  * ingest.c - one event's data path: decode -> price -> add (see ingest.h).
  *
  * Pricing is the step between decode and add: an event without cost_usd is
- * rejected as "unpriced" until a price table knows its usage.
+ * priced from its usage, or rejected as "unpriced" when the tables don't
+ * know it. An event with both is checked against the table: the event's
+ * cost wins unless pricing.prefer says table, and a disagreement beyond
+ * the tolerance is counted per model.
  * Thread-safety: one ingest_worker per thread; struct ingest is read-only.
  */
 #include "ingest.h"
 
+#include <errno.h>
 #include <stdlib.h>
+
+#include "pricing.h"
 
 struct ingest {
     struct event_limits limits;
     struct metrics *metrics;
+    const struct price_table *prices;
+    bool prefer_table;
+    uint64_t tolerance_ppm;
 };
 
 struct ingest_worker {
@@ -20,7 +29,8 @@ struct ingest_worker {
     struct metrics_worker *slot;
 };
 
-struct ingest *ingest_new(const struct exporter_config *cfg, struct metrics *metrics)
+struct ingest *ingest_new(const struct exporter_config *cfg, struct metrics *metrics,
+                          const struct price_table *prices)
 {
     struct ingest *in = calloc(1, sizeof(*in));
     if (!in)
@@ -35,6 +45,9 @@ struct ingest *ingest_new(const struct exporter_config *cfg, struct metrics *met
         .extra_label_names = (const char *const *)cfg->events_extra_labels.items,
     };
     in->metrics = metrics;
+    in->prices = prices;
+    in->prefer_table = cfg->pricing_prefer == PRICE_PREFER_TABLE;
+    in->tolerance_ppm = (uint64_t)cfg->pricing_mismatch_tolerance_ppm;
     return in;
 }
 
@@ -66,12 +79,53 @@ void ingest_worker_free(struct ingest_worker *w)
     free(w); /* the metrics slot belongs to the registry */
 }
 
+/* The table's cost of the event's usage: 0 when priced, -ENOENT when it
+ * has no usage or some of it has no price. */
+static int table_cost(const struct price_table *prices, const struct event *ev, uint64_t *cost)
+{
+    bool has_tokens = false;
+    uint64_t llm = 0, gpu = 0;
+    for (int k = 0; k < TOKEN_KIND_COUNT; k++)
+        has_tokens |= ev->tokens[k] != 0;
+    bool has_gpu = ev->has_gpu && ev->gpu_count && ev->duration_nanos;
+    if (!prices || (!has_tokens && !has_gpu))
+        return -ENOENT;
+    if (has_tokens && price_table_llm_cost(prices, ev->provider, ev->model, ev->tokens, &llm))
+        return -ENOENT;
+    if (has_gpu &&
+        price_table_gpu_cost(prices, ev->instance_type, ev->gpu_count, ev->duration_nanos, &gpu))
+        return -ENOENT;
+    if (__builtin_add_overflow(llm, gpu, cost))
+        return -ERANGE;
+    return 0;
+}
+
+static bool disagrees(uint64_t event_cost, uint64_t table, uint64_t tolerance_ppm)
+{
+    uint64_t diff = event_cost > table ? event_cost - table : table - event_cost;
+    return (unsigned __int128)diff * 1000000u > (unsigned __int128)table * tolerance_ppm;
+}
+
 enum reject_reason ingest_process(struct ingest_worker *w, const char *buf, size_t len)
 {
     struct event ev;
+    const struct ingest *in = w->ingest;
     enum reject_reason reason = event_decode(w->decoder, buf, len, &ev);
-    if (reason == REJECT_NONE && !ev.has_cost)
-        reason = REJECT_UNPRICED;
+    if (reason == REJECT_NONE) {
+        uint64_t priced;
+        bool known = table_cost(in->prices, &ev, &priced) == 0;
+        if (!ev.has_cost && !known) {
+            reason = REJECT_UNPRICED;
+        } else if (!ev.has_cost) {
+            ev.cost_nanos = priced;
+            ev.has_cost = true;
+        } else if (known) {
+            if (disagrees(ev.cost_nanos, priced, in->tolerance_ppm))
+                metrics_record_mismatch(w->slot, &ev);
+            if (in->prefer_table)
+                ev.cost_nanos = priced;
+        }
+    }
     if (reason != REJECT_NONE) {
         metrics_record_reject(w->slot, reason);
         return reason;

@@ -17,7 +17,25 @@
 #include "ingest.h"
 #include "log.h"
 #include "metrics.h"
+#include "pricing.h"
 #include "source.h"
+
+static void render_prices(struct dynbuf *b, enum expo_format fmt, void *ctx)
+{
+    price_table_render(ctx, b, fmt);
+}
+
+/* The bundled tables, then the operator's file, which overrides them. */
+static int load_prices(const struct exporter_config *cfg, struct price_table **prices,
+                       char *err, size_t errlen)
+{
+    char llm[4096], gpu[4096];
+    const char *dir = price_table_bundled_dir();
+    snprintf(llm, sizeof(llm), "%s/llm.yaml", dir);
+    snprintf(gpu, sizeof(gpu), "%s/gpu.yaml", dir);
+    const char *paths[] = {llm, gpu, cfg->pricing_file};
+    return price_table_load(prices, paths, cfg->pricing_file ? 3 : 2, err, errlen);
+}
 
 static bool source_ready(void *ctx)
 {
@@ -49,6 +67,7 @@ int main(int argc, char **argv)
     struct ingest *ingest = NULL;
     struct event_source *source = NULL;
     struct http_server *http = NULL;
+    struct price_table *prices = NULL;
 
     config_init_defaults(&cfg);
     if (config_parse_args(&cfg, argc, argv, &action, err, sizeof(err)) != 0) {
@@ -70,6 +89,11 @@ int main(int argc, char **argv)
         exit_code = 0;
         goto out;
     case CONFIG_ACTION_CHECK:
+        if (load_prices(&cfg, &prices, err, sizeof(err)) != 0) {
+            fprintf(stderr, "%s: %s\n", argv[0], err);
+            exit_code = 2;
+            goto out;
+        }
         printf("configuration is valid\n");
         exit_code = 0;
         goto out;
@@ -85,9 +109,14 @@ int main(int argc, char **argv)
     pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by every thread */
     signal(SIGPIPE, SIG_IGN);
 
+    if (load_prices(&cfg, &prices, err, sizeof(err)) != 0) {
+        log_error("cannot load the price tables", "error", err, NULL);
+        exit_code = 2;
+        goto out;
+    }
     metrics = metrics_new(&cfg);
-    ingest = metrics ? ingest_new(&cfg, metrics) : NULL;
-    if (!ingest) {
+    ingest = metrics ? ingest_new(&cfg, metrics, prices) : NULL;
+    if (!ingest || metrics_add_collector(metrics, render_prices, prices)) {
         log_error("out of memory creating the counter tables", NULL);
         goto out;
     }
@@ -142,6 +171,7 @@ out:
         source->ops->destroy(source);
     ingest_free(ingest);
     metrics_free(metrics);
+    price_table_free(prices);
     config_free(&cfg);
     return exit_code;
 }

@@ -44,6 +44,7 @@ struct metrics {
     struct counter_table *cost;
     struct counter_table *tokens;
     struct counter_table *gpu;
+    struct counter_table *mismatch;
     size_t extra_label_count;
     struct metrics_worker *workers; /* METRICS_MAX_WORKERS slots */
     _Atomic size_t worker_count;
@@ -55,6 +56,7 @@ struct metrics {
 
 static const char *const token_labels[] = {"team", "project", "provider", "model", "kind"};
 static const char *const gpu_labels[] = {"team", "project", "instance_type", "gpu_type"};
+static const char *const mismatch_labels[] = {"provider", "model"};
 
 struct metrics *metrics_new(const struct exporter_config *cfg)
 {
@@ -71,8 +73,9 @@ struct metrics *metrics_new(const struct exporter_config *cfg)
     m->cost = counter_table_new(cost_labels, 3 + m->extra_label_count, max);
     m->tokens = counter_table_new(token_labels, 5, max);
     m->gpu = counter_table_new(gpu_labels, 4, max);
+    m->mismatch = counter_table_new(mismatch_labels, 2, max);
     m->workers = aligned_alloc(64, sizeof(struct metrics_worker) * METRICS_MAX_WORKERS);
-    if (!m->cost || !m->tokens || !m->gpu || !m->workers)
+    if (!m->cost || !m->tokens || !m->gpu || !m->mismatch || !m->workers)
         goto fail;
     memset(m->workers, 0, sizeof(struct metrics_worker) * METRICS_MAX_WORKERS);
     m->start_ms = process_start_time_ms();
@@ -90,6 +93,7 @@ void metrics_free(struct metrics *m)
     counter_table_free(m->cost);
     counter_table_free(m->tokens);
     counter_table_free(m->gpu);
+    counter_table_free(m->mismatch);
     free(m->workers);
     free(m);
 }
@@ -136,6 +140,17 @@ void metrics_record_event(struct metrics_worker *w, const struct event *ev)
         ev->timestamp_ms > atomic_load_explicit(&w->last_event_ms, memory_order_relaxed))
         atomic_store_explicit(&w->last_event_ms, ev->timestamp_ms, memory_order_relaxed);
     atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
+}
+
+void metrics_record_mismatch(struct metrics_worker *w, const struct event *ev)
+{
+    bool tokens = false;
+    for (int k = 0; k < TOKEN_KIND_COUNT; k++)
+        tokens |= ev->tokens[k] != 0;
+    struct label_value v[2] = {ev->provider, ev->model};
+    if (!tokens)
+        v[0] = (struct label_value){"gpu", 3}, v[1] = ev->instance_type;
+    counter_table_add(w->registry->mismatch, v, 1);
 }
 
 void metrics_record_reject(struct metrics_worker *w, enum reject_reason reason)
@@ -225,6 +240,10 @@ static const struct {
     {"ai_finops_tokens", "LLM/API tokens by kind (input, cached_input, cache_write, output).",
      false},
     {"ai_finops_gpu_seconds", "GPU-seconds used (gpu_count times duration_seconds).", true},
+    {"ai_finops_pricing_mismatch",
+     "Events whose cost_usd differs from the price table by more than "
+     "pricing.mismatch_tolerance_ppm (GPU events: provider=\"gpu\", model=instance_type).",
+     false},
 };
 
 static void render_one_label(struct dynbuf *b, const char *sample, const char *name,
@@ -247,8 +266,8 @@ uint32_t metrics_viewer_for(const struct metrics *m, const char *replica)
 
 int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *b)
 {
-    const struct counter_table *tables[] = {m->cost, m->tokens, m->gpu};
-    for (size_t i = 0; i < 3; i++)
+    const struct counter_table *tables[] = {m->cost, m->tokens, m->gpu, m->mismatch};
+    for (size_t i = 0; i < 4; i++)
         render_table(b, fmt, viewer, tables[i], table_families[i].base, table_families[i].help,
                      table_families[i].nanos);
 
@@ -276,7 +295,7 @@ int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, str
 
     expo_family(b, fmt, "ai_finops_series", "gauge",
                 "Label sets held per metric family (the overflow series excluded).");
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         char name[128];
         snprintf(name, sizeof(name), "%s_total", table_families[i].base);
         render_one_label(b, "ai_finops_series", "metric", name);
@@ -285,7 +304,7 @@ int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, str
     expo_family(b, fmt, "ai_finops_series_overflow", "counter",
                 "Increments sent to the __overflow__ series because the family reached "
                 "counters.max_series.");
-    for (size_t i = 0; i < 3; i++) {
+    for (size_t i = 0; i < 4; i++) {
         char name[128];
         snprintf(name, sizeof(name), "%s_total", table_families[i].base);
         render_one_label(b, "ai_finops_series_overflow_total", "metric", name);

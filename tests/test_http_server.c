@@ -54,7 +54,7 @@ static int setup(void **state)
     memset(&f, 0, sizeof(f));
     config_init_defaults(&f.cfg);
     f.metrics = metrics_new(&f.cfg);
-    struct ingest *in = ingest_new(&f.cfg, f.metrics);
+    struct ingest *in = ingest_new(&f.cfg, f.metrics, NULL);
     struct ingest_worker *w = ingest_worker_new(in);
     const char *ev = "{\"team\":\"ml\",\"project\":\"chat\",\"source\":\"s\",\"cost_usd\":1.5}";
     ingest_process(w, ev, strlen(ev));

@@ -34,7 +34,7 @@ static int setup_with(void **state, int64_t max_series)
     f.cfg.events_extra_labels.items = extra;
     f.cfg.events_extra_labels.count = 1;
     f.metrics = metrics_new(&f.cfg);
-    f.ingest = ingest_new(&f.cfg, f.metrics);
+    f.ingest = ingest_new(&f.cfg, f.metrics, NULL);
     f.worker = ingest_worker_new(f.ingest);
     *state = &f;
     return f.worker ? 0 : -1;

@@ -10,6 +10,10 @@ API calls (openai / anthropic / google / together) priced per token, and GPU
 jobs (p4d, p5, g5, g6e, a3, ...) priced per instance-hour. Every cost_usd is
 written from integer nanos as an exact decimal string, never through a float.
 
+The semantics follow docs/events.md (contract v1): null is the same as a
+missing field, token counts above 2^53 are invalid_tokens, duplicate known
+fields are duplicate_field, epoch timestamps must lie in 1970..2100, etc.
+
 With --bad-ratio > 0, a fraction of the lines are defective, each with
 exactly one defect whose reject reason is unambiguous, cycling through every
 reject reason of the contract, plus boundary cases that must be ACCEPTED
@@ -21,7 +25,12 @@ Blank lines (empty or only spaces/tabs/CR) are sprinkled in too: not events.
 The output is bytes, not necessarily valid UTF-8 (some defects are raw
 invalid UTF-8 in label values). Same arguments -> byte-identical output.
 
+`--verify FILE` recomputes a file's totals with an independent oracle
+(classify(): Python's json module plus the contract's rules) and compares
+them with --totals, which cross-checks the generator's own bookkeeping.
+
 Usage:
+  gen_events.py --verify events.jsonl --totals totals.json
   gen_events.py --seed 42 --count 1000000 --bad-ratio 0.005 \
       --unpriced-ratio 0.002 --output events.jsonl --totals totals.json
 """
@@ -280,6 +289,21 @@ class Event:
     def drop(self, key):
         prefix = '"%s":' % key
         self.frags = [f for f in self.frags if not f.startswith(prefix)]
+
+
+# Usage no price table knows: an event without cost_usd stays unpriced even
+# once the daemon prices tokens / GPU time from data/prices/*.yaml.
+UNPRICEABLE_PROVIDER = "acme-labs"
+UNPRICEABLE_MODEL = "acme-internal-llm-v3"
+UNPRICEABLE_INSTANCE = "onprem-dgx-h100-rack7"
+
+
+def _unpriceable(ev):
+    ev.drop("cost_usd")
+    ev.set("provider", '"%s"' % UNPRICEABLE_PROVIDER)
+    ev.set("model", '"%s"' % UNPRICEABLE_MODEL)
+    if any(f.startswith(('"gpu_count"', '"instance_type"')) for f in ev.frags):
+        ev.set("instance_type", '"%s"' % UNPRICEABLE_INSTANCE)
 
 
 def account(tot, ev):
@@ -894,6 +918,7 @@ class Generator:
 
     def bad_unpriced_cost_null(self):
         ev = self._base()
+        _unpriceable(ev)
         ev.set("cost_usd", "null")
         return ev.line(), "unpriced"
 
@@ -965,15 +990,15 @@ class Generator:
     # unpriced
     def bad_unpriced_llm(self):
         ev = self._base()
-        ev.drop("cost_usd")
+        _unpriceable(ev)
         return ev.line(), "unpriced"
 
-    def bad_unpriced_empty_object(self):
-        return "{}", "unpriced"
+    def bad_unpriced_minimal(self):
+        return '{"model":"%s","input_tokens":5}' % UNPRICEABLE_MODEL, "unpriced"
 
     def bad_unpriced_gpu(self):
         ev = self._gpu_base()
-        ev.drop("cost_usd")
+        _unpriceable(ev)
         return ev.line(), "unpriced"
 
     # -- driver --------------------------------------------------------------
@@ -994,7 +1019,7 @@ class Generator:
             return line
         ev = self.valid_event()
         if r < self.bad_ratio + self.unpriced_ratio:
-            ev.drop("cost_usd")
+            _unpriceable(ev)
             tot.reject("unpriced")
         else:
             account(tot, ev)

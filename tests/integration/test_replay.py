@@ -175,14 +175,20 @@ def run(args, res):
     scrape_path = os.path.join(args.workdir, "metrics.txt")
 
     t0 = time.monotonic()
-    totals = gen_events.generate(events_path, args.count, seed=args.seed,
-                                 bad_ratio=args.bad_ratio, unpriced_ratio=args.unpriced_ratio)
+    if args.events:
+        # replay an existing file; its totals are recomputed by the oracle
+        events_path = os.path.abspath(args.events)
+        totals = gen_events.verify(events_path)
+    else:
+        totals = gen_events.generate(events_path, args.count, seed=args.seed,
+                                     bad_ratio=args.bad_ratio, unpriced_ratio=args.unpriced_ratio)
     with open(totals_path, "w") as f:
         json.dump(totals, f, indent=1)
     gen_s = time.monotonic() - t0
     lines = totals["lines"]
     size = os.path.getsize(events_path)
-    print("generated %d events (%d accepted, %d rejected, %d blank lines, %.1f MB) in %.1f s -> %s"
+    what = "oracle totals of %d events" if args.events else "generated %d events"
+    print((what + " (%d accepted, %d rejected, %d blank lines, %.1f MB) in %.1f s -> %s")
           % (lines, totals["events"]["accepted"], totals["events"]["rejected"], totals["blank_lines"],
              size / 1e6, gen_s, events_path))
     sys.stdout.flush()
@@ -359,6 +365,9 @@ def main(argv=None):
     ap.add_argument("--bad-ratio", type=float, default=0.005)
     ap.add_argument("--unpriced-ratio", type=float, default=0.002)
     ap.add_argument("--timeout", type=float, default=300, help="seconds allowed for the ingestion")
+    ap.add_argument("--events", metavar="FILE",
+                    help="replay this JSONL file instead of generating one (expected totals "
+                         "come from gen_events.py's independent oracle); never deleted")
     ap.add_argument("--keep", action="store_true", help="keep the events file even when everything passes")
     ap.add_argument("--extra-arg", action="append", default=[], help="extra daemon argument (repeatable)")
     args = ap.parse_args(argv)
@@ -374,7 +383,9 @@ def main(argv=None):
             import traceback
             res.check("test harness", False, "%s\n%s" % (e, traceback.format_exc()))
     events_path = os.path.join(args.workdir, "events.jsonl")
-    if res.failed == 0 and not args.keep and os.path.exists(events_path):
+    if args.events:
+        pass
+    elif res.failed == 0 and not args.keep and os.path.exists(events_path):
         os.unlink(events_path)
     elif os.path.exists(events_path):
         print("kept %s for reproduction" % events_path)

@@ -1,0 +1,87 @@
+/*
+ * pricing.h - prices usage that arrives without a cost: LLM/API tokens by
+ * kind and GPU-seconds by instance type, from YAML price tables (the
+ * bundled tables in data/prices, then an operator's file that overrides or
+ * extends them).
+ *
+ * Arithmetic is integer throughout: prices are kept as nano-dollars per
+ * million tokens / per instance-hour; a cost is computed in 128-bit
+ * integers and rounded once, to the nearest nano-dollar with ties rounded
+ * up (away from zero), as docs/events.md states.
+ *
+ * Thread-safety: a price_table is immutable once loaded; any thread may
+ * price with it concurrently.
+ */
+#ifndef AI_FINOPS_PRICING_H
+#define AI_FINOPS_PRICING_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "counter_table.h"
+#include "dynbuf.h"
+#include "event.h"
+#include "expo.h"
+
+#define PRICE_NONE (-1) /* a kind this model has no price for */
+
+struct llm_price {
+    char *provider;
+    char *model;
+    int64_t per_million_nanos[TOKEN_KIND_COUNT]; /* PRICE_NONE when absent */
+    char *as_of;
+    char *source;
+};
+
+struct gpu_price {
+    char *cloud;
+    char *region;
+    char *instance_type;
+    char *gpu_type;
+    uint32_t gpus;
+    uint64_t per_hour_nanos; /* whole instance, on demand */
+    char *as_of;
+    char *source;
+};
+
+struct price_table;
+
+/*
+ * Loads the files in order; an entry of a later file replaces an earlier
+ * one with the same provider+model or instance_type. Each file may hold a
+ * `models:` list, an `instances:` list, or both. Returns 0, or -EINVAL
+ * with "path:line:col: message" in errbuf, or -errno if unreadable.
+ */
+int price_table_load(struct price_table **out, const char *const *paths, size_t count,
+                     char *errbuf, size_t errlen);
+void price_table_free(struct price_table *table);
+
+/* The bundled tables' directory (compiled in; FINOPS_PRICES_DIR env var
+ * overrides it, for relocated installs). */
+const char *price_table_bundled_dir(void);
+
+/*
+ * Cost of tokens[kind] for provider/model. Returns 0, or -ENOENT when the
+ * model is unknown or a kind with tokens > 0 has no price.
+ */
+int price_table_llm_cost(const struct price_table *table, struct label_value provider,
+                         struct label_value model, const uint64_t tokens[TOKEN_KIND_COUNT],
+                         uint64_t *cost_nanos);
+
+/*
+ * Cost of gpu_count GPUs for duration_nanos (1e-9 s) on instance_type, at
+ * the instance's per-GPU share of its hourly price. Returns 0 or -ENOENT.
+ */
+int price_table_gpu_cost(const struct price_table *table, struct label_value instance_type,
+                         uint64_t gpu_count, uint64_t duration_nanos, uint64_t *cost_nanos);
+
+size_t price_table_llm_count(const struct price_table *table);
+const struct llm_price *price_table_llm_at(const struct price_table *table, size_t i);
+size_t price_table_gpu_count(const struct price_table *table);
+const struct gpu_price *price_table_gpu_at(const struct price_table *table, size_t i);
+
+/* Writes ai_finops_price_dollars{provider,model,kind} (USD per token) and
+ * ai_finops_gpu_price_dollars_per_hour{cloud,instance_type,gpu_type}. */
+void price_table_render(const struct price_table *table, struct dynbuf *b, enum expo_format fmt);
+
+#endif

@@ -1,0 +1,256 @@
+/* test_pricing.c - golden cases computed by hand (tests/data/prices/
+ * golden.yaml has round prices for that), the rounding rule at the last
+ * nano-dollar, overflow, unknown models, table overrides, the bundled
+ * tables, and pricing inside the ingest path (priced events, preference,
+ * mismatches). */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "ingest.h"
+#include "metrics.h"
+#include "pricing.h"
+
+static struct price_table *load_fixture(const char *extra)
+{
+    char golden[4096], more[4096];
+    snprintf(golden, sizeof(golden), "%s/tests/data/prices/golden.yaml", FINOPS_SOURCE_DIR);
+    snprintf(more, sizeof(more), "%s/tests/data/prices/%s", FINOPS_SOURCE_DIR,
+             extra ? extra : "");
+    const char *paths[] = {golden, more};
+    struct price_table *t = NULL;
+    char err[512] = "";
+    int rc = price_table_load(&t, paths, extra ? 2 : 1, err, sizeof(err));
+    if (rc)
+        fail_msg("load: %s", err);
+    return t;
+}
+
+static struct label_value lv(const char *s)
+{
+    return (struct label_value){s, (uint32_t)strlen(s)};
+}
+
+struct llm_case {
+    const char *model;
+    uint64_t tokens[TOKEN_KIND_COUNT]; /* input, cached_input, cache_write, output */
+    int rc;
+    uint64_t nanos;
+    const char *why;
+};
+
+/* Prices per million tokens -> per token: 2.50 -> 2500 nanos, 1.25 -> 1250,
+ * 3.125 -> 3125, 10.00 -> 10000, 0.075 -> 75, 0.30 -> 300; "tiny" costs
+ * 0.000001 and 0.000003 nano-dollars per token, so rounding shows. */
+static const struct llm_case llm_cases[] = {
+    {"m1", {1000000, 0, 0, 0}, 0, 2500000000ULL, "one million input tokens = the list price"},
+    {"m1", {1, 0, 0, 0}, 0, 2500, "one input token"},
+    {"m1", {0, 0, 0, 1}, 0, 10000, "one output token"},
+    {"m1", {0, 1, 0, 0}, 0, 1250, "one cached input token"},
+    {"m1", {0, 0, 1, 0}, 0, 3125, "one cache-write token"},
+    {"m1", {1200, 300, 100, 450}, 0, 8187500, "all four kinds: 3e6+375e3+312.5e3+4.5e6"},
+    {"m1", {0, 0, 0, 0}, 0, 0, "no tokens cost nothing"},
+    {"m2", {1, 0, 0, 0}, 0, 75, "sub-cent price per token"},
+    {"m2", {0, 0, 0, 1}, 0, 300, "output of m2"},
+    {"m2", {123456789012ULL, 0, 0, 0}, 0, 9259259175900ULL, "123,456,789,012 x 75"},
+    {"m1", {1000000000000ULL, 0, 0, 0}, 0, 2500000000000000ULL, "10^12 tokens = $2.5M"},
+    {"tiny", {1, 0, 0, 0}, 0, 0, "0.000001 nano rounds down to 0"},
+    {"tiny", {499999, 0, 0, 0}, 0, 0, "0.499999 nano rounds down"},
+    {"tiny", {500000, 0, 0, 0}, 0, 1, "exactly half a nano rounds up"},
+    {"tiny", {1500000, 0, 0, 0}, 0, 2, "1.5 nano rounds up to 2"},
+    {"tiny", {0, 0, 0, 166667}, 0, 1, "0.500001 nano rounds up"},
+    {"tiny", {0, 0, 0, 166666}, 0, 0, "0.499998 nano rounds down"},
+    {"tiny", {250000, 0, 0, 83334}, 0, 1, "0.25 + 0.250002: rounded once, on the sum"},
+    {"m1", {9007199254740991ULL, 0, 0, 0}, -ERANGE, 0, "2^53-1 tokens overflow 64-bit nanos"},
+    {"m2", {0, 1, 0, 0}, -ENOENT, 0, "m2 has no cached-input price"},
+    {"M1", {1, 0, 0, 0}, -ENOENT, 0, "model names are case-sensitive"},
+    {"unknown", {1, 0, 0, 0}, -ENOENT, 0, "unknown model"},
+};
+
+static void test_llm_golden(void **state)
+{
+    (void)state;
+    struct price_table *t = load_fixture(NULL);
+    for (size_t i = 0; i < sizeof(llm_cases) / sizeof(llm_cases[0]); i++) {
+        const struct llm_case *c = &llm_cases[i];
+        uint64_t nanos = 0;
+        int rc = price_table_llm_cost(t, lv("t"), lv(c->model), c->tokens, &nanos);
+        if (rc != c->rc || (rc == 0 && nanos != c->nanos))
+            fail_msg("case %zu (%s): rc %d nanos %llu, want rc %d nanos %llu", i, c->why, rc,
+                     (unsigned long long)nanos, c->rc, (unsigned long long)c->nanos);
+    }
+    uint64_t nanos;
+    uint64_t one[TOKEN_KIND_COUNT] = {1, 0, 0, 0};
+    assert_int_equal(price_table_llm_cost(t, lv("other"), lv("m1"), one, &nanos), -ENOENT);
+    price_table_free(t);
+}
+
+struct gpu_case {
+    const char *instance;
+    uint64_t gpus;
+    uint64_t duration_nanos;
+    int rc;
+    uint64_t nanos;
+    const char *why;
+};
+
+static const struct gpu_case gpu_cases[] = {
+    {"i8", 8, 3600000000000ULL, 0, 98320000000ULL, "whole instance for an hour = list price"},
+    {"i8", 1, 3600000000000ULL, 0, 12290000000ULL, "one of 8 GPUs for an hour"},
+    {"i8", 1, 1000000000ULL, 0, 3413889, "one GPU-second: 3,413,888.89 rounds up"},
+    {"i1", 1, 500000000ULL, 0, 139722, "half a second: 139,722.22 rounds down"},
+    {"i3", 2, 5400000000ULL, 0, 1000000, "2 x 5.4 s / 10800 s = exactly $0.001"},
+    {"i3", 1, 16200, 0, 2, "16.2 us = 1.5 nano: a tie rounds up"},
+    {"i3", 1, 1, 0, 0, "one nanosecond rounds to 0"},
+    {"i8", 0, 3600000000000ULL, 0, 0, "zero GPUs cost nothing"},
+    {"nope", 1, 1000000000ULL, -ENOENT, 0, "unknown instance type"},
+};
+
+static void test_gpu_golden(void **state)
+{
+    (void)state;
+    struct price_table *t = load_fixture(NULL);
+    for (size_t i = 0; i < sizeof(gpu_cases) / sizeof(gpu_cases[0]); i++) {
+        const struct gpu_case *c = &gpu_cases[i];
+        uint64_t nanos = 0;
+        int rc = price_table_gpu_cost(t, lv(c->instance), c->gpus, c->duration_nanos, &nanos);
+        if (rc != c->rc || (rc == 0 && nanos != c->nanos))
+            fail_msg("case %zu (%s): rc %d nanos %llu, want rc %d nanos %llu", i, c->why, rc,
+                     (unsigned long long)nanos, c->rc, (unsigned long long)c->nanos);
+    }
+    price_table_free(t);
+}
+
+static void test_override_and_errors(void **state)
+{
+    (void)state;
+    struct price_table *t = load_fixture("override.yaml");
+    uint64_t nanos, one_in[TOKEN_KIND_COUNT] = {1, 0, 0, 0}, one_cached[TOKEN_KIND_COUNT] = {0, 1};
+    assert_int_equal(price_table_llm_cost(t, lv("t"), lv("m1"), one_in, &nanos), 0);
+    assert_int_equal(nanos, 3000); /* the later file wins, whole entry */
+    assert_int_equal(price_table_llm_cost(t, lv("t"), lv("m1"), one_cached, &nanos), -ENOENT);
+    assert_int_equal(price_table_llm_cost(t, lv("t"), lv("new"), one_in, &nanos), 0);
+    assert_int_equal(nanos, 1000);
+    assert_int_equal(price_table_llm_count(t), 4);
+    price_table_free(t);
+
+    char bad[4096], err[512] = "";
+    snprintf(bad, sizeof(bad), "%s/tests/data/prices/bad.yaml", FINOPS_SOURCE_DIR);
+    const char *paths[] = {bad};
+    assert_int_equal(price_table_load(&t, paths, 1, err, sizeof(err)), -EINVAL);
+    assert_non_null(strstr(err, "bad.yaml:4:12: 'input' must be a decimal price"));
+    const char *missing[] = {"/nonexistent/prices.yaml"};
+    assert_int_equal(price_table_load(&t, missing, 1, err, sizeof(err)), -ENOENT);
+}
+
+static void test_bundled_tables(void **state)
+{
+    (void)state;
+    char llm[4096], gpu[4096], err[512] = "";
+    snprintf(llm, sizeof(llm), "%s/llm.yaml", price_table_bundled_dir());
+    snprintf(gpu, sizeof(gpu), "%s/gpu.yaml", price_table_bundled_dir());
+    const char *paths[] = {llm, gpu};
+    struct price_table *t = NULL;
+    if (price_table_load(&t, paths, 2, err, sizeof(err)))
+        fail_msg("%s", err);
+    assert_true(price_table_llm_count(t) >= 20);
+    assert_true(price_table_gpu_count(t) >= 15);
+    /* gpt-4o at 2.50 / 10.00 per million: 1000 in + 1000 out = $0.0125 */
+    uint64_t nanos, tokens[TOKEN_KIND_COUNT] = {1000, 0, 0, 1000};
+    assert_int_equal(price_table_llm_cost(t, lv("openai"), lv("gpt-4o"), tokens, &nanos), 0);
+    assert_int_equal(nanos, 12500000);
+    /* p5.48xlarge at $55.04/h for 8 GPUs: 8 GPUs x 30 min = $27.52 */
+    assert_int_equal(price_table_gpu_cost(t, lv("p5.48xlarge"), 8, 1800000000000ULL, &nanos), 0);
+    assert_int_equal(nanos, 27520000000ULL);
+    struct dynbuf b;
+    dynbuf_init(&b, 1 << 22);
+    price_table_render(t, &b, EXPO_TEXT);
+    assert_non_null(strstr(
+        b.data, "ai_finops_price_dollars{provider=\"openai\",model=\"gpt-4o\",kind=\"input\"} "
+                "0.0000025\n"));
+    assert_non_null(strstr(b.data, "ai_finops_gpu_price_dollars_per_hour{cloud=\"aws\","
+                                   "instance_type=\"p5.48xlarge\",gpu_type=\"nvidia-h100-80gb\"} "
+                                   "55.04\n"));
+    dynbuf_free(&b);
+    price_table_free(t);
+}
+
+static void test_ingest_prices_events(void **state)
+{
+    (void)state;
+    struct price_table *t = load_fixture(NULL);
+    struct exporter_config cfg;
+    config_init_defaults(&cfg);
+    cfg.pricing_mismatch_tolerance_ppm = 10000; /* 1% */
+    struct metrics *m = metrics_new(&cfg);
+    struct ingest *in = ingest_new(&cfg, m, t);
+    struct ingest_worker *w = ingest_worker_new(in);
+    const char *events[] = {
+        /* priced from usage: 1200 x 2500 + 450 x 10000 = 7,500,000 */
+        "{\"team\":\"a\",\"project\":\"p\",\"source\":\"s\",\"provider\":\"t\",\"model\":\"m1\","
+        "\"input_tokens\":1200,\"output_tokens\":450}",
+        /* cost wins, within tolerance: 0.0075 vs 0.0075 */
+        "{\"team\":\"a\",\"project\":\"p\",\"source\":\"s\",\"provider\":\"t\",\"model\":\"m1\","
+        "\"input_tokens\":1200,\"output_tokens\":450,\"cost_usd\":0.0075}",
+        /* cost wins, 2x the table: counted as a mismatch */
+        "{\"team\":\"a\",\"project\":\"p\",\"source\":\"s\",\"provider\":\"t\",\"model\":\"m1\","
+        "\"input_tokens\":1200,\"output_tokens\":450,\"cost_usd\":0.015}",
+        /* GPU priced: i3, 2 GPUs x 5.4 s = $0.001 */
+        "{\"team\":\"a\",\"project\":\"p\",\"source\":\"s\",\"instance_type\":\"i3\","
+        "\"gpu_count\":2,\"duration_seconds\":5.4}",
+        /* unknown model, no cost: unpriced */
+        "{\"team\":\"a\",\"project\":\"p\",\"source\":\"s\",\"provider\":\"t\",\"model\":\"zz\","
+        "\"input_tokens\":5}",
+    };
+    enum reject_reason want[] = {REJECT_NONE, REJECT_NONE, REJECT_NONE, REJECT_NONE,
+                                 REJECT_UNPRICED};
+    for (size_t i = 0; i < 5; i++)
+        assert_int_equal(ingest_process(w, events[i], strlen(events[i])), want[i]);
+    struct dynbuf b;
+    dynbuf_init(&b, 1 << 22);
+    assert_int_equal(metrics_render(m, EXPO_TEXT, 0, &b), 0);
+    /* 0.0075 + 0.0075 + 0.015 + 0.001 */
+    assert_non_null(strstr(
+        b.data, "ai_finops_cost_dollars_total{team=\"a\",project=\"p\",source=\"s\"} 0.031\n"));
+    assert_non_null(
+        strstr(b.data, "ai_finops_pricing_mismatch_total{provider=\"t\",model=\"m1\"} 1\n"));
+    dynbuf_free(&b);
+    ingest_worker_free(w);
+    ingest_free(in);
+    metrics_free(m);
+
+    /* pricing.prefer: table replaces the event's 0.015 by 0.0075 */
+    cfg.pricing_prefer = PRICE_PREFER_TABLE;
+    m = metrics_new(&cfg);
+    in = ingest_new(&cfg, m, t);
+    w = ingest_worker_new(in);
+    assert_int_equal(ingest_process(w, events[2], strlen(events[2])), REJECT_NONE);
+    dynbuf_init(&b, 1 << 22);
+    metrics_render(m, EXPO_TEXT, 0, &b);
+    assert_non_null(strstr(
+        b.data, "ai_finops_cost_dollars_total{team=\"a\",project=\"p\",source=\"s\"} 0.0075\n"));
+    dynbuf_free(&b);
+    ingest_worker_free(w);
+    ingest_free(in);
+    metrics_free(m);
+    config_free(&cfg);
+    price_table_free(t);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_llm_golden),
+        cmocka_unit_test(test_gpu_golden),
+        cmocka_unit_test(test_override_and_errors),
+        cmocka_unit_test(test_bundled_tables),
+        cmocka_unit_test(test_ingest_prices_events),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
