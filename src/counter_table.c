@@ -73,7 +73,9 @@ static bool series_matches(const struct counter_table *t, const struct counter_s
         return false;
     const char *p = series_bytes(t, s);
     for (size_t i = 0; i < t->label_count; i++) {
-        if (s->lens[i] != values[i].len || memcmp(p, values[i].ptr, values[i].len) != 0)
+        /* len 0 may come with a NULL ptr, which memcmp must not see */
+        if (s->lens[i] != values[i].len ||
+            (values[i].len && memcmp(p, values[i].ptr, values[i].len) != 0))
             return false;
         p += values[i].len;
     }
@@ -101,7 +103,8 @@ static struct counter_series *series_new(const struct counter_table *t, uint64_t
     char *p = (char *)&s->lens[t->label_count];
     for (size_t i = 0; i < t->label_count; i++) {
         s->lens[i] = (uint16_t)values[i].len;
-        memcpy(p, values[i].ptr, values[i].len);
+        if (values[i].len)
+            memcpy(p, values[i].ptr, values[i].len);
         p += values[i].len;
     }
     return s;

@@ -59,6 +59,8 @@ int dynbuf_reserve(struct dynbuf *b, size_t extra)
 
 int dynbuf_append(struct dynbuf *b, const void *data, size_t len)
 {
+    if (len == 0)
+        return b->error; /* data may be NULL then, which memcpy must not see */
     int rc = dynbuf_reserve(b, len);
     if (rc)
         return rc;

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <stdatomic.h>
 #include <zlib.h>
 #include <cmocka.h>
 
@@ -23,9 +24,9 @@ struct fixture {
     struct exporter_config cfg;
     struct metrics *metrics;
     struct http_server *server;
-    bool ready;
-    int started, completed;
-    uint32_t last_viewer;
+    _Atomic bool ready;
+    _Atomic int started, completed;
+    _Atomic uint32_t last_viewer;
 };
 
 static bool is_ready(void *ctx)
@@ -142,8 +143,9 @@ static void test_metrics_text(void **state)
     assert_non_null(strstr(body_of(r), "ai_finops_cost_dollars_total{team=\"ml\",project=\"chat\","
                                        "source=\"s\"} 1.5\n"));
     free(r);
-    /* the completion callback ran on the server thread before close */
-    usleep(100000);
+    /* the completion callback runs on the server thread around close */
+    for (int i = 0; i < 500 && f->completed < 2; i++)
+        usleep(10000);
     assert_int_equal(f->started, 2);
     assert_int_equal(f->completed, 2);
     /* no kafka.commit_replicas configured: every scraper is viewer bit 0 */
