@@ -1,47 +1,68 @@
 /*
- * config.c - the option table and everything it drives (see config.h):
- * defaults, YAML files (libyaml's document API, so every node carries its
- * line and column), command-line flags, --help and docs/configuration.md.
+ * config.c - the exporter's configuration, driven by one declarative table.
  *
- * A YAML mapping nests by the dots of option names (`web:` then
- * `listen_address:` is `web.listen_address`); map options keep their keys
- * verbatim. Every error names where it is and what is allowed.
- * Thread-safety: start-up only, on the main thread.
+ * Each entry of options[] gives a YAML key, its flag, type, storage offset,
+ * default (as text, parsed by the same code as user input so defaults obey
+ * the same rules) and help; YAML loading, flags, --help and the Markdown
+ * reference all walk that table. YAML is read as libyaml events rather than
+ * a document tree so anchors/aliases can be refused and every error carries
+ * its line and column. Loads work on a deep copy that replaces the caller's
+ * config only on success, so a bad file or flag leaves it untouched.
+ *
+ * Thread-safety: the table is read-only; a config must not be loaded into
+ * while other threads read it.
  */
+#define _GNU_SOURCE /* asprintf */
 #include "config.h"
 
+#include <ctype.h>
 #include <errno.h>
+#include <inttypes.h>
 #include <stdarg.h>
 #include <stdbool.h>
-#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/types.h>
 #include <yaml.h>
 
 #include "event.h"
-#include "http_server.h"
 #include "money.h"
 
-enum option_type {
-    OPT_STRING,   /* char *, never NULL */
-    OPT_OPTIONAL, /* char *, NULL when unset */
-    OPT_INT,      /* int64_t */
-    OPT_MONEY,    /* int64_t nano-dollars, written as dollars */
-    OPT_ENUM,     /* an enum stored as int */
-    OPT_LIST,     /* struct string_list */
-    OPT_MAP,      /* struct string_map */
+#define NANOS_PER_DOLLAR   ((int64_t)NANOS_PER_UNIT)
+#define MONEY_MAX_DECIMALS 9
+/* Caps keep duplicate detection (quadratic) cheap on hostile input. */
+#define MAX_ITEMS      1024
+#define MAX_FILE_BYTES (16L * 1024 * 1024)
+/* User text echoed back in messages is cut to this many bytes. */
+#define QUOTE_MAX  80
+#define QUOTE(s)   (int)quote_len(s), (s)
+#define HELP_WIDTH 79
+
+enum opt_type {
+    OPT_STRING,
+    OPT_OPTIONAL_STRING, /* NULL when unset; "" also means unset */
+    OPT_INT,
+    OPT_MONEY, /* decimal US dollars, stored as int64 nano-dollars */
+    OPT_ENUM,  /* stored in an int-sized enum; index into values[] */
+    OPT_LIST,
+    OPT_MAP,
 };
 
-typedef int (*option_check_fn)(const struct exporter_config *cfg, char *err, size_t errlen);
+/* Validates a string value, list item or map key; fills msg on error. */
+typedef int (*check_fn)(const char *value, char *msg, size_t msglen);
 
-struct option_def {
-    const char *name;
-    enum option_type type;
-    size_t offset;
-    const char *def; /* default as text; NULL for none */
-    int64_t min, max;
-    const char *const *values; /* OPT_ENUM: allowed words, NULL-terminated */
-    option_check_fn check;     /* extra validation of the parsed value */
+struct option {
+    const char *name; /* dotted YAML key */
+    const char *flag; /* name with '_' -> '-', prefixed with "--" */
+    enum opt_type type;
+    size_t offset;               /* into struct exporter_config */
+    const char *def;             /* default as text; lists comma-separated */
+    int64_t min, max;            /* OPT_INT; OPT_MONEY in nano-dollars */
+    const char *const *values;   /* OPT_ENUM, NULL-terminated */
+    check_fn check;              /* strings, list items, map keys */
+    size_t min_items, max_items; /* OPT_LIST; max 0 means MAX_ITEMS */
+    const char *allowed;         /* what check accepts, for messages and docs */
+    const char *metavar;         /* flag argument name in --help */
     const char *help;
 };
 
@@ -50,198 +71,472 @@ static const char *const log_formats[] = {"logfmt", "json", NULL};
 static const char *const commit_modes[] = {"scrape", "periodic", NULL};
 static const char *const price_prefs[] = {"event", "table", NULL};
 
-static int check_listen_address(const struct exporter_config *cfg, char *err, size_t errlen)
-{
-    char host[128];
-    unsigned port;
-    if (parse_listen_address(cfg->web_listen_address, host, sizeof(host), &port) == 0)
-        return 0;
-    snprintf(err, errlen, "'%s' is not an address: use HOST:PORT, :PORT or [IPV6]:PORT",
-             cfg->web_listen_address);
-    return -EINVAL;
-}
+/* The enum tables above are indexed by the enum values and written via int *. */
+_Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_ERROR == 3 &&
+                   sizeof(enum log_level) == sizeof(int),
+               "log_levels[] must follow enum log_level");
+_Static_assert(LOG_FORMAT_LOGFMT == 0 && LOG_FORMAT_JSON == 1 &&
+                   sizeof(enum log_format) == sizeof(int),
+               "log_formats[] must follow enum log_format");
+_Static_assert(COMMIT_MODE_SCRAPE == 0 && COMMIT_MODE_PERIODIC == 1 &&
+                   sizeof(enum commit_mode) == sizeof(int),
+               "commit_modes[] must follow enum commit_mode");
+_Static_assert(PRICE_PREFER_EVENT == 0 && PRICE_PREFER_TABLE == 1 &&
+                   sizeof(enum price_preference) == sizeof(int),
+               "price_prefs[] must follow enum price_preference");
 
-static int check_telemetry_path(const struct exporter_config *cfg, char *err, size_t errlen)
-{
-    const char *p = cfg->web_telemetry_path;
-    if (p[0] == '/' && p[1] && strcmp(p, "/healthz") && strcmp(p, "/readyz"))
-        return 0;
-    snprintf(err, errlen, "'%s' must be a path starting with '/', other than /, /healthz, /readyz",
-             p);
-    return -EINVAL;
-}
+/* Labels every series already has; an extra label must not collide. */
+static const char *const builtin_labels[] = {"team",    "project", "source",        "provider",
+                                             "model",   "kind",    "instance_type", "gpu_type",
+                                             "outcome", "reason",  "metric",        NULL};
 
-static int check_nonempty(const char *value, const char *what, char *err, size_t errlen)
-{
-    if (value && value[0])
-        return 0;
-    snprintf(err, errlen, "%s must not be empty", what);
-    return -EINVAL;
-}
+static int check_listen_address(const char *v, char *msg, size_t len);
+static int check_http_path(const char *v, char *msg, size_t len);
+static int check_nonempty(const char *v, char *msg, size_t len);
+static int check_label_name(const char *v, char *msg, size_t len);
+static int check_topic(const char *v, char *msg, size_t len);
+static int check_dlq_topic(const char *v, char *msg, size_t len);
+static int check_property_key(const char *v, char *msg, size_t len);
 
-static int check_unattributed(const struct exporter_config *cfg, char *err, size_t errlen)
-{
-    return check_nonempty(cfg->events_unattributed_label, "the label value", err, errlen);
-}
+#define OFF(member) offsetof(struct exporter_config, member)
+#define DOLLARS(n)  ((int64_t)(n)*NANOS_PER_DOLLAR)
 
-static bool label_name_valid(const char *s)
-{
-    if (!((s[0] >= 'a' && s[0] <= 'z') || (s[0] >= 'A' && s[0] <= 'Z') || s[0] == '_'))
-        return false;
-    for (const char *p = s; *p; p++)
-        if (!((*p >= 'a' && *p <= 'z') || (*p >= 'A' && *p <= 'Z') || (*p >= '0' && *p <= '9') ||
-              *p == '_'))
-            return false;
-    return strncmp(s, "__", 2) != 0;
-}
-
-static int check_extra_labels(const struct exporter_config *cfg, char *err, size_t errlen)
-{
-    static const char *const builtin[] = {"team",    "project", "source",        "provider",
-                                          "model",   "kind",    "instance_type", "gpu_type",
-                                          "outcome", "reason",  "metric",        NULL};
-    const struct string_list *l = &cfg->events_extra_labels;
-    if (l->count > EVENT_MAX_EXTRA_LABELS) {
-        snprintf(err, errlen, "at most %d extra labels are allowed (got %zu)",
-                 EVENT_MAX_EXTRA_LABELS, l->count);
-        return -EINVAL;
-    }
-    for (size_t i = 0; i < l->count; i++) {
-        if (!label_name_valid(l->items[i])) {
-            snprintf(err, errlen,
-                     "'%s' is not a label name: use [a-zA-Z_][a-zA-Z0-9_]*, not starting with __",
-                     l->items[i]);
-            return -EINVAL;
-        }
-        for (int b = 0; builtin[b]; b++)
-            if (strcmp(l->items[i], builtin[b]) == 0) {
-                snprintf(err, errlen, "'%s' is already a built-in label; choose another name",
-                         l->items[i]);
-                return -EINVAL;
-            }
-        for (size_t j = 0; j < i; j++)
-            if (strcmp(l->items[i], l->items[j]) == 0) {
-                snprintf(err, errlen, "'%s' is listed twice", l->items[i]);
-                return -EINVAL;
-            }
-    }
-    return 0;
-}
-
-static int check_topics(const struct exporter_config *cfg, char *err, size_t errlen)
-{
-    if (cfg->kafka_topics.count == 0) {
-        snprintf(err, errlen, "at least one topic is required");
-        return -EINVAL;
-    }
-    for (size_t i = 0; i < cfg->kafka_topics.count; i++)
-        if (check_nonempty(cfg->kafka_topics.items[i], "a topic name", err, errlen))
-            return -EINVAL;
-    return 0;
-}
-
-static int check_replicas(const struct exporter_config *cfg, char *err, size_t errlen)
-{
-    if (cfg->kafka_commit_replicas.count <= 30)
-        return 0;
-    snprintf(err, errlen, "at most 30 replicas can gate commits");
-    return -EINVAL;
-}
-
-static int check_brokers(const struct exporter_config *cfg, char *err, size_t errlen)
-{
-    return check_nonempty(cfg->kafka_brokers, "the broker list", err, errlen);
-}
-
-static int check_group(const struct exporter_config *cfg, char *err, size_t errlen)
-{
-    return check_nonempty(cfg->kafka_group_id, "the group id", err, errlen);
-}
-
-#define OFF(field) offsetof(struct exporter_config, field)
-#define NO_RANGE   0, 0
-
-static const struct option_def options[] = {
-    {"web.listen_address", OPT_STRING, OFF(web_listen_address), ":9400", NO_RANGE, NULL,
-     check_listen_address,
-     "Address to serve /metrics on: HOST:PORT, :PORT (all interfaces) or [IPV6]:PORT."},
-    {"web.telemetry_path", OPT_STRING, OFF(web_telemetry_path), "/metrics", NO_RANGE, NULL,
-     check_telemetry_path, "Path under which metrics are served."},
-    {"web.max_connections", OPT_INT, OFF(web_max_connections), "64", 1, 100000, NULL, NULL,
-     "Most HTTP connections served at once."},
-    {"web.max_connections_per_ip", OPT_INT, OFF(web_max_connections_per_ip), "16", 1, 100000, NULL,
-     NULL, "Most HTTP connections from one client address."},
-    {"web.connection_timeout_seconds", OPT_INT, OFF(web_connection_timeout_seconds), "10", 1, 3600,
-     NULL, NULL, "Idle HTTP connections are closed after this many seconds."},
-    {"log.level", OPT_ENUM, OFF(log_level), "info", NO_RANGE, log_levels, NULL,
-     "Least severe log level printed."},
-    {"log.format", OPT_ENUM, OFF(log_format), "logfmt", NO_RANGE, log_formats, NULL,
-     "Log line format on stderr."},
-    {"input", OPT_OPTIONAL, OFF(input), NULL, NO_RANGE, NULL, NULL,
-     "Read JSONL events from this file ('-' for stdin) instead of Kafka; the daemon keeps "
-     "serving after the end of input."},
-    {"events.max_bytes", OPT_INT, OFF(events_max_bytes), "65536", 64, 16777216, NULL, NULL,
-     "Largest event accepted, in bytes (larger: rejected as too_large)."},
-    {"events.max_cost_usd", OPT_MONEY, OFF(events_max_cost_nanos), "1000000", 1,
-     10000000LL * 1000000000LL, NULL, NULL,
-     "Largest cost_usd of one event, in dollars (larger: rejected as invalid_cost)."},
-    {"events.max_label_bytes", OPT_INT, OFF(events_max_label_bytes), "128", 1, 4096, NULL, NULL,
-     "Longest label value accepted, in bytes (longer: rejected as invalid_label)."},
-    {"events.max_depth", OPT_INT, OFF(events_max_depth), "16", 2, 64, NULL, NULL,
-     "Deepest nesting of JSON arrays/objects accepted (deeper: rejected as too_deep)."},
-    {"events.unattributed_label", OPT_STRING, OFF(events_unattributed_label), "unattributed",
-     NO_RANGE, NULL, check_unattributed, "Label value used when an event has no team or project."},
-    {"events.extra_labels", OPT_LIST, OFF(events_extra_labels), "", NO_RANGE, NULL,
-     check_extra_labels,
-     "Keys of an event's \"labels\" object that become extra labels of "
-     "ai_finops_cost_dollars_total (at most 8)."},
-    {"counters.max_series", OPT_INT, OFF(counters_max_series), "100000", 1, 10000000, NULL, NULL,
-     "Most label sets per metric family; past it, new label sets go to the __overflow__ "
-     "series."},
-    {"kafka.brokers", OPT_STRING, OFF(kafka_brokers), "127.0.0.1:9092", NO_RANGE, NULL,
-     check_brokers, "Bootstrap brokers, comma-separated HOST:PORT."},
-    {"kafka.group_id", OPT_STRING, OFF(kafka_group_id), "ai-finops-exporter", NO_RANGE, NULL,
-     check_group, "Consumer group id."},
-    {"kafka.topics", OPT_LIST, OFF(kafka_topics), "ai-costs", NO_RANGE, NULL, check_topics,
-     "Topics to consume."},
-    {"kafka.threads", OPT_INT, OFF(kafka_threads), "0", 0, 256, NULL, NULL,
-     "Consumer threads (one librdkafka consumer each); 0 means one per online CPU."},
-    {"kafka.properties", OPT_MAP, OFF(kafka_properties), "", NO_RANGE, NULL, NULL,
-     "librdkafka properties passed verbatim (SASL, TLS, timeouts...), e.g. "
-     "security.protocol: SASL_SSL. Config file only."},
-    {"kafka.dlq_topic", OPT_STRING, OFF(kafka_dlq_topic), "ai-costs-dlq", NO_RANGE, NULL, NULL,
-     "Dead-letter topic for rejected events; empty disables dead-lettering."},
-    {"kafka.commit_mode", OPT_ENUM, OFF(kafka_commit_mode), "scrape", NO_RANGE, commit_modes, NULL,
-     "scrape: commit only offsets whose increments a completed scrape served "
-     "(docs/delivery.md); periodic: commit what was applied every commit_interval_ms."},
-    {"kafka.commit_interval_ms", OPT_INT, OFF(kafka_commit_interval_ms), "5000", 100, 3600000, NULL,
-     NULL, "Commit interval in periodic mode, in milliseconds."},
-    {"kafka.shutdown_scrape_wait_ms", OPT_INT, OFF(kafka_shutdown_scrape_wait_ms), "30000", 0,
-     600000, NULL, NULL,
-     "On SIGTERM, how long to keep serving for scrapes to observe what was applied before "
-     "committing, in milliseconds."},
-    {"kafka.commit_replicas", OPT_LIST, OFF(kafka_commit_replicas), "", NO_RANGE, NULL,
-     check_replicas,
-     "Scrapers (the replica URL parameter, e.g. /metrics?replica=prom-a) that must all have "
-     "seen an offset before it is committed; empty: any completed scrape."},
-    {"pricing.file", OPT_OPTIONAL, OFF(pricing_file), NULL, NO_RANGE, NULL, NULL,
-     "Extra price table (YAML) that overrides or extends the bundled one."},
-    {"pricing.prefer", OPT_ENUM, OFF(pricing_prefer), "event", NO_RANGE, price_prefs, NULL,
-     "When an event has cost_usd and priceable usage: which one is counted."},
-    {"pricing.mismatch_tolerance_ppm", OPT_INT, OFF(pricing_mismatch_tolerance_ppm), "10000", 0,
-     1000000, NULL, NULL,
-     "Relative difference (parts per million) between cost_usd and the price table above "
-     "which ai_finops_pricing_mismatch_total counts the event."},
+static const struct option options[] = {
+    {.name = "web.listen_address",
+     .flag = "--web.listen-address",
+     .type = OPT_STRING,
+     .offset = OFF(web_listen_address),
+     .def = ":9400",
+     .check = check_listen_address,
+     .allowed = "HOST:PORT with PORT 0-65535, such as :9400, 127.0.0.1:9400 or [::1]:9400",
+     .metavar = "HOST:PORT",
+     .help = "Address and TCP port of the HTTP server that Prometheus scrapes. \":9400\" "
+             "listens on every interface; \"127.0.0.1:9400\" accepts local scrapes only."},
+    {.name = "web.telemetry_path",
+     .flag = "--web.telemetry-path",
+     .type = OPT_STRING,
+     .offset = OFF(web_telemetry_path),
+     .def = "/metrics",
+     .check = check_http_path,
+     .allowed = "a URL path starting with '/', without spaces, '?' or '#'",
+     .metavar = "PATH",
+     .help = "URL path under which the metrics are exposed."},
+    {.name = "web.max_connections",
+     .flag = "--web.max-connections",
+     .type = OPT_INT,
+     .offset = OFF(web_max_connections),
+     .def = "64",
+     .min = 1,
+     .max = 100000,
+     .help = "Maximum number of concurrent HTTP connections; more are refused until one "
+             "closes, so a flood of clients cannot exhaust file descriptors."},
+    {.name = "web.max_connections_per_ip",
+     .flag = "--web.max-connections-per-ip",
+     .type = OPT_INT,
+     .offset = OFF(web_max_connections_per_ip),
+     .def = "16",
+     .min = 1,
+     .max = 100000,
+     .help = "Maximum concurrent HTTP connections from one client IP address, so a single "
+             "client cannot use up web.max_connections."},
+    {.name = "web.connection_timeout_seconds",
+     .flag = "--web.connection-timeout-seconds",
+     .type = OPT_INT,
+     .offset = OFF(web_connection_timeout_seconds),
+     .def = "10",
+     .min = 1,
+     .max = 3600,
+     .help = "Seconds after which an idle HTTP connection is closed."},
+    {.name = "log.level",
+     .flag = "--log.level",
+     .type = OPT_ENUM,
+     .offset = OFF(log_level),
+     .def = "info",
+     .values = log_levels,
+     .help = "Minimum severity of the log lines written to standard error."},
+    {.name = "log.format",
+     .flag = "--log.format",
+     .type = OPT_ENUM,
+     .offset = OFF(log_format),
+     .def = "logfmt",
+     .values = log_formats,
+     .help = "Format of log lines: logfmt (key=value pairs) or json (one object per line)."},
+    {.name = "input",
+     .flag = "--input",
+     .type = OPT_OPTIONAL_STRING,
+     .offset = OFF(input),
+     .def = NULL,
+     .allowed = "a file path, - for standard input, or unset",
+     .metavar = "PATH|-",
+     .help = "Read events as JSON Lines from this file instead of Kafka; \"-\" reads standard "
+             "input. Unset (the default) consumes from Kafka."},
+    {.name = "events.max_bytes",
+     .flag = "--events.max-bytes",
+     .type = OPT_INT,
+     .offset = OFF(events_max_bytes),
+     .def = "65536",
+     .min = 64,
+     .max = 16777216,
+     .help = "Maximum size in bytes of one event; larger events are rejected without being "
+             "parsed."},
+    {.name = "events.max_cost_usd",
+     .flag = "--events.max-cost-usd",
+     .type = OPT_MONEY,
+     .offset = OFF(events_max_cost_nanos),
+     .def = "1000000",
+     .min = 1,
+     .max = DOLLARS(10000000),
+     .help = "Largest plausible cost of one event, in US dollars; costlier events are "
+             "rejected so one corrupt event cannot inflate the counters. Read exactly as a "
+             "decimal number (no floating point), so at most 9 decimal places."},
+    {.name = "events.max_label_bytes",
+     .flag = "--events.max-label-bytes",
+     .type = OPT_INT,
+     .offset = OFF(events_max_label_bytes),
+     .def = "128",
+     .min = 1,
+     .max = 4096,
+     .help = "Maximum length in bytes of a label value taken from an event (team, project, "
+             "model, ...)."},
+    {.name = "events.max_depth",
+     .flag = "--events.max-depth",
+     .type = OPT_INT,
+     .offset = OFF(events_max_depth),
+     .def = "16",
+     .min = 2,
+     .max = 64,
+     .help = "Maximum JSON nesting depth of an event; deeper events are rejected so they "
+             "cannot exhaust the parser's stack."},
+    {.name = "events.unattributed_label",
+     .flag = "--events.unattributed-label",
+     .type = OPT_STRING,
+     .offset = OFF(events_unattributed_label),
+     .def = "unattributed",
+     .check = check_nonempty,
+     .allowed = "a non-empty string",
+     .metavar = "VALUE",
+     .help = "Label value used for team or project when an event does not name one, so "
+             "unattributed spend stays visible instead of being dropped."},
+    {.name = "events.extra_labels",
+     .flag = "--events.extra-labels",
+     .type = OPT_LIST,
+     .offset = OFF(events_extra_labels),
+     .def = "",
+     .check = check_label_name,
+     .max_items = EVENT_MAX_EXTRA_LABELS,
+     .allowed = "Prometheus label names ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __), none "
+                "of them a built-in label (team, project, source, provider, model, kind, "
+                "instance_type, gpu_type, outcome, reason, metric), each listed once, at "
+                "most 8",
+     .metavar = "NAME,...",
+     .help = "Keys of an event's \"labels\" object that become extra labels on every series. "
+             "Each extra label multiplies the number of series, so keep the list short."},
+    {.name = "counters.max_series",
+     .flag = "--counters.max-series",
+     .type = OPT_INT,
+     .offset = OFF(counters_max_series),
+     .def = "100000",
+     .min = 1,
+     .max = 10000000,
+     .help = "Maximum number of series (label combinations) per metric family, bounding "
+             "memory when label cardinality explodes."},
+    {.name = "kafka.brokers",
+     .flag = "--kafka.brokers",
+     .type = OPT_STRING,
+     .offset = OFF(kafka_brokers),
+     .def = "127.0.0.1:9092",
+     .check = check_nonempty,
+     .allowed = "a non-empty, comma-separated list of host:port",
+     .metavar = "HOST:PORT,...",
+     .help = "Kafka bootstrap brokers, comma-separated."},
+    {.name = "kafka.group_id",
+     .flag = "--kafka.group-id",
+     .type = OPT_STRING,
+     .offset = OFF(kafka_group_id),
+     .def = "ai-finops-exporter",
+     .check = check_nonempty,
+     .allowed = "a non-empty string",
+     .metavar = "ID",
+     .help = "Kafka consumer group; exporters sharing a group id split the partitions "
+             "between them."},
+    {.name = "kafka.topics",
+     .flag = "--kafka.topics",
+     .type = OPT_LIST,
+     .offset = OFF(kafka_topics),
+     .def = "ai-costs",
+     .check = check_topic,
+     .min_items = 1,
+     .allowed = "at least one Kafka topic name (1-249 of a-z A-Z 0-9 . _ -), or a regular "
+                "expression starting with ^, each listed once",
+     .metavar = "TOPIC,...",
+     .help = "Kafka topics to consume. A name starting with \"^\" is a regular expression "
+             "(librdkafka pattern subscription)."},
+    {.name = "kafka.threads",
+     .flag = "--kafka.threads",
+     .type = OPT_INT,
+     .offset = OFF(kafka_threads),
+     .def = "0",
+     .min = 0,
+     .max = 256,
+     .help = "Number of Kafka consumer threads; 0 starts one per online CPU."},
+    {.name = "kafka.properties",
+     .flag = "--kafka.properties",
+     .type = OPT_MAP,
+     .offset = OFF(kafka_properties),
+     .def = "",
+     .check = check_property_key,
+     .allowed = "librdkafka property names and values, except bootstrap.servers, "
+                "metadata.broker.list, group.id, enable.auto.commit and "
+                "enable.auto.offset.store, which the exporter sets itself",
+     .metavar = "KEY=VALUE",
+     .help = "Extra librdkafka configuration properties passed verbatim, e.g. "
+             "security.protocol, sasl.mechanism, ssl.ca.location. On the command line each "
+             "flag sets one KEY=VALUE; the flag may be repeated and overrides the same key "
+             "from the file."},
+    {.name = "kafka.dlq_topic",
+     .flag = "--kafka.dlq-topic",
+     .type = OPT_STRING,
+     .offset = OFF(kafka_dlq_topic),
+     .def = "ai-costs-dlq",
+     .check = check_dlq_topic,
+     .allowed = "a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -), or \"\" to disable",
+     .metavar = "TOPIC",
+     .help = "Dead-letter topic to which rejected events are copied for inspection; \"\" "
+             "disables it."},
+    {.name = "kafka.commit_mode",
+     .flag = "--kafka.commit-mode",
+     .type = OPT_ENUM,
+     .offset = OFF(kafka_commit_mode),
+     .def = "scrape",
+     .values = commit_modes,
+     .help = "When consumed offsets are committed. scrape: only after a Prometheus scrape "
+             "has read counters that include those events, so a crash between scrapes "
+             "cannot lose counted spend. periodic: every kafka.commit_interval_ms, "
+             "regardless of scrapes."},
+    {.name = "kafka.commit_interval_ms",
+     .flag = "--kafka.commit-interval-ms",
+     .type = OPT_INT,
+     .offset = OFF(kafka_commit_interval_ms),
+     .def = "5000",
+     .min = 100,
+     .max = 3600000,
+     .help = "Milliseconds between offset commits when kafka.commit_mode is periodic."},
+    {.name = "kafka.shutdown_scrape_wait_ms",
+     .flag = "--kafka.shutdown-scrape-wait-ms",
+     .type = OPT_INT,
+     .offset = OFF(kafka_shutdown_scrape_wait_ms),
+     .def = "30000",
+     .min = 0,
+     .max = 600000,
+     .help = "In scrape commit mode, how many milliseconds shutdown waits for a final scrape "
+             "so the last consumed offsets can be committed; 0 exits at once."},
+    {.name = "kafka.commit_replicas",
+     .flag = "--kafka.commit-replicas",
+     .type = OPT_LIST,
+     .offset = OFF(kafka_commit_replicas),
+     .def = "",
+     .check = check_nonempty,
+     .max_items = 31, /* one viewer bit each in a uint32_t; bit 31 is "anyone else" */
+     .allowed = "at most 31 non-empty names, each listed once",
+     .metavar = "NAME,...",
+     .help = "In scrape commit mode, the Prometheus replicas that must each have completed a "
+             "scrape before offsets are committed. A replica names itself with the replica "
+             "query parameter of its scrape URL (/metrics?replica=prometheus-0). Empty means "
+             "any completed scrape counts."},
+    {.name = "pricing.file",
+     .flag = "--pricing.file",
+     .type = OPT_OPTIONAL_STRING,
+     .offset = OFF(pricing_file),
+     .def = NULL,
+     .allowed = "a file path, or unset",
+     .metavar = "PATH",
+     .help = "Price table file that adds to or overrides the built-in prices; unset uses the "
+             "built-in prices only."},
+    {.name = "pricing.prefer",
+     .flag = "--pricing.prefer",
+     .type = OPT_ENUM,
+     .offset = OFF(pricing_prefer),
+     .def = "event",
+     .values = price_prefs,
+     .help = "Which cost wins when an event carries its own cost and the price table also "
+             "prices it: the event's or the table's."},
+    {.name = "pricing.mismatch_tolerance_ppm",
+     .flag = "--pricing.mismatch-tolerance-ppm",
+     .type = OPT_INT,
+     .offset = OFF(pricing_mismatch_tolerance_ppm),
+     .def = "10000",
+     .min = 0,
+     .max = 1000000,
+     .help = "Relative difference, in parts per million, tolerated between an event's own "
+             "cost and the price-table cost before the two are reported as a mismatch."},
 };
 
-#define OPTION_COUNT (sizeof(options) / sizeof(options[0]))
+#define N_OPTIONS (sizeof options / sizeof options[0])
 
-/* ---- values ------------------------------------------------------------ */
+/* Flags that are not options: they steer what the program does. */
+static const struct {
+    const char *flag;
+    const char *metavar;
+    const char *help;
+} general_flags[] = {
+    {"--config", "FILE", "Load options from this YAML file; flags are applied on top of it."},
+    {"--check-config", NULL, "Validate the configuration (file and flags) and exit."},
+    {"-h, --help", NULL, "Show this help and exit."},
+    {"--version", NULL, "Print the version and exit."},
+    {"--print-config-docs", NULL, "Print the configuration reference as Markdown and exit."},
+};
 
-static void *field(struct exporter_config *cfg, const struct option_def *o)
+static const char yaml_example[] = "web:\n"
+                                   "  listen_address: \"127.0.0.1:9400\"\n"
+                                   "events:\n"
+                                   "  max_cost_usd: 1000000\n"
+                                   "  extra_labels: [environment, cost_center]\n"
+                                   "kafka:\n"
+                                   "  topics: [ai-costs, ai-api-costs]\n"
+                                   "  properties:\n"
+                                   "    security.protocol: SASL_SSL\n"
+                                   "    sasl.mechanism: PLAIN\n";
+
+/* ------------------------------------------------------------------------ */
+/* Small helpers */
+
+static size_t quote_len(const char *s)
+{
+    size_t n = strlen(s);
+    return n > QUOTE_MAX ? QUOTE_MAX : n;
+}
+
+static int msgf(char *msg, size_t len, int rc, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+static int msgf(char *msg, size_t len, int rc, const char *fmt, ...)
+{
+    va_list ap;
+
+    if (msg && len) {
+        va_start(ap, fmt);
+        vsnprintf(msg, len, fmt, ap);
+        va_end(ap);
+    }
+    return rc;
+}
+
+static int oom(char *msg, size_t len)
+{
+    return msgf(msg, len, -ENOMEM, "out of memory");
+}
+
+static void *field(struct exporter_config *cfg, const struct option *o)
 {
     return (char *)cfg + o->offset;
 }
+
+static const void *cfield(const struct exporter_config *cfg, const struct option *o)
+{
+    return (const char *)cfg + o->offset;
+}
+
+static const struct option *find_option(const char *name)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strcmp(options[i].name, name) == 0)
+            return &options[i];
+    return NULL;
+}
+
+static const struct option *find_flag(const char *flag, size_t len)
+{
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strlen(options[i].flag) == len && memcmp(options[i].flag, flag, len) == 0)
+            return &options[i];
+    return NULL;
+}
+
+/* True when `name` is a strict dotted prefix of some option, e.g. "web". */
+static bool is_section(const char *name)
+{
+    size_t n = strlen(name);
+
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (strncmp(options[i].name, name, n) == 0 && options[i].name[n] == '.')
+            return true;
+    return false;
+}
+
+static size_t section_len(const char *name)
+{
+    const char *dot = strchr(name, '.');
+    return dot ? (size_t)(dot - name) : strlen(name);
+}
+
+/* Levenshtein distance; long strings are not worth suggesting for. */
+#define SUGGEST_MAX_LEN 64
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+{
+    size_t prev[SUGGEST_MAX_LEN + 1], cur[SUGGEST_MAX_LEN + 1];
+
+    if (la > SUGGEST_MAX_LEN || lb > SUGGEST_MAX_LEN)
+        return SIZE_MAX;
+    for (size_t j = 0; j <= lb; j++)
+        prev[j] = j;
+    for (size_t i = 1; i <= la; i++) {
+        cur[0] = i;
+        for (size_t j = 1; j <= lb; j++) {
+            size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
+            size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
+            cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+        }
+        memcpy(prev, cur, (lb + 1) * sizeof prev[0]);
+    }
+    return prev[lb];
+}
+
+struct suggestion {
+    const char *best;
+    size_t best_len;
+    size_t dist;
+};
+
+static void suggest_consider(struct suggestion *s, const char *want, const char *cand,
+                             size_t cand_len)
+{
+    size_t d = edit_distance(want, strlen(want), cand, cand_len);
+    if (d < s->dist) {
+        s->best = cand;
+        s->best_len = cand_len;
+        s->dist = d;
+    }
+}
+
+/* Close enough to be a typo rather than a different word. */
+static bool suggestion_ok(const struct suggestion *s, const char *want)
+{
+    return s->best && s->dist > 0 && s->dist * 3 <= strlen(want);
+}
+
+/* Closest YAML key (option or section) to an unknown dotted key. */
+static struct suggestion suggest_key(const char *key)
+{
+    struct suggestion s = {NULL, 0, SIZE_MAX};
+    const char *leaf = strrchr(key, '.');
+
+    leaf = leaf ? leaf + 1 : key;
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const char *dot = strchr(options[i].name, '.');
+        /* "listen_address" at the top level most likely meant web.listen_address */
+        if (dot && strcmp(dot + 1, leaf) == 0 && strcmp(options[i].name, key) != 0) {
+            s.best = options[i].name;
+            s.best_len = strlen(s.best);
+            s.dist = 1;
+            return s;
+        }
+        suggest_consider(&s, key, options[i].name, strlen(options[i].name));
+        suggest_consider(&s, key, options[i].name, section_len(options[i].name));
+    }
+    return s;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Lists and maps */
 
 static void list_clear(struct string_list *l)
 {
@@ -252,6 +547,36 @@ static void list_clear(struct string_list *l)
     l->count = 0;
 }
 
+static int list_push(struct string_list *l, const char *s)
+{
+    char *copy = strdup(s);
+    char **items;
+
+    if (!copy)
+        return -ENOMEM;
+    items = realloc(l->items, (l->count + 1) * sizeof *items);
+    if (!items) {
+        free(copy);
+        return -ENOMEM;
+    }
+    items[l->count++] = copy;
+    l->items = items;
+    return 0;
+}
+
+static int list_copy(struct string_list *dst, const struct string_list *src)
+{
+    dst->items = NULL;
+    dst->count = 0;
+    for (size_t i = 0; i < src->count; i++) {
+        if (list_push(dst, src->items[i]) != 0) {
+            list_clear(dst);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 static void map_clear(struct string_map *m)
 {
     for (size_t i = 0; i < m->count; i++) {
@@ -260,685 +585,1565 @@ static void map_clear(struct string_map *m)
     }
     free(m->keys);
     free(m->values);
-    m->keys = m->values = NULL;
+    m->keys = NULL;
+    m->values = NULL;
     m->count = 0;
 }
 
-static int list_push(struct string_list *l, const char *s, size_t len)
+static ssize_t map_find(const struct string_map *m, const char *key)
 {
-    char **items = realloc(l->items, (l->count + 1) * sizeof(char *));
-    if (!items)
-        return -ENOMEM;
-    l->items = items;
-    if (!(l->items[l->count] = strndup(s, len)))
-        return -ENOMEM;
-    l->count++;
-    return 0;
+    for (size_t i = 0; i < m->count; i++)
+        if (strcmp(m->keys[i], key) == 0)
+            return (ssize_t)i;
+    return -1;
 }
 
-static int map_put(struct string_map *m, const char *k, const char *v)
+/* Adds key=value, or replaces the value of an existing key. */
+static int map_set(struct string_map *m, const char *key, const char *value)
 {
-    char **keys = realloc(m->keys, (m->count + 1) * sizeof(char *));
-    if (!keys)
+    ssize_t at = map_find(m, key);
+    char *k = NULL, *v = strdup(value);
+    char **keys, **values;
+
+    if (!v)
         return -ENOMEM;
-    m->keys = keys;
-    char **values = realloc(m->values, (m->count + 1) * sizeof(char *));
-    if (!values)
-        return -ENOMEM;
-    m->values = values;
-    m->keys[m->count] = strdup(k);
-    m->values[m->count] = strdup(v);
-    if (!m->keys[m->count] || !m->values[m->count]) {
-        free(m->keys[m->count]);
-        free(m->values[m->count]);
-        return -ENOMEM;
+    if (at >= 0) {
+        free(m->values[at]);
+        m->values[at] = v;
+        return 0;
     }
+    k = strdup(key);
+    if (!k)
+        goto fail;
+    keys = realloc(m->keys, (m->count + 1) * sizeof *keys);
+    if (!keys)
+        goto fail;
+    m->keys = keys;
+    values = realloc(m->values, (m->count + 1) * sizeof *values);
+    if (!values)
+        goto fail;
+    m->values = values;
+    m->keys[m->count] = k;
+    m->values[m->count] = v;
     m->count++;
     return 0;
+fail:
+    free(k);
+    free(v);
+    return -ENOMEM;
 }
 
-static void clear_value(struct exporter_config *cfg, const struct option_def *o)
+static int map_copy(struct string_map *dst, const struct string_map *src)
 {
-    switch (o->type) {
-    case OPT_STRING:
-    case OPT_OPTIONAL:
-        free(*(char **)field(cfg, o));
-        *(char **)field(cfg, o) = NULL;
-        break;
-    case OPT_LIST:
-        list_clear(field(cfg, o));
-        break;
-    case OPT_MAP:
-        map_clear(field(cfg, o));
-        break;
-    default:
-        break;
-    }
-}
-
-static void format_dollars(int64_t nanos, char *out, size_t len)
-{
-    char text[MONEY_FORMAT_MAX + 1];
-    text[money_format((uint64_t)nanos, text)] = '\0';
-    snprintf(out, len, "%s", text);
-}
-
-static void describe_allowed(const struct option_def *o, char *out, size_t len)
-{
-    char lo[40], hi[40];
-    switch (o->type) {
-    case OPT_INT:
-        snprintf(out, len, "an integer from %lld to %lld", (long long)o->min, (long long)o->max);
-        break;
-    case OPT_MONEY:
-        format_dollars(o->min, lo, sizeof(lo));
-        format_dollars(o->max, hi, sizeof(hi));
-        snprintf(out, len, "dollars from %s to %s, at most 9 decimals", lo, hi);
-        break;
-    case OPT_ENUM: {
-        size_t n = (size_t)snprintf(out, len, "one of");
-        for (int i = 0; o->values[i] && n < len; i++)
-            n += (size_t)snprintf(out + n, len - n, "%s %s", i ? "," : "", o->values[i]);
-        break;
-    }
-    case OPT_LIST:
-        snprintf(out, len, "a list of strings");
-        break;
-    case OPT_MAP:
-        snprintf(out, len, "a mapping of string to string");
-        break;
-    default:
-        snprintf(out, len, "a string");
-        break;
-    }
-}
-
-/* Sets a scalar-typed option (everything but list and map) from text. */
-static int set_scalar(struct exporter_config *cfg, const struct option_def *o, const char *text,
-                      char *err, size_t errlen)
-{
-    char allowed[256];
-    describe_allowed(o, allowed, sizeof(allowed));
-    switch (o->type) {
-    case OPT_STRING:
-    case OPT_OPTIONAL: {
-        char *copy = strdup(text);
-        if (!copy)
+    memset(dst, 0, sizeof *dst);
+    for (size_t i = 0; i < src->count; i++) {
+        if (map_set(dst, src->keys[i], src->values[i]) != 0) {
+            map_clear(dst);
             return -ENOMEM;
-        clear_value(cfg, o);
-        *(char **)field(cfg, o) = copy;
-        return 0;
-    }
-    case OPT_INT: {
-        char *end;
-        errno = 0;
-        long long v = strtoll(text, &end, 10);
-        if (errno || end == text || *end) {
-            snprintf(err, errlen, "'%s' is not an integer: expected %s", text, allowed);
-            return -EINVAL;
         }
-        if (v < o->min || v > o->max) {
-            snprintf(err, errlen, "%lld is out of range: expected %s", v, allowed);
-            return -EINVAL;
-        }
-        *(int64_t *)field(cfg, o) = v;
-        return 0;
-    }
-    case OPT_MONEY: {
-        uint64_t nanos;
-        if (money_parse_decimal(text, strlen(text), &nanos) || nanos > (uint64_t)INT64_MAX ||
-            (int64_t)nanos < o->min || (int64_t)nanos > o->max) {
-            snprintf(err, errlen, "'%s' is not allowed: expected %s", text, allowed);
-            return -EINVAL;
-        }
-        *(int64_t *)field(cfg, o) = (int64_t)nanos;
-        return 0;
-    }
-    case OPT_ENUM:
-        for (int i = 0; o->values[i]; i++)
-            if (strcmp(o->values[i], text) == 0) {
-                *(int *)field(cfg, o) = i;
-                return 0;
-            }
-        snprintf(err, errlen, "'%s' is not allowed: expected %s", text, allowed);
-        return -EINVAL;
-    default:
-        snprintf(err, errlen, "expected %s", allowed);
-        return -EINVAL;
-    }
-}
-
-/* Comma-separated text, for defaults and flags of list options. */
-static int set_list_text(struct exporter_config *cfg, const struct option_def *o, const char *text)
-{
-    struct string_list *l = field(cfg, o);
-    list_clear(l);
-    while (*text) {
-        const char *comma = strchr(text, ',');
-        size_t len = comma ? (size_t)(comma - text) : strlen(text);
-        if (len && list_push(l, text, len))
-            return -ENOMEM;
-        text += len + (comma ? 1 : 0);
     }
     return 0;
 }
 
-static const struct option_def *find_option(const char *name)
+/* ------------------------------------------------------------------------ */
+/* Validators */
+
+static int check_nonempty(const char *v, char *msg, size_t len)
 {
-    for (size_t i = 0; i < OPTION_COUNT; i++)
-        if (strcmp(options[i].name, name) == 0)
-            return &options[i];
-    return NULL;
+    if (v[0] == '\0')
+        return msgf(msg, len, -EINVAL, "must not be empty");
+    return 0;
 }
 
-static void flag_of(const struct option_def *o, char *out, size_t len)
+static int check_listen_address(const char *v, char *msg, size_t len)
 {
-    size_t n = (size_t)snprintf(out, len, "--%s", o->name);
-    for (size_t i = 2; i < n && i < len; i++)
-        if (out[i] == '_')
-            out[i] = '-';
+    const char *colon = strrchr(v, ':');
+    const char *p;
+    long port = 0;
+
+    if (!colon)
+        goto bad;
+    if (v[0] == '[') {
+        /* bracketed IPv6: "[" addr "]" ":" port */
+        if (colon - v < 3 || colon[-1] != ']' || memchr(v + 1, ']', (size_t)(colon - v - 2)))
+            goto bad;
+    } else if (memchr(v, ':', (size_t)(colon - v)) || memchr(v, '[', (size_t)(colon - v)) ||
+               memchr(v, ']', (size_t)(colon - v))) {
+        goto bad;
+    }
+    for (p = v; p < colon; p++)
+        if (isspace((unsigned char)*p))
+            goto bad;
+    if (colon[1] == '\0' || strlen(colon + 1) > 5)
+        goto bad;
+    for (p = colon + 1; *p; p++) {
+        if (!isdigit((unsigned char)*p))
+            goto bad;
+        port = port * 10 + (*p - '0');
+    }
+    if (port > 65535)
+        goto bad;
+    return 0;
+bad:
+    return msgf(msg, len, -EINVAL,
+                "must be HOST:PORT with PORT 0-65535, such as :9400, 127.0.0.1:9400 or "
+                "[::1]:9400; got '%.*s'",
+                QUOTE(v));
 }
 
-static size_t edit_distance(const char *a, const char *b)
+static int check_http_path(const char *v, char *msg, size_t len)
 {
-    size_t la = strlen(a), lb = strlen(b);
-    if (la > 64 || lb > 64)
-        return 99;
-    size_t row[65];
-    for (size_t j = 0; j <= lb; j++)
-        row[j] = j;
-    for (size_t i = 1; i <= la; i++) {
-        size_t diag = row[0];
-        row[0] = i;
-        for (size_t j = 1; j <= lb; j++) {
-            size_t up = row[j];
-            size_t best = diag + (a[i - 1] != b[j - 1]);
-            if (row[j] + 1 < best)
-                best = row[j] + 1;
-            if (row[j - 1] + 1 < best)
-                best = row[j - 1] + 1;
-            row[j] = best;
-            diag = up;
+    bool ok = v[0] == '/';
+
+    for (const char *p = v; ok && *p; p++)
+        if ((unsigned char)*p <= ' ' || *p == 0x7f || *p == '?' || *p == '#')
+            ok = false;
+    if (!ok)
+        return msgf(msg, len, -EINVAL,
+                    "must be a URL path starting with '/' without spaces, '?' or '#', such as "
+                    "/metrics; got '%.*s'",
+                    QUOTE(v));
+    return 0;
+}
+
+static int check_label_name(const char *v, char *msg, size_t len)
+{
+    bool ok = isalpha((unsigned char)v[0]) || v[0] == '_';
+
+    for (const char *p = v; ok && *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '_')
+            ok = false;
+    if (!ok)
+        return msgf(msg, len, -EINVAL,
+                    "'%.*s' is not a valid Prometheus label name: use letters, digits and '_', "
+                    "not starting with a digit",
+                    QUOTE(v));
+    if (v[0] == '_' && v[1] == '_')
+        return msgf(msg, len, -EINVAL,
+                    "'%.*s' starts with '__', which Prometheus reserves for internal labels; "
+                    "choose another name",
+                    QUOTE(v));
+    for (size_t i = 0; builtin_labels[i]; i++)
+        if (strcmp(v, builtin_labels[i]) == 0)
+            return msgf(msg, len, -EINVAL,
+                        "'%s' is a built-in label of every series; remove it or choose another "
+                        "name",
+                        v);
+    return 0;
+}
+
+static bool topic_name_ok(const char *v)
+{
+    size_t n = strlen(v);
+
+    if (n == 0 || n > 249)
+        return false;
+    for (const char *p = v; *p; p++)
+        if (!isalnum((unsigned char)*p) && *p != '.' && *p != '_' && *p != '-')
+            return false;
+    return true;
+}
+
+static int check_topic(const char *v, char *msg, size_t len)
+{
+    if (v[0] == '^' && v[1] != '\0')
+        return 0; /* regex subscription, validated by librdkafka */
+    if (!topic_name_ok(v))
+        return msgf(msg, len, -EINVAL,
+                    "'%.*s' is not a valid Kafka topic: use 1-249 letters, digits, '.', '_' or "
+                    "'-', or start with '^' for a regular expression",
+                    QUOTE(v));
+    return 0;
+}
+
+static int check_dlq_topic(const char *v, char *msg, size_t len)
+{
+    if (v[0] != '\0' && !topic_name_ok(v))
+        return msgf(msg, len, -EINVAL,
+                    "'%.*s' is not a valid Kafka topic: use 1-249 letters, digits, '.', '_' or "
+                    "'-', or \"\" to disable the dead-letter topic",
+                    QUOTE(v));
+    return 0;
+}
+
+static int check_property_key(const char *v, char *msg, size_t len)
+{
+    static const struct {
+        const char *key;
+        const char *instead;
+    } managed[] = {
+        {"bootstrap.servers", "set kafka.brokers instead"},
+        {"metadata.broker.list", "set kafka.brokers instead"},
+        {"group.id", "set kafka.group_id instead"},
+        {"enable.auto.commit", "the exporter commits offsets itself (see kafka.commit_mode)"},
+        {"enable.auto.offset.store", "the exporter stores offsets itself (see kafka.commit_mode)"},
+    };
+
+    if (v[0] == '\0')
+        return msgf(msg, len, -EINVAL, "property names must not be empty");
+    for (size_t i = 0; i < sizeof managed / sizeof managed[0]; i++)
+        if (strcmp(v, managed[i].key) == 0)
+            return msgf(msg, len, -EINVAL, "'%s' is managed by the exporter: %s", v,
+                        managed[i].instead);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Value parsing: shared by defaults, YAML and flags */
+
+static int parse_int(const char *s, int64_t *out)
+{
+    const char *p = s;
+    bool neg = *p == '-';
+    uint64_t v = 0, limit;
+
+    if (neg)
+        p++;
+    if (!isdigit((unsigned char)*p))
+        return -EINVAL;
+    limit = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; isdigit((unsigned char)*p); p++) {
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (limit - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    if (*p)
+        return -EINVAL;
+    if (neg)
+        *out = v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v;
+    else
+        *out = (int64_t)v;
+    return 0;
+}
+
+/*
+ * Decimal dollars to nano-dollars through money.h, the same exact parser the
+ * events use: binary floating point cannot represent 0.1 and money must add
+ * up exactly. -EDOM: more than 9 decimal places, which deserves its own hint.
+ */
+static int parse_money(const char *s, int64_t *out)
+{
+    const char *dot = strchr(s, '.');
+    uint64_t nanos;
+    int rc;
+
+    if (dot && strspn(dot + 1, "0123456789") > MONEY_MAX_DECIMALS &&
+        dot[1 + strspn(dot + 1, "0123456789")] == '\0')
+        return -EDOM;
+    rc = money_parse_decimal(s, strlen(s), &nanos);
+    if (rc != 0)
+        return rc;
+    if (nanos > (uint64_t)INT64_MAX)
+        return -ERANGE;
+    *out = (int64_t)nanos;
+    return 0;
+}
+
+static void format_money(int64_t nanos, char *buf, size_t len)
+{
+    char text[MONEY_FORMAT_MAX + 1];
+
+    text[money_format((uint64_t)nanos, text)] = '\0';
+    snprintf(buf, len, "%s", text);
+}
+
+static void join_values(const char *const *values, const char *sep, char *buf, size_t len)
+{
+    size_t used = 0;
+
+    buf[0] = '\0';
+    for (size_t i = 0; values[i] && used < len; i++) {
+        int n = snprintf(buf + used, len - used, "%s%s", i ? sep : "", values[i]);
+        if (n < 0)
+            break;
+        used += (size_t)n;
+    }
+}
+
+/* What an option accepts, in words; used by messages, --help and the docs. */
+static void describe_allowed(const struct option *o, char *buf, size_t len)
+{
+    char lo[MONEY_FORMAT_MAX + 1], hi[MONEY_FORMAT_MAX + 1], vals[128];
+
+    switch (o->type) {
+    case OPT_INT:
+        snprintf(buf, len, "an integer from %" PRId64 " to %" PRId64, o->min, o->max);
+        break;
+    case OPT_MONEY:
+        format_money(o->min, lo, sizeof lo);
+        format_money(o->max, hi, sizeof hi);
+        snprintf(buf, len, "a decimal amount of US dollars from %s to %s, at most 9 decimal places",
+                 lo, hi);
+        break;
+    case OPT_ENUM:
+        join_values(o->values, ", ", vals, sizeof vals);
+        snprintf(buf, len, "one of %s", vals);
+        break;
+    case OPT_STRING:
+    case OPT_OPTIONAL_STRING:
+    case OPT_LIST:
+    case OPT_MAP:
+        snprintf(buf, len, "%s", o->allowed ? o->allowed : "any string");
+        break;
+    }
+}
+
+/* The kind of YAML node an option expects, for wrong-type messages. */
+static const char *expected_kind(const struct option *o)
+{
+    switch (o->type) {
+    case OPT_STRING:
+    case OPT_OPTIONAL_STRING:
+        return "a string";
+    case OPT_INT:
+        return "an integer";
+    case OPT_MONEY:
+        return "a decimal amount of US dollars";
+    case OPT_ENUM:
+        return "a single value";
+    case OPT_LIST:
+        return "a list of strings such as [a, b]";
+    case OPT_MAP:
+        return "a mapping of names to values";
+    }
+    return "a value";
+}
+
+static int set_scalar(struct exporter_config *cfg, const struct option *o, const char *text,
+                      char *msg, size_t len)
+{
+    void *p = field(cfg, o);
+    char allowed[512];
+    int64_t v;
+    int rc;
+
+    switch (o->type) {
+    case OPT_STRING:
+    case OPT_OPTIONAL_STRING: {
+        char **slot = p, *copy = NULL;
+        if (o->type == OPT_STRING || text[0] != '\0') {
+            if (o->check && (rc = o->check(text, msg, len)) != 0)
+                return rc;
+            copy = strdup(text);
+            if (!copy)
+                return oom(msg, len);
+        }
+        free(*slot);
+        *slot = copy;
+        return 0;
+    }
+    case OPT_INT:
+        if (parse_int(text, &v) != 0 || v < o->min || v > o->max) {
+            describe_allowed(o, allowed, sizeof allowed);
+            return msgf(msg, len, -EINVAL, "must be %s; got '%.*s'", allowed, QUOTE(text));
+        }
+        *(int64_t *)p = v;
+        return 0;
+    case OPT_MONEY:
+        rc = parse_money(text, &v);
+        if (rc == -EDOM)
+            return msgf(msg, len, -EINVAL,
+                        "has more than 9 decimal places; the smallest amount is 0.000000001 "
+                        "dollars (one nano-dollar); got '%.*s'",
+                        QUOTE(text));
+        describe_allowed(o, allowed, sizeof allowed);
+        if (rc == -EINVAL)
+            return msgf(msg, len, -EINVAL,
+                        "must be %s, written as plain digits with an optional '.' (no sign, "
+                        "exponent or '$'); got '%.*s'",
+                        allowed, QUOTE(text));
+        if (rc != 0 || v < o->min || v > o->max)
+            return msgf(msg, len, -EINVAL, "must be %s; got '%.*s'", allowed, QUOTE(text));
+        *(int64_t *)p = v;
+        return 0;
+    case OPT_ENUM:
+        for (int i = 0; o->values[i]; i++) {
+            if (strcmp(o->values[i], text) == 0) {
+                *(int *)p = i;
+                return 0;
+            }
+        }
+        describe_allowed(o, allowed, sizeof allowed);
+        return msgf(msg, len, -EINVAL, "must be %s; got '%.*s'", allowed, QUOTE(text));
+    case OPT_LIST:
+    case OPT_MAP:
+        break;
+    }
+    return msgf(msg, len, -EINVAL, "internal error: %s is not a scalar option", o->name);
+}
+
+/* Validates and appends one list item; lists are built fresh, then swapped in. */
+static int list_add_item(struct string_list *l, const struct option *o, const char *item, char *msg,
+                         size_t len)
+{
+    int rc;
+
+    size_t max = o->max_items ? o->max_items : MAX_ITEMS;
+
+    if (l->count >= max)
+        return msgf(msg, len, -EINVAL, "allows at most %zu items; shorten the list", max);
+    if (o->check && (rc = o->check(item, msg, len)) != 0)
+        return rc;
+    for (size_t i = 0; i < l->count; i++)
+        if (strcmp(l->items[i], item) == 0)
+            return msgf(msg, len, -EINVAL, "'%.*s' is listed twice; list each item once",
+                        QUOTE(item));
+    if (list_push(l, item) != 0)
+        return oom(msg, len);
+    return 0;
+}
+
+static int list_finish(const struct option *o, struct string_list *l, char *msg, size_t len)
+{
+    if (l->count < o->min_items)
+        return msgf(msg, len, -EINVAL, "must list at least %zu item%s, e.g. [%s]", o->min_items,
+                    o->min_items == 1 ? "" : "s", o->def);
+    return 0;
+}
+
+static void replace_list(struct exporter_config *cfg, const struct option *o,
+                         struct string_list *fresh)
+{
+    struct string_list *slot = field(cfg, o);
+    list_clear(slot);
+    *slot = *fresh;
+    fresh->items = NULL;
+    fresh->count = 0;
+}
+
+static void replace_map(struct exporter_config *cfg, const struct option *o,
+                        struct string_map *fresh)
+{
+    struct string_map *slot = field(cfg, o);
+    map_clear(slot);
+    *slot = *fresh;
+    memset(fresh, 0, sizeof *fresh);
+}
+
+/* Comma-separated list (flags and defaults); spaces around items are dropped. */
+static int set_list_text(struct exporter_config *cfg, const struct option *o, const char *text,
+                         char *msg, size_t len)
+{
+    struct string_list fresh = {NULL, 0};
+    char *copy = strdup(text);
+    int rc = 0;
+
+    if (!copy) {
+        rc = oom(msg, len);
+        goto out;
+    }
+    if (copy[0] != '\0') {
+        char *item = copy;
+        for (;;) {
+            char *comma = strchr(item, ',');
+            char *end;
+            if (comma)
+                *comma = '\0';
+            while (isspace((unsigned char)*item))
+                item++;
+            end = item + strlen(item);
+            while (end > item && isspace((unsigned char)end[-1]))
+                *--end = '\0';
+            rc = list_add_item(&fresh, o, item, msg, len);
+            if (rc != 0 || !comma)
+                break;
+            item = comma + 1;
         }
     }
-    return row[lb];
+    if (rc == 0)
+        rc = list_finish(o, &fresh, msg, len);
+    if (rc == 0)
+        replace_list(cfg, o, &fresh);
+out:
+    list_clear(&fresh);
+    free(copy);
+    return rc;
 }
 
-/* " did you mean 'x'?" for the nearest option name, or "" if none is close. */
-static void suggest(const char *name, bool as_flag, char *out, size_t len)
+static int check_map_size(const struct string_map *m, char *msg, size_t len)
 {
-    const struct option_def *best = NULL;
-    size_t best_d = 4;
-    char flag[96];
-    for (size_t i = 0; i < OPTION_COUNT; i++) {
-        const char *candidate = options[i].name;
-        if (as_flag) {
-            flag_of(&options[i], flag, sizeof(flag));
-            candidate = flag;
-        }
-        size_t d = edit_distance(name, candidate);
-        if (d < best_d) {
-            best_d = d;
-            best = &options[i];
-        }
-    }
-    out[0] = '\0';
-    if (!best)
+    if (m->count >= MAX_ITEMS)
+        return msgf(msg, len, -EINVAL, "allows at most %d entries; remove some", MAX_ITEMS);
+    return 0;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Whole-config operations */
+
+void config_free(struct exporter_config *cfg)
+{
+    if (!cfg)
         return;
-    if (as_flag) {
-        flag_of(best, flag, sizeof(flag));
-        snprintf(out, len, "; did you mean '%s'?", flag);
-    } else {
-        snprintf(out, len, "; did you mean '%s'?", best->name);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        switch (o->type) {
+        case OPT_STRING:
+        case OPT_OPTIONAL_STRING:
+            free(*(char **)field(cfg, o));
+            break;
+        case OPT_LIST:
+            list_clear(field(cfg, o));
+            break;
+        case OPT_MAP:
+            map_clear(field(cfg, o));
+            break;
+        case OPT_INT:
+        case OPT_MONEY:
+        case OPT_ENUM:
+            break;
+        }
     }
+    memset(cfg, 0, sizeof *cfg);
+}
+
+/* Deep copy, so a failed load can be thrown away without touching src. */
+static int config_clone(struct exporter_config *dst, const struct exporter_config *src)
+{
+    *dst = *src;
+    /* Detach every owned pointer first so config_free(dst) is safe midway. */
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        if (o->type == OPT_STRING || o->type == OPT_OPTIONAL_STRING)
+            *(char **)field(dst, o) = NULL;
+        else if (o->type == OPT_LIST)
+            memset(field(dst, o), 0, sizeof(struct string_list));
+        else if (o->type == OPT_MAP)
+            memset(field(dst, o), 0, sizeof(struct string_map));
+    }
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        int rc = 0;
+        if (o->type == OPT_STRING || o->type == OPT_OPTIONAL_STRING) {
+            const char *s = *(char *const *)cfield(src, o);
+            if (s && !(*(char **)field(dst, o) = strdup(s)))
+                rc = -ENOMEM;
+        } else if (o->type == OPT_LIST) {
+            rc = list_copy(field(dst, o), cfield(src, o));
+        } else if (o->type == OPT_MAP) {
+            rc = map_copy(field(dst, o), cfield(src, o));
+        }
+        if (rc != 0) {
+            config_free(dst);
+            return rc;
+        }
+    }
+    return 0;
+}
+
+static void config_replace(struct exporter_config *cfg, struct exporter_config *fresh)
+{
+    config_free(cfg);
+    *cfg = *fresh;
+    memset(fresh, 0, sizeof *fresh);
+}
+
+/* A flag is its YAML name with '_' -> '-' after "--"; the table spells both
+ * out so they can be grepped, and this keeps the two from drifting apart. */
+static bool flag_matches_name(const struct option *o)
+{
+    const char *n = o->name, *f = o->flag + 2;
+
+    if (strncmp(o->flag, "--", 2) != 0)
+        return false;
+    for (; *n && *f; n++, f++)
+        if (*f != (*n == '_' ? '-' : *n))
+            return false;
+    return *n == *f;
 }
 
 void config_init_defaults(struct exporter_config *cfg)
 {
-    char err[256];
-    memset(cfg, 0, sizeof(*cfg));
-    for (size_t i = 0; i < OPTION_COUNT; i++) {
-        const struct option_def *o = &options[i];
-        if (o->type == OPT_LIST)
-            set_list_text(cfg, o, o->def);
-        else if (o->type != OPT_MAP && o->def)
-            set_scalar(cfg, o, o->def, err, sizeof(err));
+    char msg[256];
+
+    memset(cfg, 0, sizeof *cfg);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        int rc = 0;
+        if (!flag_matches_name(o)) {
+            fprintf(stderr, "config: flag %s does not match option %s\n", o->flag, o->name);
+            abort();
+        }
+        switch (o->type) {
+        case OPT_LIST:
+            rc = set_list_text(cfg, o, o->def ? o->def : "", msg, sizeof msg);
+            break;
+        case OPT_MAP:
+            break; /* maps start empty */
+        case OPT_OPTIONAL_STRING:
+        case OPT_STRING:
+        case OPT_INT:
+        case OPT_MONEY:
+        case OPT_ENUM:
+            if (o->def)
+                rc = set_scalar(cfg, o, o->def, msg, sizeof msg);
+            break;
+        }
+        /* Only a broken table or exhausted memory at start-up can get here, and
+         * the void API leaves no way to go on with a half-filled config. */
+        if (rc != 0) {
+            fprintf(stderr, "config: default of %s: %s\n", o->name, msg);
+            abort();
+        }
     }
 }
 
-void config_free(struct exporter_config *cfg)
-{
-    for (size_t i = 0; i < OPTION_COUNT; i++)
-        clear_value(cfg, &options[i]);
-}
+/* ------------------------------------------------------------------------ */
+/* YAML loading */
 
-static int run_checks(const struct exporter_config *cfg, const struct option_def *only, char *err,
-                      size_t errlen)
-{
-    for (size_t i = 0; i < OPTION_COUNT; i++) {
-        const struct option_def *o = &options[i];
-        if (o->check && (!only || only == o) && o->check(cfg, err, errlen))
-            return -EINVAL;
-    }
-    return 0;
-}
-
-/* ---- YAML -------------------------------------------------------------- */
-
-struct yaml_ctx {
-    struct exporter_config *cfg;
-    const char *name;
-    yaml_document_t *doc;
-    char *err;
-    size_t errlen;
+struct seen_key {
+    char *name;
+    yaml_mark_t mark;
 };
 
-static int yaml_fail(struct yaml_ctx *y, yaml_mark_t mark, const char *fmt, ...)
-    __attribute__((format(printf, 3, 4)));
+struct loader {
+    yaml_parser_t parser;
+    yaml_event_t event;
+    bool has_event;
+    struct exporter_config *cfg;
+    const char *name;
+    const char *data;
+    size_t len;
+    char *errbuf;
+    size_t errlen;
+    bool seen[N_OPTIONS];
+    yaml_mark_t seen_mark[N_OPTIONS];
+};
 
-static int yaml_fail(struct yaml_ctx *y, yaml_mark_t mark, const char *fmt, ...)
+static int ld_error(struct loader *ld, yaml_mark_t mark, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static int ld_error(struct loader *ld, yaml_mark_t mark, const char *fmt, ...)
 {
-    int n = snprintf(y->err, y->errlen, "%s:%zu:%zu: ", y->name, mark.line + 1, mark.column + 1);
-    if (n < 0 || (size_t)n >= y->errlen)
-        return -EINVAL;
     va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(y->err + n, y->errlen - (size_t)n, fmt, ap);
-    va_end(ap);
+    int n;
+
+    if (!ld->errbuf || !ld->errlen)
+        return -EINVAL;
+    n = snprintf(ld->errbuf, ld->errlen, "%s:%zu:%zu: ", ld->name, mark.line + 1, mark.column + 1);
+    if (n >= 0 && (size_t)n < ld->errlen) {
+        va_start(ap, fmt);
+        vsnprintf(ld->errbuf + n, ld->errlen - (size_t)n, fmt, ap);
+        va_end(ap);
+    }
     return -EINVAL;
 }
 
-static const char *scalar_text(yaml_node_t *n)
+static int syntax_error(struct loader *ld)
 {
-    return (const char *)n->data.scalar.value;
+    yaml_parser_t *p = &ld->parser;
+    yaml_mark_t mark = p->problem_mark;
+
+    if (p->error == YAML_MEMORY_ERROR) {
+        msgf(ld->errbuf, ld->errlen, -ENOMEM, "%s: out of memory", ld->name);
+        return -ENOMEM;
+    }
+    if (p->error == YAML_READER_ERROR) {
+        /* libyaml gives reader errors as a byte offset only */
+        size_t off = p->problem_offset < ld->len ? p->problem_offset : ld->len;
+        memset(&mark, 0, sizeof mark);
+        for (size_t i = 0; i < off; i++) {
+            if (ld->data[i] == '\n') {
+                mark.line++;
+                mark.column = 0;
+            } else {
+                mark.column++;
+            }
+        }
+        return ld_error(ld, mark, "invalid YAML: %s; the file must be UTF-8 text",
+                        p->problem ? p->problem : "unreadable input");
+    }
+    if (p->context)
+        return ld_error(ld, mark,
+                        "invalid YAML: %s (%s at line %zu, column %zu); check the indentation "
+                        "and quoting",
+                        p->problem ? p->problem : "syntax error", p->context,
+                        p->context_mark.line + 1, p->context_mark.column + 1);
+    return ld_error(ld, mark, "invalid YAML: %s; check the indentation and quoting",
+                    p->problem ? p->problem : "syntax error");
 }
 
-static bool is_null_scalar(yaml_node_t *n)
+static int next_event(struct loader *ld)
 {
-    if (n->type != YAML_SCALAR_NODE || n->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
+    const yaml_char_t *anchor = NULL;
+
+    if (ld->has_event) {
+        yaml_event_delete(&ld->event);
+        ld->has_event = false;
+    }
+    if (!yaml_parser_parse(&ld->parser, &ld->event))
+        return syntax_error(ld);
+    ld->has_event = true;
+    switch (ld->event.type) {
+    case YAML_ALIAS_EVENT:
+        return ld_error(ld, ld->event.start_mark,
+                        "aliases (*%s) are not supported; write the value out in full",
+                        (const char *)ld->event.data.alias.anchor);
+    case YAML_SCALAR_EVENT:
+        anchor = ld->event.data.scalar.anchor;
+        break;
+    case YAML_SEQUENCE_START_EVENT:
+        anchor = ld->event.data.sequence_start.anchor;
+        break;
+    case YAML_MAPPING_START_EVENT:
+        anchor = ld->event.data.mapping_start.anchor;
+        break;
+    default:
+        break;
+    }
+    if (anchor)
+        return ld_error(ld, ld->event.start_mark,
+                        "anchors (&%s) are not supported; write each value out in full",
+                        (const char *)anchor);
+    return 0;
+}
+
+static const char *event_kind(const yaml_event_t *ev)
+{
+    switch (ev->type) {
+    case YAML_SEQUENCE_START_EVENT:
+        return "a list";
+    case YAML_MAPPING_START_EVENT:
+        return "a mapping";
+    default:
+        return "a single value";
+    }
+}
+
+static bool is_null_scalar(const yaml_event_t *ev)
+{
+    const char *v = (const char *)ev->data.scalar.value;
+
+    if (ev->type != YAML_SCALAR_EVENT || ev->data.scalar.style != YAML_PLAIN_SCALAR_STYLE)
         return false;
-    const char *s = scalar_text(n);
-    return !*s || !strcmp(s, "~") || !strcmp(s, "null") || !strcmp(s, "Null") || !strcmp(s, "NULL");
+    return v[0] == '\0' || strcmp(v, "~") == 0 || strcmp(v, "null") == 0 ||
+           strcmp(v, "Null") == 0 || strcmp(v, "NULL") == 0;
 }
 
-static const char *node_kind(yaml_node_t *n)
+/* The current event's scalar text; C strings cannot carry an embedded NUL. */
+static int scalar_text(struct loader *ld, const char *what, const char **out)
 {
-    return n->type == YAML_MAPPING_NODE    ? "a mapping"
-           : n->type == YAML_SEQUENCE_NODE ? "a list"
-                                           : "a scalar";
-}
+    const char *v = (const char *)ld->event.data.scalar.value;
 
-static int apply_node(struct yaml_ctx *y, const struct option_def *o, yaml_node_t *v)
-{
-    char allowed[256], msg[512];
-    describe_allowed(o, allowed, sizeof(allowed));
-    if (is_null_scalar(v) && o->type == OPT_OPTIONAL) {
-        clear_value(y->cfg, o);
-        return 0;
-    }
-    if (o->type == OPT_LIST) {
-        if (v->type != YAML_SEQUENCE_NODE)
-            return yaml_fail(y, v->start_mark, "%s: got %s, expected %s", o->name, node_kind(v),
-                             allowed);
-        struct string_list *l = field(y->cfg, o);
-        list_clear(l);
-        for (yaml_node_item_t *it = v->data.sequence.items.start; it < v->data.sequence.items.top;
-             it++) {
-            yaml_node_t *item = yaml_document_get_node(y->doc, *it);
-            if (item->type != YAML_SCALAR_NODE)
-                return yaml_fail(y, item->start_mark, "%s: list items must be strings, got %s",
-                                 o->name, node_kind(item));
-            if (list_push(l, scalar_text(item), item->data.scalar.length))
-                return -ENOMEM;
-        }
-    } else if (o->type == OPT_MAP) {
-        if (v->type != YAML_MAPPING_NODE && !is_null_scalar(v))
-            return yaml_fail(y, v->start_mark, "%s: got %s, expected %s", o->name, node_kind(v),
-                             allowed);
-        struct string_map *m = field(y->cfg, o);
-        map_clear(m);
-        if (v->type != YAML_MAPPING_NODE)
-            return 0;
-        for (yaml_node_pair_t *p = v->data.mapping.pairs.start; p < v->data.mapping.pairs.top;
-             p++) {
-            yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
-            yaml_node_t *val = yaml_document_get_node(y->doc, p->value);
-            if (k->type != YAML_SCALAR_NODE || val->type != YAML_SCALAR_NODE)
-                return yaml_fail(y, k->start_mark, "%s: keys and values must be strings", o->name);
-            for (size_t i = 0; i < m->count; i++)
-                if (strcmp(m->keys[i], scalar_text(k)) == 0)
-                    return yaml_fail(y, k->start_mark, "duplicate key '%s' in %s", scalar_text(k),
-                                     o->name);
-            if (map_put(m, scalar_text(k), scalar_text(val)))
-                return -ENOMEM;
-        }
-    } else {
-        if (v->type != YAML_SCALAR_NODE)
-            return yaml_fail(y, v->start_mark, "%s: got %s, expected %s", o->name, node_kind(v),
-                             allowed);
-        if (set_scalar(y->cfg, o, scalar_text(v), msg, sizeof(msg)))
-            return yaml_fail(y, v->start_mark, "%s: %s", o->name, msg);
-    }
-    if (run_checks(y->cfg, o, msg, sizeof(msg)))
-        return yaml_fail(y, v->start_mark, "%s: %s", o->name, msg);
+    if (strlen(v) != ld->event.data.scalar.length)
+        return ld_error(ld, ld->event.start_mark, "%s contains a NUL character (\\0); remove it",
+                        what);
+    *out = v;
     return 0;
 }
 
-static bool is_prefix_of_option(const char *prefix)
+static int wrong_kind(struct loader *ld, const struct option *o)
 {
-    size_t n = strlen(prefix);
-    for (size_t i = 0; i < OPTION_COUNT; i++)
-        if (strncmp(options[i].name, prefix, n) == 0 && options[i].name[n] == '.')
-            return true;
-    return false;
+    return ld_error(ld, ld->event.start_mark, "%s: expects %s, not %s", o->name, expected_kind(o),
+                    event_kind(&ld->event));
 }
 
-static int walk_mapping(struct yaml_ctx *y, yaml_node_t *map, const char *prefix)
+static int load_list(struct loader *ld, const struct option *o)
 {
-    char msg[160];
-    for (yaml_node_pair_t *p = map->data.mapping.pairs.start; p < map->data.mapping.pairs.top;
-         p++) {
-        yaml_node_t *k = yaml_document_get_node(y->doc, p->key);
-        yaml_node_t *v = yaml_document_get_node(y->doc, p->value);
-        if (k->type != YAML_SCALAR_NODE)
-            return yaml_fail(y, k->start_mark, "keys must be plain strings");
-        for (yaml_node_pair_t *q = map->data.mapping.pairs.start; q < p; q++) {
-            yaml_node_t *earlier = yaml_document_get_node(y->doc, q->key);
-            if (earlier->type == YAML_SCALAR_NODE &&
-                strcmp(scalar_text(earlier), scalar_text(k)) == 0)
-                return yaml_fail(y, k->start_mark,
-                                 "duplicate key '%s' (first at line %zu): keep only one",
-                                 scalar_text(k), earlier->start_mark.line + 1);
-        }
-        char name[256];
-        snprintf(name, sizeof(name), "%s%s%s", prefix, *prefix ? "." : "", scalar_text(k));
-        const struct option_def *o = find_option(name);
-        int rc;
-        if (o) {
-            rc = apply_node(y, o, v);
-        } else if (is_prefix_of_option(name)) {
-            if (v->type != YAML_MAPPING_NODE)
-                return yaml_fail(y, v->start_mark, "%s: expected a mapping of options, got %s",
-                                 name, node_kind(v));
-            rc = walk_mapping(y, v, name);
-        } else {
-            suggest(name, false, msg, sizeof(msg));
-            return yaml_fail(y, k->start_mark,
-                             "unknown key '%s'%s (see docs/configuration.md for every option)",
-                             name, msg);
-        }
-        if (rc)
-            return rc;
-    }
-    return 0;
-}
-
-/* Aliases would let one node stand for several options; the document API
- * hides them, so look for them in the event stream first. */
-static int reject_aliases(struct yaml_ctx *y, const char *data, size_t len)
-{
-    yaml_parser_t parser;
-    yaml_event_t event;
+    struct string_list fresh = {NULL, 0};
+    yaml_mark_t start = ld->event.start_mark;
+    char msg[512];
+    const char *text = "";
     int rc = 0;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
+
     for (;;) {
-        if (!yaml_parser_parse(&parser, &event))
-            break; /* syntax errors are reported by the loader */
-        yaml_event_type_t type = event.type;
-        yaml_mark_t mark = event.start_mark;
-        bool anchored = (type == YAML_SCALAR_EVENT && event.data.scalar.anchor) ||
-                        (type == YAML_SEQUENCE_START_EVENT && event.data.sequence_start.anchor) ||
-                        (type == YAML_MAPPING_START_EVENT && event.data.mapping_start.anchor);
-        yaml_event_delete(&event);
-        if (type == YAML_ALIAS_EVENT || anchored) {
-            rc = yaml_fail(y, mark, "anchors and aliases are not supported: write the value out");
+        if ((rc = next_event(ld)) != 0)
+            goto out;
+        if (ld->event.type == YAML_SEQUENCE_END_EVENT)
             break;
+        if (ld->event.type != YAML_SCALAR_EVENT) {
+            rc = ld_error(ld, ld->event.start_mark, "%s: items must be strings, not %s", o->name,
+                          event_kind(&ld->event));
+            goto out;
         }
-        if (type == YAML_STREAM_END_EVENT)
-            break;
+        if (is_null_scalar(&ld->event)) {
+            rc = ld_error(ld, ld->event.start_mark,
+                          "%s: empty list item; remove it or give it a value", o->name);
+            goto out;
+        }
+        if ((rc = scalar_text(ld, o->name, &text)) != 0)
+            goto out;
+        if (list_add_item(&fresh, o, text, msg, sizeof msg) != 0) {
+            rc = ld_error(ld, ld->event.start_mark, "%s: %s", o->name, msg);
+            goto out;
+        }
     }
-    yaml_parser_delete(&parser);
+    if (list_finish(o, &fresh, msg, sizeof msg) != 0) {
+        rc = ld_error(ld, start, "%s: %s", o->name, msg);
+        goto out;
+    }
+    replace_list(ld->cfg, o, &fresh);
+out:
+    list_clear(&fresh);
     return rc;
+}
+
+static int load_map(struct loader *ld, const struct option *o)
+{
+    struct string_map fresh = {NULL, NULL, 0};
+    yaml_mark_t *marks = NULL;
+    char msg[512];
+    char *key = NULL;
+    const char *text = "";
+    int rc = 0;
+
+    for (;;) {
+        yaml_mark_t key_mark, *grown;
+        ssize_t dup;
+
+        if ((rc = next_event(ld)) != 0)
+            goto out;
+        if (ld->event.type == YAML_MAPPING_END_EVENT)
+            break;
+        key_mark = ld->event.start_mark;
+        if (ld->event.type != YAML_SCALAR_EVENT) {
+            rc = ld_error(ld, key_mark, "%s: keys must be strings, not %s", o->name,
+                          event_kind(&ld->event));
+            goto out;
+        }
+        if ((rc = scalar_text(ld, o->name, &text)) != 0)
+            goto out;
+        if (check_map_size(&fresh, msg, sizeof msg) != 0 ||
+            (o->check && o->check(text, msg, sizeof msg) != 0)) {
+            rc = ld_error(ld, key_mark, "%s: %s", o->name, msg);
+            goto out;
+        }
+        if ((dup = map_find(&fresh, text)) >= 0) {
+            rc = ld_error(ld, key_mark,
+                          "duplicate key '%s.%.*s' (first at line %zu, column %zu); keep only one",
+                          o->name, QUOTE(text), marks[dup].line + 1, marks[dup].column + 1);
+            goto out;
+        }
+        free(key);
+        if (!(key = strdup(text))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if ((rc = next_event(ld)) != 0)
+            goto out;
+        if (ld->event.type != YAML_SCALAR_EVENT) {
+            rc = ld_error(ld, ld->event.start_mark,
+                          "%s: the value of '%.*s' must be a string, not %s", o->name, QUOTE(key),
+                          event_kind(&ld->event));
+            goto out;
+        }
+        if (is_null_scalar(&ld->event)) {
+            rc = ld_error(ld, ld->event.start_mark,
+                          "%s: '%.*s' has no value; give one, or \"\" for an empty string", o->name,
+                          QUOTE(key));
+            goto out;
+        }
+        if ((rc = scalar_text(ld, o->name, &text)) != 0)
+            goto out;
+        grown = realloc(marks, (fresh.count + 1) * sizeof *marks);
+        if (!grown || map_set(&fresh, key, text) != 0) {
+            marks = grown ? grown : marks;
+            rc = -ENOMEM;
+            goto out;
+        }
+        marks = grown;
+        marks[fresh.count - 1] = key_mark;
+    }
+    replace_map(ld->cfg, o, &fresh);
+out:
+    if (rc == -ENOMEM)
+        msgf(ld->errbuf, ld->errlen, -ENOMEM, "%s: out of memory", ld->name);
+    free(key);
+    free(marks);
+    map_clear(&fresh);
+    return rc;
+}
+
+static int load_value(struct loader *ld, const struct option *o)
+{
+    char msg[512], allowed[512];
+    const char *text = "";
+    int rc;
+
+    switch (o->type) {
+    case OPT_LIST:
+        if (is_null_scalar(&ld->event)) {
+            struct string_list empty = {NULL, 0};
+            if (list_finish(o, &empty, msg, sizeof msg) != 0)
+                return ld_error(ld, ld->event.start_mark, "%s: %s", o->name, msg);
+            replace_list(ld->cfg, o, &empty);
+            return 0;
+        }
+        if (ld->event.type != YAML_SEQUENCE_START_EVENT)
+            return wrong_kind(ld, o);
+        return load_list(ld, o);
+    case OPT_MAP:
+        if (is_null_scalar(&ld->event)) {
+            struct string_map empty = {NULL, NULL, 0};
+            replace_map(ld->cfg, o, &empty);
+            return 0;
+        }
+        if (ld->event.type != YAML_MAPPING_START_EVENT)
+            return wrong_kind(ld, o);
+        return load_map(ld, o);
+    case OPT_STRING:
+    case OPT_OPTIONAL_STRING:
+    case OPT_INT:
+    case OPT_MONEY:
+    case OPT_ENUM:
+        break;
+    }
+    if (ld->event.type != YAML_SCALAR_EVENT)
+        return wrong_kind(ld, o);
+    if (is_null_scalar(&ld->event)) {
+        if (o->type == OPT_OPTIONAL_STRING)
+            return set_scalar(ld->cfg, o, "", msg, sizeof msg);
+        describe_allowed(o, allowed, sizeof allowed);
+        return ld_error(ld, ld->event.start_mark,
+                        "%s: has no value; give %s%s, or delete the key to keep the default",
+                        o->name, allowed,
+                        o->type == OPT_STRING ? " (\"\" for an empty string)" : "");
+    }
+    if ((rc = scalar_text(ld, o->name, &text)) != 0)
+        return rc;
+    rc = set_scalar(ld->cfg, o, text, msg, sizeof msg);
+    if (rc == -ENOMEM)
+        return msgf(ld->errbuf, ld->errlen, -ENOMEM, "%s: out of memory", ld->name);
+    if (rc != 0)
+        return ld_error(ld, ld->event.start_mark, "%s: %s", o->name, msg);
+    return 0;
+}
+
+static int unknown_key(struct loader *ld, const char *key, yaml_mark_t mark)
+{
+    struct suggestion s = suggest_key(key);
+
+    if (suggestion_ok(&s, key))
+        return ld_error(ld, mark, "unknown key '%.*s'; did you mean '%.*s'?", QUOTE(key),
+                        (int)s.best_len, s.best);
+    return ld_error(ld, mark,
+                    "unknown key '%.*s'; see docs/configuration.md or --help for the supported "
+                    "options",
+                    QUOTE(key));
+}
+
+/* Walks a mapping whose keys extend `prefix`; the current event is its start. */
+static int load_section(struct loader *ld, const char *prefix)
+{
+    struct seen_key *sections = NULL;
+    size_t nsections = 0;
+    char *full = NULL;
+    int rc = 0;
+
+    for (;;) {
+        const struct option *o;
+        const char *key = "";
+        yaml_mark_t key_mark;
+
+        if ((rc = next_event(ld)) != 0)
+            goto out;
+        if (ld->event.type == YAML_MAPPING_END_EVENT)
+            break;
+        key_mark = ld->event.start_mark;
+        if (ld->event.type != YAML_SCALAR_EVENT) {
+            rc = ld_error(ld, key_mark, "keys must be plain names such as 'web', not %s",
+                          event_kind(&ld->event));
+            goto out;
+        }
+        if ((rc = scalar_text(ld, "key", &key)) != 0)
+            goto out;
+        free(full);
+        if (prefix[0])
+            rc = asprintf(&full, "%s.%s", prefix, key);
+        else
+            rc = (full = strdup(key)) ? 0 : -1;
+        if (rc < 0) {
+            full = NULL;
+            rc = msgf(ld->errbuf, ld->errlen, -ENOMEM, "%s: out of memory", ld->name);
+            goto out;
+        }
+        rc = 0;
+
+        if ((o = find_option(full)) != NULL) {
+            size_t idx = (size_t)(o - options);
+            if (ld->seen[idx]) {
+                rc = ld_error(ld, key_mark,
+                              "duplicate key '%s' (first at line %zu, column %zu); keep only one",
+                              full, ld->seen_mark[idx].line + 1, ld->seen_mark[idx].column + 1);
+                goto out;
+            }
+            ld->seen[idx] = true;
+            ld->seen_mark[idx] = key_mark;
+            if ((rc = next_event(ld)) != 0 || (rc = load_value(ld, o)) != 0)
+                goto out;
+        } else if (is_section(full)) {
+            struct seen_key *grown;
+            const char *section;
+            for (size_t i = 0; i < nsections; i++) {
+                if (strcmp(sections[i].name, full) == 0) {
+                    rc = ld_error(ld, key_mark,
+                                  "duplicate key '%s' (first at line %zu, column %zu); merge "
+                                  "the two into one",
+                                  full, sections[i].mark.line + 1, sections[i].mark.column + 1);
+                    goto out;
+                }
+            }
+            grown = realloc(sections, (nsections + 1) * sizeof *sections);
+            if (!grown) {
+                rc = msgf(ld->errbuf, ld->errlen, -ENOMEM, "%s: out of memory", ld->name);
+                goto out;
+            }
+            sections = grown;
+            sections[nsections].name = full;
+            sections[nsections].mark = key_mark;
+            section = sections[nsections++].name;
+            full = NULL; /* now owned by sections[] */
+            if ((rc = next_event(ld)) != 0)
+                goto out;
+            if (ld->event.type == YAML_MAPPING_START_EVENT) {
+                if ((rc = load_section(ld, section)) != 0)
+                    goto out;
+            } else if (!is_null_scalar(&ld->event)) { /* an empty section sets nothing */
+                rc = ld_error(ld, ld->event.start_mark,
+                              "'%s' is a section: expects a mapping of %s.* options, not %s",
+                              section, section, event_kind(&ld->event));
+                goto out;
+            }
+        } else {
+            rc = unknown_key(ld, full, key_mark);
+            goto out;
+        }
+    }
+out:
+    for (size_t i = 0; i < nsections; i++)
+        free(sections[i].name);
+    free(sections);
+    free(full);
+    return rc;
+}
+
+static int load_stream(struct loader *ld)
+{
+    int rc;
+
+    if ((rc = next_event(ld)) != 0) /* stream start */
+        return rc;
+    if ((rc = next_event(ld)) != 0)
+        return rc;
+    if (ld->event.type == YAML_STREAM_END_EVENT)
+        return 0;                   /* empty file: all defaults */
+    if ((rc = next_event(ld)) != 0) /* past document start */
+        return rc;
+    if (ld->event.type == YAML_MAPPING_START_EVENT) {
+        if ((rc = load_section(ld, "")) != 0)
+            return rc;
+    } else if (!is_null_scalar(&ld->event)) {
+        return ld_error(ld, ld->event.start_mark,
+                        "the top level must be a mapping of options such as 'web:', not %s",
+                        event_kind(&ld->event));
+    }
+    if ((rc = next_event(ld)) != 0) /* document end */
+        return rc;
+    if ((rc = next_event(ld)) != 0)
+        return rc;
+    if (ld->event.type != YAML_STREAM_END_EVENT)
+        return ld_error(ld, ld->event.start_mark,
+                        "only one YAML document is allowed; remove the second '---' and what "
+                        "follows it");
+    return 0;
 }
 
 int config_load_buffer(struct exporter_config *cfg, const char *name, const char *data, size_t len,
                        char *errbuf, size_t errlen)
 {
-    struct yaml_ctx y = {cfg, name, NULL, errbuf, errlen};
-    yaml_parser_t parser;
-    yaml_document_t doc;
-    int rc = reject_aliases(&y, data, len);
-    if (rc)
-        return rc;
-    yaml_parser_initialize(&parser);
-    yaml_parser_set_input_string(&parser, (const unsigned char *)data, len);
-    if (!yaml_parser_load(&parser, &doc)) {
-        rc = yaml_fail(&y, parser.problem_mark, "YAML syntax error: %s%s%s",
-                       parser.problem ? parser.problem : "invalid document",
-                       parser.context ? " " : "", parser.context ? parser.context : "");
-        yaml_parser_delete(&parser);
-        return rc;
+    struct exporter_config fresh;
+    struct loader ld;
+    int rc;
+
+    memset(&ld, 0, sizeof ld);
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (!cfg)
+        return msgf(errbuf, errlen, -EINVAL, "config_load_buffer: no config given");
+    ld.name = name ? name : "<config>";
+    ld.data = data ? data : "";
+    ld.len = data ? len : 0;
+    ld.errbuf = errbuf;
+    ld.errlen = errlen;
+    if ((rc = config_clone(&fresh, cfg)) != 0)
+        return msgf(errbuf, errlen, rc, "%s: out of memory", ld.name);
+    ld.cfg = &fresh;
+    if (!yaml_parser_initialize(&ld.parser)) {
+        rc = msgf(errbuf, errlen, -ENOMEM, "%s: out of memory", ld.name);
+        goto out_fresh;
     }
-    y.doc = &doc;
-    yaml_node_t *root = yaml_document_get_root_node(&doc);
-    if (root && !is_null_scalar(root)) {
-        if (root->type != YAML_MAPPING_NODE)
-            rc = yaml_fail(&y, root->start_mark,
-                           "the configuration must be a mapping of options, got %s",
-                           node_kind(root));
-        else
-            rc = walk_mapping(&y, root, "");
-    }
-    yaml_document_t next;
-    if (!rc && yaml_parser_load(&parser, &next)) {
-        if (yaml_document_get_root_node(&next))
-            rc = yaml_fail(&y, parser.mark, "only one YAML document is allowed");
-        yaml_document_delete(&next);
-    }
-    yaml_document_delete(&doc);
-    yaml_parser_delete(&parser);
+    yaml_parser_set_input_string(&ld.parser, (const unsigned char *)ld.data, ld.len);
+    rc = load_stream(&ld);
+    if (ld.has_event)
+        yaml_event_delete(&ld.event);
+    yaml_parser_delete(&ld.parser);
+    if (rc == 0)
+        config_replace(cfg, &fresh);
+out_fresh:
+    config_free(&fresh);
     return rc;
 }
 
 int config_load_file(struct exporter_config *cfg, const char *path, char *errbuf, size_t errlen)
 {
+    char *data = NULL, *grown;
+    size_t len = 0, cap = 0;
+    FILE *f;
     int rc = 0;
-    char *data = NULL;
-    FILE *f = fopen(path, "rb");
+
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (!path || !path[0])
+        return msgf(errbuf, errlen, -EINVAL, "no configuration file path given");
+    f = fopen(path, "rb");
     if (!f) {
         rc = -errno;
-        snprintf(errbuf, errlen, "%s: cannot read the configuration: %s", path, strerror(errno));
-        return rc;
+        return msgf(errbuf, errlen, rc, "%s: cannot open: %s; check the path given to --config",
+                    path, strerror(-rc));
     }
-    size_t cap = 0, len = 0;
     for (;;) {
+        size_t n;
         if (len == cap) {
+            if (cap >= (size_t)MAX_FILE_BYTES) {
+                rc = msgf(errbuf, errlen, -EFBIG,
+                          "%s: larger than %ld bytes; is this really the configuration file?", path,
+                          MAX_FILE_BYTES);
+                goto out;
+            }
             cap = cap ? cap * 2 : 4096;
-            char *grown = realloc(data, cap);
-            if (!grown) {
-                rc = -ENOMEM;
-                snprintf(errbuf, errlen, "%s: out of memory", path);
+            if (!(grown = realloc(data, cap))) {
+                rc = msgf(errbuf, errlen, -ENOMEM, "%s: out of memory", path);
                 goto out;
             }
             data = grown;
         }
-        size_t n = fread(data + len, 1, cap - len, f);
+        n = fread(data + len, 1, cap - len, f);
         len += n;
-        if (n == 0)
+        if (n == 0) {
+            if (ferror(f)) {
+                rc = errno ? -errno : -EIO;
+                msgf(errbuf, errlen, rc, "%s: cannot read: %s; check the path given to --config",
+                     path, strerror(-rc));
+                goto out;
+            }
             break;
-    }
-    if (ferror(f)) {
-        rc = -EIO;
-        snprintf(errbuf, errlen, "%s: read error", path);
-        goto out;
+        }
     }
     rc = config_load_buffer(cfg, path, data, len, errbuf, errlen);
 out:
-    free(data);
     fclose(f);
+    free(data);
     return rc;
 }
 
-/* ---- command line ------------------------------------------------------ */
+/* ------------------------------------------------------------------------ */
+/* Command line */
 
-static const struct option_def *find_flag(const char *flag, size_t len)
+static const char *metavar(const struct option *o, char *buf, size_t len);
+
+struct flag_setting {
+    const struct option *opt;
+    const char *value;
+};
+
+static bool flag_is(const char *arg, size_t len, const char *flag)
 {
-    char name[96];
-    for (size_t i = 0; i < OPTION_COUNT; i++) {
-        flag_of(&options[i], name, sizeof(name));
-        if (strlen(name) == len && strncmp(name, flag, len) == 0)
-            return &options[i];
+    return strlen(flag) == len && memcmp(arg, flag, len) == 0;
+}
+
+static int unknown_flag(const char *arg, size_t len, char *errbuf, size_t errlen)
+{
+    static const char *const extra[] = {"--config", "--check-config", "--help", "--version",
+                                        "--print-config-docs"};
+    struct suggestion s = {NULL, 0, SIZE_MAX};
+    char *want = strndup(arg, len);
+    int rc;
+
+    if (!want)
+        return msgf(errbuf, errlen, -ENOMEM, "command line: out of memory");
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        suggest_consider(&s, want, options[i].flag, strlen(options[i].flag));
+    for (size_t i = 0; i < sizeof extra / sizeof extra[0]; i++)
+        suggest_consider(&s, want, extra[i], strlen(extra[i]));
+    if (suggestion_ok(&s, want))
+        rc = msgf(errbuf, errlen, -EINVAL, "command line: unknown flag '%.*s'; did you mean '%s'?",
+                  QUOTE(want), s.best);
+    else
+        rc = msgf(errbuf, errlen, -EINVAL,
+                  "command line: unknown flag '%.*s'; run with --help to list the flags",
+                  QUOTE(want));
+    free(want);
+    return rc;
+}
+
+static int apply_flag(struct exporter_config *cfg, const struct option *o, const char *value,
+                      char *errbuf, size_t errlen)
+{
+    char msg[512];
+    int rc;
+
+    switch (o->type) {
+    case OPT_LIST:
+        rc = set_list_text(cfg, o, value, msg, sizeof msg);
+        break;
+    case OPT_MAP: {
+        const char *eq = strchr(value, '=');
+        char *key;
+        if (!eq) {
+            rc = msgf(msg, sizeof msg, -EINVAL,
+                      "expects KEY=VALUE such as security.protocol=SASL_SSL; got '%.*s'",
+                      QUOTE(value));
+            break;
+        }
+        if (!(key = strndup(value, (size_t)(eq - value)))) {
+            rc = oom(msg, sizeof msg);
+            break;
+        }
+        rc = o->check ? o->check(key, msg, sizeof msg) : 0;
+        if (rc == 0 && map_find(field(cfg, o), key) < 0)
+            rc = check_map_size(field(cfg, o), msg, sizeof msg);
+        if (rc == 0 && map_set(field(cfg, o), key, eq + 1) != 0)
+            rc = oom(msg, sizeof msg);
+        free(key);
+        break;
     }
-    return NULL;
+    case OPT_STRING:
+    case OPT_OPTIONAL_STRING:
+    case OPT_INT:
+    case OPT_MONEY:
+    case OPT_ENUM:
+    default:
+        rc = set_scalar(cfg, o, value, msg, sizeof msg);
+        break;
+    }
+    if (rc != 0)
+        msgf(errbuf, errlen, rc, "command line: %s: %s", o->flag, msg);
+    return rc;
 }
 
 int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
                       enum config_action *action, char *errbuf, size_t errlen)
 {
-    char msg[512];
-    *action = CONFIG_ACTION_RUN;
-    /* The file first, so flags override it wherever they stand. */
-    for (int i = 1; i < argc; i++) {
-        const char *path = NULL;
-        if (strcmp(argv[i], "--config") == 0) {
-            if (i + 1 >= argc) {
-                snprintf(errbuf, errlen, "command line: --config needs a file name");
-                return -EINVAL;
-            }
-            path = argv[++i];
-        } else if (strncmp(argv[i], "--config=", 9) == 0) {
-            path = argv[i] + 9;
-        }
-        if (path) {
-            int rc = config_load_file(cfg, path, errbuf, errlen);
-            if (rc)
-                return rc;
-        }
-    }
+    struct flag_setting *settings = NULL;
+    struct exporter_config fresh;
+    size_t nsettings = 0;
+    const char *config_path = NULL;
+    bool help = false, version = false, docs = false, check = false, have_fresh = false;
+    int rc = 0;
+
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (action)
+        *action = CONFIG_ACTION_RUN;
+    if (!cfg || !action || argc < 0 || (argc > 0 && !argv))
+        return msgf(errbuf, errlen, -EINVAL, "config_parse_args: bad arguments");
+    if (argc > 1 && !(settings = calloc((size_t)argc, sizeof *settings)))
+        return msgf(errbuf, errlen, -ENOMEM, "command line: out of memory");
+
+    /* Pass 1: check every argument and find --config, so the file can be
+     * loaded before any flag regardless of where --config appears. */
     for (int i = 1; i < argc; i++) {
         const char *arg = argv[i];
-        if (strcmp(arg, "--config") == 0) {
-            i++;
+        const char *eq = arg[0] == '-' && arg[1] == '-' ? strchr(arg, '=') : NULL;
+        size_t len = eq ? (size_t)(eq - arg) : strlen(arg);
+        const char *value = eq ? eq + 1 : NULL;
+        const struct option *o = NULL;
+        bool *switch_flag = NULL;
+
+        if (arg[0] != '-' || arg[1] == '\0') {
+            rc = msgf(errbuf, errlen, -EINVAL,
+                      "command line: unexpected argument '%.*s'; options are given as "
+                      "--flag=value (see --help)",
+                      QUOTE(arg));
+            goto out;
+        }
+        if (flag_is(arg, len, "-h") || flag_is(arg, len, "--help"))
+            switch_flag = &help;
+        else if (flag_is(arg, len, "--version"))
+            switch_flag = &version;
+        else if (flag_is(arg, len, "--print-config-docs"))
+            switch_flag = &docs;
+        else if (flag_is(arg, len, "--check-config"))
+            switch_flag = &check;
+        if (switch_flag) {
+            if (value) {
+                rc = msgf(errbuf, errlen, -EINVAL,
+                          "command line: %.*s takes no value; remove '=%.*s'", (int)len, arg,
+                          QUOTE(value));
+                goto out;
+            }
+            *switch_flag = true;
             continue;
         }
-        if (strncmp(arg, "--config=", 9) == 0)
-            continue;
-        if (strcmp(arg, "--help") == 0 || strcmp(arg, "-h") == 0) {
-            *action = CONFIG_ACTION_HELP;
-            return 0;
+        if (!flag_is(arg, len, "--config") && !(o = find_flag(arg, len))) {
+            rc = unknown_flag(arg, len, errbuf, errlen);
+            goto out;
         }
-        if (strcmp(arg, "--version") == 0) {
-            *action = CONFIG_ACTION_VERSION;
-            return 0;
-        }
-        if (strcmp(arg, "--print-config-docs") == 0) {
-            *action = CONFIG_ACTION_PRINT_DOCS;
-            return 0;
-        }
-        if (strcmp(arg, "--check-config") == 0) {
-            *action = CONFIG_ACTION_CHECK;
-            continue;
-        }
-        const char *eq = strchr(arg, '=');
-        size_t flag_len = eq ? (size_t)(eq - arg) : strlen(arg);
-        const struct option_def *o = strncmp(arg, "--", 2) == 0 ? find_flag(arg, flag_len) : NULL;
-        if (!o) {
-            char flag[128];
-            snprintf(flag, sizeof(flag), "%.*s", (int)flag_len, arg);
-            suggest(flag, true, msg, sizeof(msg));
-            snprintf(errbuf, errlen, "command line: unknown flag '%s'%s (see --help)", flag, msg);
-            return -EINVAL;
-        }
-        const char *value;
-        if (eq) {
-            value = eq + 1;
-        } else if (i + 1 < argc) {
+        if (!value) {
+            if (i + 1 >= argc) {
+                char mv[128];
+                const char *m = o ? metavar(o, mv, sizeof mv) : "FILE";
+                rc = msgf(errbuf, errlen, -EINVAL, "command line: %s needs a value: %s=%s or %s %s",
+                          arg, arg, m, arg, m);
+                goto out;
+            }
             value = argv[++i];
-        } else {
-            snprintf(errbuf, errlen, "command line: %.*s needs a value", (int)flag_len, arg);
-            return -EINVAL;
         }
-        int rc;
-        if (o->type == OPT_MAP) {
-            snprintf(msg, sizeof(msg), "%s can only be set in the configuration file", o->name);
-            rc = -EINVAL;
-        } else if (o->type == OPT_LIST) {
-            rc = set_list_text(cfg, o, value);
+        if (o) {
+            settings[nsettings].opt = o;
+            settings[nsettings++].value = value;
+        } else if (config_path) {
+            rc = msgf(errbuf, errlen, -EINVAL,
+                      "command line: --config given twice ('%.*s' and '%.*s'); pass one file",
+                      QUOTE(config_path), QUOTE(value));
+            goto out;
+        } else if (!value[0]) {
+            rc = msgf(errbuf, errlen, -EINVAL, "command line: --config needs a file path");
+            goto out;
         } else {
-            rc = set_scalar(cfg, o, value, msg, sizeof(msg));
-        }
-        if (!rc)
-            rc = run_checks(cfg, o, msg, sizeof(msg));
-        if (rc) {
-            snprintf(errbuf, errlen, "command line: %.*s: %s", (int)flag_len, arg, msg);
-            return -EINVAL;
+            config_path = value;
         }
     }
-    return 0;
+    if (help || version || docs) {
+        /* informational actions must work even with a broken config */
+        *action = help      ? CONFIG_ACTION_HELP
+                  : version ? CONFIG_ACTION_VERSION
+                            : CONFIG_ACTION_PRINT_DOCS;
+        goto out;
+    }
+
+    /* Pass 2: file, then flags in order, all on a copy of cfg. */
+    if ((rc = config_clone(&fresh, cfg)) != 0) {
+        msgf(errbuf, errlen, rc, "command line: out of memory");
+        goto out;
+    }
+    have_fresh = true;
+    if (config_path && (rc = config_load_file(&fresh, config_path, errbuf, errlen)) != 0)
+        goto out;
+    for (size_t i = 0; i < nsettings; i++)
+        if ((rc = apply_flag(&fresh, settings[i].opt, settings[i].value, errbuf, errlen)) != 0)
+            goto out;
+    config_replace(cfg, &fresh);
+    *action = check ? CONFIG_ACTION_CHECK : CONFIG_ACTION_RUN;
+out:
+    if (have_fresh)
+        config_free(&fresh);
+    free(settings);
+    return rc;
 }
 
-/* ---- help and docs ----------------------------------------------------- */
+/* ------------------------------------------------------------------------ */
+/* Help and reference documentation */
 
-static void default_text(const struct option_def *o, char *out, size_t len)
+static void format_default(const struct option *o, char *buf, size_t len)
 {
-    if (o->type == OPT_MAP)
-        snprintf(out, len, "{}");
-    else if (o->type == OPT_LIST)
-        snprintf(out, len, "[%s]", o->def ? o->def : "");
-    else if (!o->def)
-        snprintf(out, len, "unset");
-    else if (o->type == OPT_STRING || o->type == OPT_OPTIONAL)
-        snprintf(out, len, "\"%s\"", o->def);
-    else
-        snprintf(out, len, "%s", o->def);
+    switch (o->type) {
+    case OPT_STRING:
+        snprintf(buf, len, "\"%s\"", o->def);
+        break;
+    case OPT_OPTIONAL_STRING:
+        if (o->def)
+            snprintf(buf, len, "\"%s\"", o->def);
+        else
+            snprintf(buf, len, "unset");
+        break;
+    case OPT_LIST: {
+        size_t used = (size_t)snprintf(buf, len, "[");
+        const char *p = o->def ? o->def : "";
+        for (; *p && used + 3 < len; p++) {
+            if (*p == ',') {
+                buf[used++] = ',';
+                buf[used++] = ' ';
+            } else {
+                buf[used++] = *p;
+            }
+        }
+        snprintf(buf + used, len - used, "]");
+        break;
+    }
+    case OPT_MAP:
+        snprintf(buf, len, "{}");
+        break;
+    case OPT_INT:
+    case OPT_MONEY:
+    case OPT_ENUM:
+        snprintf(buf, len, "%s", o->def);
+        break;
+    }
+}
+
+static const char *type_name(const struct option *o)
+{
+    switch (o->type) {
+    case OPT_STRING:
+        return "string";
+    case OPT_OPTIONAL_STRING:
+        return "string, optional";
+    case OPT_INT:
+        return "integer";
+    case OPT_MONEY:
+        return "decimal, US dollars";
+    case OPT_ENUM:
+        return "enum";
+    case OPT_LIST:
+        return "list of strings";
+    case OPT_MAP:
+        return "map of strings";
+    }
+    return "?";
+}
+
+static const char *metavar(const struct option *o, char *buf, size_t len)
+{
+    if (o->metavar)
+        return o->metavar;
+    switch (o->type) {
+    case OPT_INT:
+        return "N";
+    case OPT_MONEY:
+        return "USD";
+    case OPT_ENUM:
+        join_values(o->values, "|", buf, len);
+        return buf;
+    case OPT_STRING:
+    case OPT_OPTIONAL_STRING:
+    case OPT_LIST:
+    case OPT_MAP:
+        break;
+    }
+    return "VALUE";
+}
+
+/* Word-wraps text at HELP_WIDTH, every line indented by `indent` spaces. */
+static void print_wrapped(FILE *out, const char *text, int indent)
+{
+    const char *p = text;
+    int col = 0;
+
+    while (*p) {
+        const char *end = p;
+        int wlen;
+        while (*end && *end != ' ')
+            end++;
+        wlen = (int)(end - p);
+        if (col == 0) {
+            fprintf(out, "%*s%.*s", indent, "", wlen, p);
+            col = indent + wlen;
+        } else if (col + 1 + wlen > HELP_WIDTH) {
+            fprintf(out, "\n%*s%.*s", indent, "", wlen, p);
+            col = indent + wlen;
+        } else {
+            fprintf(out, " %.*s", wlen, p);
+            col += 1 + wlen;
+        }
+        p = end;
+        while (*p == ' ')
+            p++;
+    }
+    fputc('\n', out);
 }
 
 void config_print_help(FILE *out, const char *program)
 {
+    char mv[128], def[256], allowed[512], *text;
+
     fprintf(out,
-            "Usage: %s [--config FILE] [--check-config] [FLAGS]\n\n"
-            "Real-time AI spend for Prometheus: reads JSON cost events from Kafka (or --input)\n"
-            "and serves exact counters on /metrics.\n\n"
-            "  --config FILE         YAML configuration (flags override it)\n"
-            "  --check-config        validate the configuration and exit (0 valid, 2 invalid)\n"
-            "  --print-config-docs   print the configuration reference (Markdown)\n"
-            "  --version             print the version\n"
-            "  -h, --help            this help\n\nOptions (YAML key, flag, default):\n",
-            program);
-    for (size_t i = 0; i < OPTION_COUNT; i++) {
-        const struct option_def *o = &options[i];
-        char flag[96], def[128], allowed[256];
-        flag_of(o, flag, sizeof(flag));
-        default_text(o, def, sizeof(def));
-        describe_allowed(o, allowed, sizeof(allowed));
-        fprintf(out, "  %s (%s)\n      %s\n      default %s; %s\n", flag, o->name, o->help, def,
-                allowed);
+            "Usage: %s [--config FILE] [FLAGS]\n\n"
+            "Turns JSON AI-cost events into exact Prometheus counters. Flags override the\n"
+            "YAML file, which overrides the defaults; the full reference is\n"
+            "docs/configuration.md (or --print-config-docs).\n\n"
+            "General flags:\n",
+            program ? program : "ai-finops-exporter");
+    for (size_t i = 0; i < sizeof general_flags / sizeof general_flags[0]; i++) {
+        char head[64];
+        snprintf(head, sizeof head, "%s%s%s", general_flags[i].flag,
+                 general_flags[i].metavar ? " " : "",
+                 general_flags[i].metavar ? general_flags[i].metavar : "");
+        fprintf(out, "  %-22s %s\n", head, general_flags[i].help);
+    }
+    fputs("\nOptions (YAML key in brackets):\n", out);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        format_default(o, def, sizeof def);
+        describe_allowed(o, allowed, sizeof allowed);
+        fprintf(out, "  %s=%s  [%s]\n", o->flag, metavar(o, mv, sizeof mv), o->name);
+        if (asprintf(&text, "%s Allowed: %s. Default: %s.", o->help, allowed, def) < 0) {
+            print_wrapped(out, o->help, 6);
+            continue;
+        }
+        print_wrapped(out, text, 6);
+        free(text);
     }
 }
 
 void config_print_markdown(FILE *out)
 {
-    fprintf(out, "# Configuration reference\n\n"
-                 "Generated from the option table in `src/config.c` by "
-                 "`ai-finops-exporter --print-config-docs`; a test fails when this file is out "
-                 "of date.\n\n"
-                 "Every option has a default. Set it in the YAML file given with `--config` "
-                 "(nested by the dots of its name) or with its flag; flags win over the file. "
-                 "`--check-config` validates and exits 0, or 2 with `file:line:column: "
-                 "message`.\n\n"
-                 "```yaml\nweb:\n  listen_address: \":9400\"\nevents:\n  extra_labels: "
-                 "[environment]\nkafka:\n  brokers: kafka-bootstrap:9092\n  topics: [ai-costs, "
-                 "ai-api-costs, gpu-utilization-events]\n  properties:\n    security.protocol: "
-                 "SASL_SSL\n```\n\n"
-                 "| YAML key | flag | default | allowed | description |\n"
-                 "|---|---|---|---|---|\n");
-    for (size_t i = 0; i < OPTION_COUNT; i++) {
-        const struct option_def *o = &options[i];
-        char flag[96], def[128], allowed[256];
-        flag_of(o, flag, sizeof(flag));
-        default_text(o, def, sizeof(def));
-        describe_allowed(o, allowed, sizeof(allowed));
-        fprintf(out, "| `%s` | `%s` | `%s` | %s | %s |\n", o->name, flag, def, allowed, o->help);
+    char mv[128], def[256], allowed[512];
+    const char *group = NULL;
+    size_t group_len = 0;
+
+    fputs("# Configuration reference\n"
+          "\n"
+          "<!-- Generated by `ai-finops-exporter --print-config-docs` from the option table\n"
+          "     in src/config.c; do not edit by hand. -->\n"
+          "\n"
+          "Options are taken, lowest precedence first, from the built-in defaults, the YAML\n"
+          "file named by `--config FILE`, and command-line flags.\n"
+          "\n"
+          "## YAML file\n"
+          "\n"
+          "Nested mappings join with `.` to form the option name: `web:` then\n"
+          "`listen_address:` sets `web.listen_address` (the dotted name may also be\n"
+          "written as one key). A list takes a YAML sequence, flow (`[a, b]`) or block\n"
+          "(one `- item` per line); a map takes a mapping whose keys are kept verbatim,\n"
+          "dots included. An empty file is valid and keeps every default. Unknown keys,\n"
+          "duplicate keys, values of the wrong type or out of range, and anchors or\n"
+          "aliases are rejected with the file, line and column of the problem.\n"
+          "Amounts of money are decimal numbers of US dollars, read exactly (no floating\n"
+          "point) with at most 9 decimal places.\n"
+          "\n"
+          "```yaml\n",
+          out);
+    fputs(yaml_example, out);
+    fputs("```\n"
+          "\n"
+          "## Command-line flags\n"
+          "\n"
+          "Every option has a flag: its YAML name with `_` replaced by `-`, after `--`\n"
+          "(`web.listen_address` is `--web.listen-address`). Both `--flag=value` and\n"
+          "`--flag value` work; flags are applied in order, after the file. A list flag\n"
+          "takes a comma-separated value (`--kafka.topics=a,b`; an empty value gives an\n"
+          "empty list). `--kafka.properties KEY=VALUE` sets one property and may be\n"
+          "repeated.\n"
+          "\n"
+          "| Flag | Description |\n"
+          "|---|---|\n",
+          out);
+    for (size_t i = 0; i < sizeof general_flags / sizeof general_flags[0]; i++)
+        fprintf(out, "| `%s%s%s` | %s |\n", general_flags[i].flag,
+                general_flags[i].metavar ? " " : "",
+                general_flags[i].metavar ? general_flags[i].metavar : "", general_flags[i].help);
+
+    fputs("\n## Options\n\n| YAML key | Flag | Type | Default |\n|---|---|---|---|\n", out);
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        format_default(o, def, sizeof def);
+        fprintf(out, "| `%s` | `%s` | %s | %s%s%s |\n", o->name, o->flag, type_name(o),
+                o->def ? "`" : "", def, o->def ? "`" : "");
+    }
+    for (size_t i = 0; i < N_OPTIONS; i++) {
+        const struct option *o = &options[i];
+        size_t glen = section_len(o->name);
+        if (!group || glen != group_len || strncmp(group, o->name, glen) != 0) {
+            group = o->name;
+            group_len = glen;
+            fprintf(out, "\n### %.*s\n", (int)glen, o->name);
+        }
+        format_default(o, def, sizeof def);
+        describe_allowed(o, allowed, sizeof allowed);
+        fprintf(out, "\n#### `%s`\n\n%s\n\n", o->name, o->help);
+        fprintf(out, "- Flag: `%s=%s`\n", o->flag, metavar(o, mv, sizeof mv));
+        fprintf(out, "- Type: %s\n", type_name(o));
+        fprintf(out, "- Default: %s%s%s\n", o->def ? "`" : "", def, o->def ? "`" : "");
+        fprintf(out, "- Allowed: %s\n", allowed);
     }
 }
