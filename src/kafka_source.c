@@ -350,15 +350,19 @@ static void dlq_remove(struct partition_state *p, int64_t offset)
     pthread_mutex_unlock(&p->dlq_lock);
 }
 
+/* block: wait for room when the producer queue is full (the DLQ thread
+ * keeps polling); not from the delivery callback, which runs on that very
+ * thread. */
 static int dlq_produce(struct kafka_source *ks, struct dlq_ref *ref, const void *payload,
-                       size_t len, const void *key, size_t key_len)
+                       size_t len, const void *key, size_t key_len, bool block)
 {
     char partition[16], offset[24];
     snprintf(partition, sizeof(partition), "%d", ref->state->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)ref->offset);
     rd_kafka_resp_err_t err = rd_kafka_producev(
         ks->dlq, RD_KAFKA_V_TOPIC(ks->cfg->kafka_dlq_topic),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_VALUE((void *)payload, len),
+        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | (block ? RD_KAFKA_MSG_F_BLOCK : 0)),
+        RD_KAFKA_V_VALUE((void *)payload, len),
         RD_KAFKA_V_KEY((void *)key, key_len),
         RD_KAFKA_V_HEADER("ai_finops_reason", ref->reason, -1),
         RD_KAFKA_V_HEADER("ai_finops_source_topic", ref->state->topic, -1),
@@ -379,7 +383,7 @@ static void dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
         atomic_fetch_add(&ks->dlq_failures, 1);
         log_warn("dead letter not delivered; retrying", "error", rd_kafka_err2str(m->err), NULL);
         if (!atomic_load(&ks->stop) &&
-            dlq_produce(ks, ref, m->payload, m->len, m->key, m->key_len) == 0)
+            dlq_produce(ks, ref, m->payload, m->len, m->key, m->key_len, false) == 0)
             return;
     } else {
         atomic_fetch_add(&ks->dlq_produced, 1);
@@ -420,13 +424,17 @@ static void dead_letter(struct kafka_source *ks, struct partition_state *p,
     }
     p->dlq_pending[p->dlq_count++] = m->offset;
     pthread_mutex_unlock(&p->dlq_lock);
-    if (dlq_produce(ks, ref, m->payload, m->len, m->key, m->key_len) == 0)
+    if (dlq_produce(ks, ref, m->payload, m->len, m->key, m->key_len, true) == 0)
         return;
-    dlq_remove(p, m->offset);
+    /* The offset stays pending, so it is never committed: the next owner
+     * re-reads this event and tries again. Nothing is lost. */
     free(ref);
+    atomic_fetch_add(&ks->dlq_failures, 1);
+    log_error("cannot queue dead letter; its offset stays uncommitted", "topic", p->topic, NULL);
+    return;
 fail:
     atomic_fetch_add(&ks->dlq_failures, 1);
-    log_error("cannot queue dead letter", "topic", p->topic, NULL);
+    log_error("out of memory queueing a dead letter", "topic", p->topic, NULL);
 }
 
 /* ---- consumer threads -------------------------------------------------- */
