@@ -1,6 +1,6 @@
 /*
  * bench_ingest.c - decode+add events/s on one core, on realistic events,
- * for the exporter's path (cJSON from a per-thread arena, lock-free
+ * for the exporter's path (the strict single-pass decoder, lock-free
  * counters) side by side with a baseline of the straightforward design
  * (cJSON with malloc per node, cJSON_GetObjectItem lookups, cJSON_Delete,
  * and a mutex around the counter add, as prometheus-client-c does).
@@ -96,7 +96,7 @@ int main(void)
     double e = bench_median(exporter, ROUNDS), b = bench_median(baseline, ROUNDS);
     printf("bench_ingest: %d realistic events (%.0f bytes avg), 1 thread, median of %d rounds\n",
            EVENTS, (double)c.bytes / EVENTS, ROUNDS);
-    printf("  exporter (arena cJSON + validation + lock-free add, 3 families): %10.0f events/s  "
+    printf("  exporter (strict decoder + validation + lock-free add, 3 families): %10.0f events/s  "
            "(%.0f ns/event)\n",
            EVENTS / e, e / EVENTS * 1e9);
     printf("  baseline (malloc cJSON + GetObjectItem + mutex add, cost only):  %10.0f events/s  "

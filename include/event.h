@@ -2,9 +2,10 @@
  * event.h - decoding and validating one JSON cost event (contract v1, see
  * docs/events.md) into a struct event whose strings point into the decoder.
  *
- * Decoding uses cJSON with a per-thread bump arena installed through cJSON's
- * allocation hooks, so a decode makes no malloc once the arena has grown to
- * fit. Every defect maps to one reject reason; nothing is half-applied.
+ * A strict single-pass RFC 8259 decoder specialised for the event object:
+ * no allocation per event, amounts parsed from their decimal text into
+ * integer nano-units (no floating point), cJSON kept as the fuzzing oracle.
+ * Every defect maps to one reject reason; nothing is half-applied.
  *
  * Thread-safety: an event_decoder belongs to one thread; distinct decoders
  * may run concurrently. An event's strings stay valid until the next

@@ -1,10 +1,10 @@
 /*
  * money.h - exact fixed-point amounts: nano-units (1e-9) in a uint64_t.
  *
- * Dollars and GPU-seconds are both kept as integer nano-units. JSON numbers
- * arrive as doubles (cJSON); money_from_double() recovers the nano-unit the
- * literal denoted, exactly for any literal with at most 9 fractional digits
- * whose value is at most MONEY_EXACT_MAX_UNITS (see money.c for the proof).
+ * Dollars and GPU-seconds are both kept as integer nano-units. The event
+ * decoder parses JSON number text directly; money_from_double() serves
+ * callers that only have a double (exact for any literal with at most 9
+ * fractional digits up to MONEY_EXACT_MAX_UNITS, see money.c).
  *
  * Thread-safety: pure functions, callable from any thread.
  */

@@ -1,108 +1,77 @@
 /*
  * event.c - JSON cost event decoding and validation (see event.h).
  *
- * Pipeline for one message: size check, a byte scan for nesting depth
- * (cJSON's own limit is 1000 and recursive), cJSON parse from the thread's
- * arena, a trailing-data check, then one pass over the object's members
- * dispatching on the key. cJSON is lenient where we must not be (invalid
- * UTF-8, 1e400 parsed as inf, trailing bytes), so those are checked here.
- * Thread-safety: a decoder per thread; the cJSON hooks are process-wide and
- * installed once, and they route to the calling thread's active arena.
+ * Job: turn the bytes of one message into a struct event, or into exactly
+ * one reject reason, fast enough that decoding is not the bottleneck of a
+ * core (the decoder runs once per event, millions of times a second).
+ *
+ * Design: a hand-rolled, strict RFC 8259 parser specialised for the event
+ * object, in one pass over the bytes with no allocation per event:
+ *  - The top-level object's members are dispatched on the key as they are
+ *    read (switch on length, then memcmp), and each known value is checked
+ *    and converted in place. Unknown values are skipped by an iterative
+ *    validator (skip_value) that enforces the grammar and the depth limit
+ *    without recursion, so a hostile max_depth cannot exhaust the stack.
+ *  - Strings are scanned 8 bytes at a time (SWAR) for '"', '\\' and control
+ *    bytes. A string without escapes is returned as a pointer into the
+ *    input; one with escapes is unescaped into the decoder's scratch buffer,
+ *    which is sized from max_bytes at creation: an unescaped string is never
+ *    longer than its source text, so all strings of an event fit.
+ *  - Numbers are never converted through a double. Their text is split into
+ *    integer digits, fraction digits and a decimal exponent, and amounts are
+ *    computed from the digits by moving the decimal point (decimal_to_fixed):
+ *    exact for every literal, "1e3" and "1.5E-3" included, with rounding to
+ *    the nearest unit (ties away from zero) only past the 9th decimal.
+ *
+ * Choices where JSON or the contract leave room (docs/events.md):
+ *  - Whitespace is only space, tab, CR, LF. A UTF-8 byte order mark at the
+ *    very start is skipped (RFC 8259 section 8.1 allows ignoring it; cJSON and
+ *    the previous decoder did too).
+ *  - Raw bytes of non-label strings (event_id, unknown fields, keys) are not
+ *    checked for UTF-8: they are never exported, and rejecting an event over
+ *    a garbled request_id would lose its money. Label values must be valid
+ *    UTF-8 (invalid_label).
+ *  - "\u0000" is valid JSON and accepted anywhere except in a label value,
+ *    where it is invalid_label: C consumers (and the old cJSON-based decoder)
+ *    would silently truncate the value at the NUL, merging distinct series.
+ *    Keys are compared with their full unescaped length, so "team\u0000x" is
+ *    an unknown field, not "team".
+ *  - Amounts (cost_usd, duration_seconds, token counts, gpu_count) reject a
+ *    minus sign outright, "-0" included: a negative amount is a producer bug
+ *    however small. Counts accept any exactly integral literal ("1.0",
+ *    "1e3", "15e-1" is not). An epoch timestamp keeps its value range rule
+ *    (0 to 4102444800 s), so "-0" is 1970 there.
+ *  - Range checks apply to the rounded amount ("1000000.0000000001" is
+ *    within a max of 1000000).
+ *
+ * Precedence of reasons (kept from the previous decoder, which ran a depth
+ * and number-grammar prescan, then cJSON, then the field checks): too_large,
+ * then too_deep / invalid_json in byte order, then trailing_data, then
+ * not_object, then the first field error in member order. The parser stops
+ * at the first syntax error; because a field error found earlier must not
+ * win over a later syntax error, field errors are recorded as "pending" and
+ * the rest of the text is still validated. On the (rare) syntax-error and
+ * trailing-data paths, the old prescan is run over the whole buffer so a
+ * too_deep further on still wins, exactly as before.
+ *
+ * Thread-safety: a decoder (and its scratch) belongs to one thread; distinct
+ * decoders run concurrently. utf8_valid and parse_rfc3339 are pure.
  */
 #include "event.h"
 
-#include <cjson/cJSON.h>
 #include <errno.h>
-#include <math.h>
-#include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "money.h"
 
-/* ---- per-thread bump arena behind cJSON's hooks ------------------------ */
-
-struct arena_chunk {
-    struct arena_chunk *next;
-    size_t size;
-    size_t used;
-    max_align_t data[];
-};
-
-struct arena {
-    struct arena_chunk *first; /* kept across resets */
-    struct arena_chunk *current;
-};
-
-static _Thread_local struct arena *active_arena;
-static pthread_once_t hooks_once = PTHREAD_ONCE_INIT;
-
-static struct arena_chunk *chunk_new(size_t size)
-{
-    struct arena_chunk *c = malloc(sizeof(*c) + size);
-    if (!c)
-        return NULL;
-    c->next = NULL;
-    c->size = size;
-    c->used = 0;
-    return c;
-}
-
-static void *arena_alloc(struct arena *a, size_t size)
-{
-    size = (size + 15) & ~(size_t)15;
-    struct arena_chunk *c = a->current;
-    if (c->used + size > c->size) {
-        /* Rare: a large event. Chain a chunk big enough; freed at reset. */
-        size_t chunk_size = c->size * 2 > size ? c->size * 2 : size;
-        struct arena_chunk *next = chunk_new(chunk_size);
-        if (!next)
-            return NULL;
-        c->next = next;
-        a->current = c = next;
-    }
-    void *p = (char *)c->data + c->used;
-    c->used += size;
-    return p;
-}
-
-static void arena_reset(struct arena *a)
-{
-    struct arena_chunk *c = a->first->next;
-    while (c) {
-        struct arena_chunk *next = c->next;
-        free(c);
-        c = next;
-    }
-    a->first->next = NULL;
-    a->first->used = 0;
-    a->current = a->first;
-}
-
-static void *hook_malloc(size_t size)
-{
-    return active_arena ? arena_alloc(active_arena, size) : malloc(size);
-}
-
-static void hook_free(void *p)
-{
-    /* Arena memory is released wholesale at reset; cJSON frees partial
-     * trees on parse errors, which must be a no-op then. */
-    if (!active_arena)
-        free(p);
-}
-
-static void install_hooks(void)
-{
-    cJSON_Hooks hooks = {.malloc_fn = hook_malloc, .free_fn = hook_free};
-    cJSON_InitHooks(&hooks);
-}
-
-/* ---- decoder ----------------------------------------------------------- */
-
 struct event_decoder {
     struct event_limits limits;
-    struct arena arena;
+    size_t unattributed_len;
+    size_t extra_len[EVENT_MAX_EXTRA_LABELS];
+    char *scratch;  /* unescaped strings of the current event */
+    uint8_t *nest;  /* container kind ('[' or '{') per depth while skipping */
+    long max_depth; /* limits.max_depth, widened once */
 };
 
 static const char *const reason_names[REJECT_REASON_COUNT] = {
@@ -137,21 +106,29 @@ const char *token_kind_name(enum token_kind kind)
 
 struct event_decoder *event_decoder_new(const struct event_limits *limits)
 {
-    if (limits->extra_label_count > EVENT_MAX_EXTRA_LABELS)
+    if (limits->extra_label_count > EVENT_MAX_EXTRA_LABELS || limits->max_bytes > SIZE_MAX / 2)
         return NULL;
-    pthread_once(&hooks_once, install_hooks);
     struct event_decoder *d = calloc(1, sizeof(*d));
     if (!d)
         return NULL;
     d->limits = *limits;
-    /* Sized for a typical event's tree many times over, so the hot path
-     * never chains a chunk. */
-    d->arena.first = chunk_new(64 * 1024);
-    if (!d->arena.first) {
-        free(d);
+    d->unattributed_len = strlen(limits->unattributed_label);
+    for (size_t i = 0; i < limits->extra_label_count; i++)
+        d->extra_len[i] = strlen(limits->extra_label_names[i]);
+    d->max_depth = limits->max_depth;
+    /* Unescaped output never exceeds the input consumed, and an event is at
+     * most max_bytes: the slack only guards against an off-by-one here. */
+    d->scratch = malloc(limits->max_bytes + 16);
+    /* Each nesting level takes at least one byte, so depth is bounded by
+     * both the limit and the event size. */
+    size_t nest = limits->max_depth > 0 ? (size_t)limits->max_depth : 0;
+    if (nest > limits->max_bytes)
+        nest = limits->max_bytes;
+    d->nest = malloc(nest + 2);
+    if (!d->scratch || !d->nest) {
+        event_decoder_free(d);
         return NULL;
     }
-    d->arena.current = d->arena.first;
     return d;
 }
 
@@ -159,9 +136,31 @@ void event_decoder_free(struct event_decoder *d)
 {
     if (!d)
         return;
-    arena_reset(&d->arena);
-    free(d->arena.first);
+    free(d->scratch);
+    free(d->nest);
     free(d);
+}
+
+/* ---- byte-level helpers -------------------------------------------------- */
+
+#define ONES  0x0101010101010101ULL
+#define HIGHS 0x8080808080808080ULL
+
+static inline uint64_t load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof(w)); /* unaligned-safe; compiles to one load */
+    return w;
+}
+
+/* Non-zero iff one of the 8 bytes is '"', '\\' or below 0x20. Each term is
+ * the exact "has a zero byte" / "has a byte < n" test from Bit Twiddling
+ * Hacks; only existence matters, the byte loop finds the position. */
+static inline uint64_t string_specials(uint64_t w)
+{
+    uint64_t q = w ^ (ONES * '"');
+    uint64_t b = w ^ (ONES * '\\');
+    return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w)) & HIGHS;
 }
 
 bool utf8_valid(const char *str, size_t len)
@@ -169,6 +168,11 @@ bool utf8_valid(const char *str, size_t len)
     const unsigned char *s = (const unsigned char *)str;
     size_t i = 0;
     while (i < len) {
+        /* Label values are nearly always ASCII: skip 8 bytes per step. */
+        if (len - i >= 8 && !(load64(str + i) & HIGHS)) {
+            i += 8;
+            continue;
+        }
         unsigned char c = s[i];
         if (c < 0x80) {
             i++;
@@ -276,6 +280,8 @@ int parse_rfc3339(const char *s, size_t len, int64_t *epoch_ms)
     return 0;
 }
 
+/* ---- the previous decoder's prescan, for the error paths only ------------ */
+
 /* Length of a JSON number (RFC 8259 grammar) at s, or 0 if malformed. */
 static size_t json_number_length(const char *s, const char *end)
 {
@@ -316,22 +322,26 @@ static bool number_char(char c)
 }
 
 /*
- * One pass over the bytes outside strings before cJSON sees them: nesting
- * deeper than limit is too_deep (cJSON recurses up to 1000 levels), and a
- * number cJSON would take but JSON forbids ("01", "1.", "-") is invalid.
+ * The first of "nesting deeper than limit" (too_deep) and "malformed number"
+ * (invalid_json) in byte order, ignoring string contents, or REJECT_NONE.
+ * The previous decoder ran this before parsing; it is now only consulted
+ * once the text is known to be invalid or to have trailing bytes, to keep
+ * which reason such a text gets unchanged.
  */
-static enum reject_reason prescan(const char *buf, size_t len, int limit)
+static enum reject_reason prescan(const char *buf, size_t len, long limit)
 {
-    int depth = 0;
+    long depth = 0;
     bool in_string = false;
     const char *end = buf + len;
     for (const char *p = buf; p < end; p++) {
         char c = *p;
         if (in_string) {
-            if (c == '\\')
-                p++;
-            else if (c == '"')
+            if (c == '\\') {
+                if (++p == end)
+                    break;
+            } else if (c == '"') {
                 in_string = false;
+            }
             continue;
         }
         if (c == '"') {
@@ -350,6 +360,463 @@ static enum reject_reason prescan(const char *buf, size_t len, int limit)
     }
     return REJECT_NONE;
 }
+
+/* ---- tokens --------------------------------------------------------------- */
+
+struct parser {
+    const char *end;
+    char *scratch;
+    size_t used; /* scratch bytes holding strings the event keeps */
+    uint8_t *nest;
+    long max_depth;
+};
+
+/* A decoded string. ptr is into the input, or (escaped) into the scratch
+ * past `used`, where it stays only if the caller commits it. */
+struct jstr {
+    const char *ptr;
+    size_t len;
+    bool high;    /* has a raw byte >= 0x80: needs a UTF-8 check as a label */
+    bool nul;     /* contains U+0000 (from "\u0000") */
+    bool escaped; /* ptr is in the scratch */
+};
+
+/* A number's text: value = [-] int_p frac_p * 10^(exp - n_frac). */
+struct jnum {
+    const char *int_p;
+    const char *frac_p;
+    size_t n_int;
+    size_t n_frac;
+    int64_t exp;
+    bool neg;
+};
+
+static inline bool is_ws(char c)
+{
+    return c == ' ' || c == '\n' || c == '\r' || c == '\t';
+}
+
+static inline const char *skip_ws(const char *p, const char *end)
+{
+    while (p < end && is_ws(*p))
+        p++;
+    return p;
+}
+
+static inline bool is_digit(char c)
+{
+    return (unsigned char)(c - '0') < 10;
+}
+
+static int hex4(const char *p, uint32_t *out)
+{
+    uint32_t v = 0;
+    for (int i = 0; i < 4; i++) {
+        unsigned char c = (unsigned char)p[i];
+        uint32_t d;
+        if (c >= '0' && c <= '9')
+            d = c - '0';
+        else if ((c | 0x20) >= 'a' && (c | 0x20) <= 'f')
+            d = (c | 0x20) - 'a' + 10;
+        else
+            return -EINVAL;
+        v = v << 4 | d;
+    }
+    *out = v;
+    return 0;
+}
+
+static char *utf8_put(char *o, uint32_t cp)
+{
+    if (cp < 0x80) {
+        *o++ = (char)cp;
+    } else if (cp < 0x800) {
+        *o++ = (char)(0xc0 | cp >> 6);
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else if (cp < 0x10000) {
+        *o++ = (char)(0xe0 | cp >> 12);
+        *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    } else {
+        *o++ = (char)(0xf0 | cp >> 18);
+        *o++ = (char)(0x80 | (cp >> 12 & 0x3f));
+        *o++ = (char)(0x80 | (cp >> 6 & 0x3f));
+        *o++ = (char)(0x80 | (cp & 0x3f));
+    }
+    return o;
+}
+
+/* Slow path of parse_string once a backslash is met at p: unescapes the
+ * whole string into the scratch. */
+static enum reject_reason unescape_string(struct parser *ps, const char *start, const char **pp,
+                                          uint64_t high, struct jstr *s)
+{
+    const char *p = *pp, *end = ps->end;
+    char *out = ps->scratch + ps->used;
+    size_t n = (size_t)(p - start);
+    memcpy(out, start, n);
+    char *o = out + n;
+    bool nul = false;
+    for (;;) {
+        if (p == end)
+            return REJECT_INVALID_JSON;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            break;
+        if (c < 0x20)
+            return REJECT_INVALID_JSON;
+        if (c != '\\') {
+            high |= c;
+            *o++ = (char)c;
+            p++;
+            continue;
+        }
+        if (end - p < 2)
+            return REJECT_INVALID_JSON;
+        switch (p[1]) {
+        case '"':
+        case '\\':
+        case '/':
+            *o++ = p[1];
+            break;
+        case 'b':
+            *o++ = '\b';
+            break;
+        case 'f':
+            *o++ = '\f';
+            break;
+        case 'n':
+            *o++ = '\n';
+            break;
+        case 'r':
+            *o++ = '\r';
+            break;
+        case 't':
+            *o++ = '\t';
+            break;
+        case 'u': {
+            uint32_t cp, lo;
+            if (end - p < 6 || hex4(p + 2, &cp))
+                return REJECT_INVALID_JSON;
+            p += 6;
+            if (cp >= 0xdc00 && cp <= 0xdfff) /* low surrogate first */
+                return REJECT_INVALID_JSON;
+            if (cp >= 0xd800 && cp <= 0xdbff) {
+                /* A high surrogate must be followed by an escaped low one;
+                 * anything else would encode an invalid code point. */
+                if (end - p < 6 || p[0] != '\\' || p[1] != 'u' || hex4(p + 2, &lo) || lo < 0xdc00 ||
+                    lo > 0xdfff)
+                    return REJECT_INVALID_JSON;
+                p += 6;
+                cp = 0x10000 + ((cp - 0xd800) << 10) + (lo - 0xdc00);
+            }
+            nul |= cp == 0;
+            o = utf8_put(o, cp);
+            continue;
+        }
+        default:
+            return REJECT_INVALID_JSON;
+        }
+        p += 2;
+    }
+    s->ptr = out;
+    s->len = (size_t)(o - out);
+    s->high = (high & HIGHS) != 0;
+    s->nul = nul;
+    s->escaped = true;
+    *pp = p + 1;
+    return REJECT_NONE;
+}
+
+/* Parses a string whose opening quote is just before *pp; leaves *pp after
+ * the closing quote. */
+static inline enum reject_reason parse_string(struct parser *ps, const char **pp, struct jstr *s)
+{
+    const char *p = *pp, *end = ps->end;
+    const char *start = p;
+    uint64_t high = 0;
+    while (end - p >= 8) {
+        uint64_t w = load64(p);
+        if (string_specials(w))
+            break;
+        high |= w;
+        p += 8;
+    }
+    for (;; p++) {
+        if (p == end)
+            return REJECT_INVALID_JSON;
+        unsigned char c = (unsigned char)*p;
+        if (c == '"')
+            break;
+        if (c == '\\') {
+            *pp = p;
+            return unescape_string(ps, start, pp, high, s);
+        }
+        if (c < 0x20)
+            return REJECT_INVALID_JSON;
+        high |= c;
+    }
+    s->ptr = start;
+    s->len = (size_t)(p - start);
+    s->high = (high & HIGHS) != 0;
+    s->nul = false;
+    s->escaped = false;
+    *pp = p + 1;
+    return REJECT_NONE;
+}
+
+/* Parses an RFC 8259 number starting at *pp ('-' or a digit). */
+static inline enum reject_reason parse_number(struct parser *ps, const char **pp, struct jnum *n)
+{
+    const char *p = *pp, *end = ps->end;
+    n->neg = *p == '-';
+    if (n->neg)
+        p++;
+    n->int_p = p;
+    if (p < end && *p == '0') {
+        p++;
+    } else if (p < end && *p >= '1' && *p <= '9') {
+        while (p < end && is_digit(*p))
+            p++;
+    } else {
+        return REJECT_INVALID_JSON;
+    }
+    n->n_int = (size_t)(p - n->int_p);
+    n->frac_p = p;
+    n->n_frac = 0;
+    if (p < end && *p == '.') {
+        n->frac_p = ++p;
+        while (p < end && is_digit(*p))
+            p++;
+        n->n_frac = (size_t)(p - n->frac_p);
+        if (n->n_frac == 0)
+            return REJECT_INVALID_JSON;
+    }
+    n->exp = 0;
+    if (p < end && (*p == 'e' || *p == 'E')) {
+        p++;
+        bool neg = false;
+        if (p < end && (*p == '+' || *p == '-'))
+            neg = *p++ == '-';
+        const char *digits = p;
+        int64_t e = 0;
+        for (; p < end && is_digit(*p); p++)
+            if (e < 1000000000000LL) /* saturate: far past any meaningful shift */
+                e = e * 10 + (*p - '0');
+        if (p == digits)
+            return REJECT_INVALID_JSON;
+        n->exp = neg ? -e : e;
+    }
+    *pp = p;
+    return REJECT_NONE;
+}
+
+static inline unsigned num_digit(const struct jnum *n, size_t i)
+{
+    return (unsigned)((i < n->n_int ? n->int_p[i] : n->frac_p[i - n->n_int]) - '0');
+}
+
+/*
+ * The magnitude of n times 10^scale, rounded to the nearest integer with
+ * ties away from zero, computed on the decimal digits (no floating point):
+ * the digits form one sequence, the exponent only moves the decimal point,
+ * the digits left of it form the integer, and the first digit right of it
+ * decides the rounding. Returns 0, or -ERANGE above max (after rounding).
+ * *exact (if given) tells whether no non-zero digit was rounded away;
+ * *nonzero whether the value is not zero.
+ */
+static int decimal_to_fixed(const struct jnum *n, int scale, uint64_t max, uint64_t *out,
+                            bool *exact, bool *nonzero)
+{
+    static const uint64_t pow10[] = {1,      10,      100,      1000,      10000,
+                                     100000, 1000000, 10000000, 100000000, 1000000000};
+    /* Fast path, nearly every real amount ("0.0125", "1200"): no exponent,
+     * no digit past the scale, and below 10^19 so nothing can overflow. */
+    if (n->exp == 0 && n->n_frac <= (size_t)scale && n->n_int + (size_t)scale <= 19 && scale <= 9) {
+        uint64_t v = 0;
+        for (size_t i = 0; i < n->n_int; i++)
+            v = v * 10 + (uint64_t)(n->int_p[i] - '0');
+        for (size_t i = 0; i < n->n_frac; i++)
+            v = v * 10 + (uint64_t)(n->frac_p[i] - '0');
+        v *= pow10[(size_t)scale - n->n_frac];
+        if (nonzero)
+            *nonzero = v != 0;
+        if (v > max)
+            return -ERANGE;
+        if (exact)
+            *exact = true;
+        *out = v;
+        return 0;
+    }
+    size_t total = n->n_int + n->n_frac;
+    size_t first = 0;
+    while (first < total && num_digit(n, first) == 0)
+        first++;
+    if (nonzero)
+        *nonzero = first < total;
+    if (first == total) {
+        *out = 0;
+        if (exact)
+            *exact = true;
+        return 0;
+    }
+    /* Digits [first, point) of the sequence are the integer part of the
+     * scaled value; keep is how many significant digits that is. */
+    int64_t point = (int64_t)n->n_int + n->exp + scale;
+    int64_t keep = point - (int64_t)first;
+    if (keep > 20) /* at least 10^20 > UINT64_MAX */
+        return -ERANGE;
+    uint64_t v = 0;
+    for (int64_t k = 0; k < keep; k++) {
+        size_t i = first + (size_t)k;
+        unsigned d = i < total ? num_digit(n, i) : 0;
+        if (v > (UINT64_MAX - d) / 10)
+            return -ERANGE;
+        v = v * 10 + d;
+    }
+    bool inexact;
+    if (keep < 0) {
+        /* The first dropped digit is a leading zero: rounds down, and a
+         * non-zero digit was dropped. */
+        inexact = true;
+    } else {
+        size_t i = first + (size_t)keep;
+        inexact = false;
+        if (i < total && num_digit(n, i) >= 5) {
+            if (v == UINT64_MAX)
+                return -ERANGE;
+            v++;
+            inexact = true;
+        } else if (exact) {
+            for (; i < total && !inexact; i++)
+                inexact = num_digit(n, i) != 0;
+        }
+    }
+    if (v > max)
+        return -ERANGE;
+    if (exact)
+        *exact = !inexact;
+    *out = v;
+    return 0;
+}
+
+static inline bool match_literal(const char *p, const char *end, const char *lit, size_t n)
+{
+    return (size_t)(end - p) >= n && memcmp(p, lit, n) == 0;
+}
+
+/* Validates a string, number or literal at *pp (before the end). */
+static enum reject_reason skip_scalar(struct parser *ps, const char **pp)
+{
+    const char *p = *pp, *end = ps->end;
+    struct jstr s;
+    struct jnum n;
+    switch (*p) {
+    case '"':
+        *pp = p + 1;
+        return parse_string(ps, pp, &s);
+    case 't':
+        if (!match_literal(p, end, "true", 4))
+            return REJECT_INVALID_JSON;
+        *pp = p + 4;
+        return REJECT_NONE;
+    case 'f':
+        if (!match_literal(p, end, "false", 5))
+            return REJECT_INVALID_JSON;
+        *pp = p + 5;
+        return REJECT_NONE;
+    case 'n':
+        if (!match_literal(p, end, "null", 4))
+            return REJECT_INVALID_JSON;
+        *pp = p + 4;
+        return REJECT_NONE;
+    default:
+        if (*p != '-' && !is_digit(*p))
+            return REJECT_INVALID_JSON;
+        return parse_number(ps, pp, &n);
+    }
+}
+
+/* At a member key (*pp, not whitespace): validates "key" ws ':' ws. */
+static enum reject_reason skip_key(struct parser *ps, const char **pp)
+{
+    const char *p = *pp, *end = ps->end;
+    struct jstr s;
+    if (p == end || *p != '"')
+        return REJECT_INVALID_JSON;
+    p++;
+    if (parse_string(ps, &p, &s))
+        return REJECT_INVALID_JSON;
+    p = skip_ws(p, end);
+    if (p == end || *p != ':')
+        return REJECT_INVALID_JSON;
+    *pp = skip_ws(p + 1, end);
+    return REJECT_NONE;
+}
+
+/*
+ * Validates one value starting at *pp (a non-whitespace byte or the end),
+ * held by a container at `depth`; leaves *pp just after it. Iterative, with
+ * the open containers' kinds in ps->nest, so the depth limit rather than
+ * the C stack bounds the nesting.
+ */
+static enum reject_reason skip_value(struct parser *ps, const char **pp, long depth)
+{
+    const char *p = *pp, *end = ps->end;
+    const long base = depth;
+    enum reject_reason r;
+    for (;;) {
+        /* A value starts at p. */
+        if (p == end)
+            return REJECT_INVALID_JSON;
+        char c = *p;
+        if (c == '[' || c == '{') {
+            if (++depth > ps->max_depth)
+                return REJECT_TOO_DEEP;
+            ps->nest[depth] = (uint8_t)c;
+            p = skip_ws(p + 1, end);
+            if (p == end)
+                return REJECT_INVALID_JSON;
+            if (*p == (c == '[' ? ']' : '}')) {
+                p++;
+                depth--;
+            } else if (c == '[') {
+                continue;
+            } else {
+                if ((r = skip_key(ps, &p)))
+                    return r;
+                continue;
+            }
+        } else {
+            if ((r = skip_scalar(ps, &p)))
+                return r;
+        }
+        /* A value ended at p: close containers, or go to the next element. */
+        for (;;) {
+            if (depth == base) {
+                *pp = p;
+                return REJECT_NONE;
+            }
+            p = skip_ws(p, end);
+            if (p == end)
+                return REJECT_INVALID_JSON;
+            bool object = ps->nest[depth] == '{';
+            if (*p == (object ? '}' : ']')) {
+                p++;
+                depth--;
+                continue;
+            }
+            if (*p != ',')
+                return REJECT_INVALID_JSON;
+            p = skip_ws(p + 1, end);
+            if (object && (r = skip_key(ps, &p)))
+                return r;
+            break;
+        }
+    }
+}
+
+/* ---- fields --------------------------------------------------------------- */
 
 enum field {
     F_TEAM,
@@ -373,252 +840,426 @@ enum field {
     F_UNKNOWN
 };
 
-static const struct {
-    const char *name;
-    enum field field;
-} field_names[] = {
-    {"team", F_TEAM},
-    {"project", F_PROJECT},
-    {"source", F_SOURCE},
-    {"provider", F_PROVIDER},
-    {"model", F_MODEL},
-    {"instance_type", F_INSTANCE_TYPE},
-    {"gpu_type", F_GPU_TYPE},
-    {"cost_usd", F_COST},
-    {"input_tokens", F_INPUT_TOKENS},
-    {"cached_input_tokens", F_CACHED_INPUT_TOKENS},
-    {"cache_write_tokens", F_CACHE_WRITE_TOKENS},
-    {"output_tokens", F_OUTPUT_TOKENS},
-    {"gpu_count", F_GPU_COUNT},
-    {"duration_seconds", F_DURATION},
-    {"timestamp", F_TIMESTAMP},
-    {"event_id", F_EVENT_ID},
-    {"request_id", F_REQUEST_ID},
-    {"labels", F_LABELS},
-};
+#define KEY_IS(lit) (memcmp(k, lit, sizeof(lit) - 1) == 0)
 
-static enum field field_of(const char *key)
+/* The field a (fully unescaped) key names: the length alone leaves at most
+ * four candidates, told apart by the first byte, then one memcmp. */
+static inline enum field field_of(const char *k, size_t n)
 {
-    /* 18 short names: a first-byte filter before strcmp is cheaper than a
-     * hash and keeps the table readable. */
-    for (size_t i = 0; i < sizeof(field_names) / sizeof(field_names[0]); i++)
-        if (field_names[i].name[0] == key[0] && strcmp(field_names[i].name, key) == 0)
-            return field_names[i].field;
+    switch (n) {
+    case 4:
+        return KEY_IS("team") ? F_TEAM : F_UNKNOWN;
+    case 5:
+        return KEY_IS("model") ? F_MODEL : F_UNKNOWN;
+    case 6:
+        if (k[0] == 's')
+            return KEY_IS("source") ? F_SOURCE : F_UNKNOWN;
+        return KEY_IS("labels") ? F_LABELS : F_UNKNOWN;
+    case 7:
+        return KEY_IS("project") ? F_PROJECT : F_UNKNOWN;
+    case 8:
+        switch (k[0]) {
+        case 'c':
+            return KEY_IS("cost_usd") ? F_COST : F_UNKNOWN;
+        case 'p':
+            return KEY_IS("provider") ? F_PROVIDER : F_UNKNOWN;
+        case 'g':
+            return KEY_IS("gpu_type") ? F_GPU_TYPE : F_UNKNOWN;
+        case 'e':
+            return KEY_IS("event_id") ? F_EVENT_ID : F_UNKNOWN;
+        }
+        return F_UNKNOWN;
+    case 9:
+        if (k[0] == 't')
+            return KEY_IS("timestamp") ? F_TIMESTAMP : F_UNKNOWN;
+        return KEY_IS("gpu_count") ? F_GPU_COUNT : F_UNKNOWN;
+    case 10:
+        return KEY_IS("request_id") ? F_REQUEST_ID : F_UNKNOWN;
+    case 12:
+        return KEY_IS("input_tokens") ? F_INPUT_TOKENS : F_UNKNOWN;
+    case 13:
+        if (k[0] == 'i')
+            return KEY_IS("instance_type") ? F_INSTANCE_TYPE : F_UNKNOWN;
+        return KEY_IS("output_tokens") ? F_OUTPUT_TOKENS : F_UNKNOWN;
+    case 16:
+        return KEY_IS("duration_seconds") ? F_DURATION : F_UNKNOWN;
+    case 18:
+        return KEY_IS("cache_write_tokens") ? F_CACHE_WRITE_TOKENS : F_UNKNOWN;
+    case 19:
+        return KEY_IS("cached_input_tokens") ? F_CACHED_INPUT_TOKENS : F_UNKNOWN;
+    }
     return F_UNKNOWN;
 }
 
-static enum reject_reason take_label(const struct event_decoder *d, const cJSON *item,
-                                     struct label_value *out)
+/* Decoding state of one event besides the struct event itself. */
+struct members {
+    enum reject_reason pending; /* first field error, reported if the text is valid */
+    uint32_t seen;
+    bool has_count, has_duration;
+};
+
+static inline enum reject_reason check_label(const struct event_decoder *d, const struct jstr *s)
 {
-    if (cJSON_IsNull(item))
-        return REJECT_NONE;
-    if (!cJSON_IsString(item))
-        return REJECT_WRONG_TYPE;
-    size_t len = strlen(item->valuestring);
-    if (len > d->limits.max_label_bytes || !utf8_valid(item->valuestring, len))
+    if (s->len > d->limits.max_label_bytes || s->nul || (s->high && !utf8_valid(s->ptr, s->len)))
         return REJECT_INVALID_LABEL;
     /* Reserved for the counter tables' overflow series: accepting it from
      * an event would let two series share one label set. */
-    if (len == sizeof(COUNTER_OVERFLOW_VALUE) - 1 &&
-        memcmp(item->valuestring, COUNTER_OVERFLOW_VALUE, len) == 0)
+    if (s->len == sizeof(COUNTER_OVERFLOW_VALUE) - 1 &&
+        memcmp(s->ptr, COUNTER_OVERFLOW_VALUE, s->len) == 0)
         return REJECT_INVALID_LABEL;
-    out->ptr = item->valuestring;
-    out->len = (uint32_t)len;
     return REJECT_NONE;
 }
 
-/* A JSON number that is a non-negative integer no larger than max. */
-static enum reject_reason take_count(const cJSON *item, uint64_t max, uint64_t *out,
-                                     enum reject_reason invalid)
+static inline void keep_string(struct parser *ps, const struct jstr *s, struct label_value *out)
 {
-    if (cJSON_IsNull(item))
-        return REJECT_NONE;
-    if (!cJSON_IsNumber(item))
-        return REJECT_WRONG_TYPE;
-    double v = item->valuedouble;
-    if (!isfinite(v) || v < 0 || v != floor(v) || v > (double)max)
-        return invalid;
-    *out = (uint64_t)v;
-    return REJECT_NONE;
+    if (s->escaped)
+        ps->used += s->len; /* commit: later strings go after it */
+    out->ptr = s->ptr;
+    out->len = (uint32_t)s->len;
 }
 
-static enum reject_reason take_labels_object(const struct event_decoder *d, const cJSON *obj,
-                                             struct event *ev)
+/* A value of a known field that is not of the expected kind: null means
+ * absent; anything else is wrong_type, but is still validated. */
+static enum reject_reason other_value(struct parser *ps, const char **pp, struct members *m)
 {
-    if (cJSON_IsNull(obj))
+    if (match_literal(*pp, ps->end, "null", 4)) {
+        *pp += 4;
         return REJECT_NONE;
-    if (!cJSON_IsObject(obj))
-        return REJECT_WRONG_TYPE;
-    for (const cJSON *item = obj->child; item; item = item->next) {
-        if (!cJSON_IsString(item))
-            return REJECT_WRONG_TYPE;
-        for (size_t i = 0; i < d->limits.extra_label_count; i++) {
-            if (strcmp(item->string, d->limits.extra_label_names[i]) != 0)
-                continue;
-            enum reject_reason r = take_label(d, item, &ev->extra[i]);
-            if (r)
+    }
+    m->pending = REJECT_WRONG_TYPE;
+    return skip_value(ps, pp, 1);
+}
+
+/* The "labels" object at *pp ('{', depth 2): every member must be a string;
+ * those named in limits.extra_label_names become ev->extra[]. */
+static enum reject_reason take_labels(const struct event_decoder *d, struct parser *ps,
+                                      const char **pp, struct event *ev, struct members *m)
+{
+    const char *p = *pp, *end = ps->end;
+    enum reject_reason r;
+    if (2 > ps->max_depth)
+        return REJECT_TOO_DEEP;
+    p = skip_ws(p + 1, end);
+    if (p == end)
+        return REJECT_INVALID_JSON;
+    if (*p == '}') {
+        *pp = p + 1;
+        return REJECT_NONE;
+    }
+    for (;;) {
+        struct jstr key, val;
+        if (*p != '"')
+            return REJECT_INVALID_JSON;
+        p++;
+        if ((r = parse_string(ps, &p, &key)))
+            return r;
+        /* Match before the value's unescaping may reuse the key's scratch. */
+        uint32_t match = 0;
+        for (size_t i = 0; i < d->limits.extra_label_count; i++)
+            if (key.len == d->extra_len[i] &&
+                memcmp(key.ptr, d->limits.extra_label_names[i], key.len) == 0)
+                match |= 1u << i;
+        p = skip_ws(p, end);
+        if (p == end || *p != ':')
+            return REJECT_INVALID_JSON;
+        p = skip_ws(p + 1, end);
+        if (p == end)
+            return REJECT_INVALID_JSON;
+        if (m->pending) {
+            if ((r = skip_value(ps, &p, 2)))
+                return r;
+        } else if (*p == '"') {
+            p++;
+            if ((r = parse_string(ps, &p, &val)))
+                return r;
+            if (match) {
+                m->pending = check_label(d, &val);
+                if (!m->pending) {
+                    struct label_value lv;
+                    keep_string(ps, &val, &lv);
+                    for (size_t i = 0; i < d->limits.extra_label_count; i++)
+                        if (match & (1u << i))
+                            ev->extra[i] = lv; /* a repeated key: the last wins */
+                }
+            }
+        } else {
+            m->pending = REJECT_WRONG_TYPE;
+            if ((r = skip_value(ps, &p, 2)))
                 return r;
         }
+        p = skip_ws(p, end);
+        if (p == end)
+            return REJECT_INVALID_JSON;
+        if (*p == '}') {
+            *pp = p + 1;
+            return REJECT_NONE;
+        }
+        if (*p != ',')
+            return REJECT_INVALID_JSON;
+        p = skip_ws(p + 1, end);
+        if (p == end)
+            return REJECT_INVALID_JSON;
     }
-    return REJECT_NONE;
 }
 
-static enum reject_reason take_timestamp(const cJSON *item, struct event *ev)
+/* An amount: a non-negative number (no minus sign at all) scaled by
+ * 10^scale and at most max; integral says fractions are not allowed. */
+static inline bool take_amount(const struct jnum *n, int scale, uint64_t max, bool integral,
+                               uint64_t *out)
 {
-    if (cJSON_IsNull(item))
-        return REJECT_NONE;
-    if (cJSON_IsString(item)) {
-        if (parse_rfc3339(item->valuestring, strlen(item->valuestring), &ev->timestamp_ms))
-            return REJECT_INVALID_TIMESTAMP;
-    } else if (cJSON_IsNumber(item)) {
-        double v = item->valuedouble;
-        /* Epoch seconds from 1970 up to 2100: anything else is a unit
-         * mix-up (milliseconds) or garbage. */
-        if (!isfinite(v) || v < 0 || v > 4102444800.0)
-            return REJECT_INVALID_TIMESTAMP;
-        ev->timestamp_ms = (int64_t)llround(v * 1000.0);
-    } else {
-        return REJECT_WRONG_TYPE;
-    }
-    ev->has_timestamp = true;
-    return REJECT_NONE;
+    bool exact;
+    if (n->neg)
+        return false;
+    if (decimal_to_fixed(n, scale, max, out, integral ? &exact : NULL, NULL))
+        return false;
+    return !integral || exact;
 }
 
-static enum reject_reason take_field(const struct event_decoder *d, enum field f, const cJSON *item,
-                                     struct event *ev, bool *has_count, bool *has_duration)
+static struct label_value *label_slot(struct event *ev, enum field f)
 {
     switch (f) {
     case F_TEAM:
-        return take_label(d, item, &ev->team);
+        return &ev->team;
     case F_PROJECT:
-        return take_label(d, item, &ev->project);
+        return &ev->project;
     case F_SOURCE:
-        return take_label(d, item, &ev->source);
+        return &ev->source;
     case F_PROVIDER:
-        return take_label(d, item, &ev->provider);
+        return &ev->provider;
     case F_MODEL:
-        return take_label(d, item, &ev->model);
+        return &ev->model;
     case F_INSTANCE_TYPE:
-        return take_label(d, item, &ev->instance_type);
+        return &ev->instance_type;
+    default:
+        return &ev->gpu_type;
+    }
+}
+
+/* The value at *pp (not whitespace, not the end) of a member naming field
+ * f. Returns a syntax reason; a field error goes to m->pending. */
+static enum reject_reason take_member(const struct event_decoder *d, struct parser *ps,
+                                      const char **pp, enum field f, struct event *ev,
+                                      struct members *m)
+{
+    const char *p = *pp;
+    enum reject_reason r;
+    struct jstr s;
+    struct jnum n;
+    if (f == F_UNKNOWN)
+        return skip_value(ps, pp, 1);
+    /* Two values for one field would make the money ambiguous. */
+    if (m->seen & (1u << f)) {
+        m->pending = REJECT_DUPLICATE_FIELD;
+        return skip_value(ps, pp, 1);
+    }
+    m->seen |= 1u << f;
+    bool number = *p == '-' || is_digit(*p);
+    switch (f) {
+    case F_TEAM:
+    case F_PROJECT:
+    case F_SOURCE:
+    case F_PROVIDER:
+    case F_MODEL:
+    case F_INSTANCE_TYPE:
     case F_GPU_TYPE:
-        return take_label(d, item, &ev->gpu_type);
+        if (*p != '"')
+            return other_value(ps, pp, m);
+        *pp = p + 1;
+        if ((r = parse_string(ps, pp, &s)))
+            return r;
+        if ((m->pending = check_label(d, &s)) == REJECT_NONE)
+            keep_string(ps, &s, label_slot(ev, f));
+        return REJECT_NONE;
     case F_COST:
-        if (cJSON_IsNull(item))
-            return REJECT_NONE;
-        if (!cJSON_IsNumber(item))
-            return REJECT_WRONG_TYPE;
-        if (money_from_double(item->valuedouble, d->limits.max_cost_nanos, &ev->cost_nanos))
-            return REJECT_INVALID_COST;
+        if (!number)
+            return other_value(ps, pp, m);
+        if ((r = parse_number(ps, pp, &n)))
+            return r;
+        if (!take_amount(&n, 9, d->limits.max_cost_nanos, false, &ev->cost_nanos))
+            m->pending = REJECT_INVALID_COST;
         ev->has_cost = true;
         return REJECT_NONE;
     case F_INPUT_TOKENS:
     case F_CACHED_INPUT_TOKENS:
     case F_CACHE_WRITE_TOKENS:
     case F_OUTPUT_TOKENS:
-        return take_count(item, EVENT_MAX_TOKENS, &ev->tokens[f - F_INPUT_TOKENS],
-                          REJECT_INVALID_TOKENS);
+        if (!number)
+            return other_value(ps, pp, m);
+        if ((r = parse_number(ps, pp, &n)))
+            return r;
+        if (!take_amount(&n, 0, EVENT_MAX_TOKENS, true, &ev->tokens[f - F_INPUT_TOKENS]))
+            m->pending = REJECT_INVALID_TOKENS;
+        return REJECT_NONE;
     case F_GPU_COUNT:
-        *has_count = !cJSON_IsNull(item);
-        return take_count(item, EVENT_MAX_GPU_COUNT, &ev->gpu_count, REJECT_INVALID_USAGE);
+        if (!number)
+            return other_value(ps, pp, m);
+        if ((r = parse_number(ps, pp, &n)))
+            return r;
+        if (!take_amount(&n, 0, EVENT_MAX_GPU_COUNT, true, &ev->gpu_count))
+            m->pending = REJECT_INVALID_USAGE;
+        m->has_count = true;
+        return REJECT_NONE;
     case F_DURATION:
-        if (cJSON_IsNull(item))
-            return REJECT_NONE;
-        if (!cJSON_IsNumber(item))
-            return REJECT_WRONG_TYPE;
-        if (money_from_double(item->valuedouble, MONEY_EXACT_MAX_UNITS * NANOS_PER_UNIT,
-                              &ev->duration_nanos))
-            return REJECT_INVALID_USAGE;
-        *has_duration = true;
+        if (!number)
+            return other_value(ps, pp, m);
+        if ((r = parse_number(ps, pp, &n)))
+            return r;
+        /* The usage bound, kept from when amounts went through a double. */
+        if (!take_amount(&n, 9, MONEY_EXACT_MAX_UNITS * NANOS_PER_UNIT, false, &ev->duration_nanos))
+            m->pending = REJECT_INVALID_USAGE;
+        m->has_duration = true;
         return REJECT_NONE;
     case F_TIMESTAMP:
-        return take_timestamp(item, ev);
+        if (*p == '"') {
+            *pp = p + 1;
+            if ((r = parse_string(ps, pp, &s)))
+                return r;
+            if (parse_rfc3339(s.ptr, s.len, &ev->timestamp_ms))
+                m->pending = REJECT_INVALID_TIMESTAMP;
+        } else if (number) {
+            if ((r = parse_number(ps, pp, &n)))
+                return r;
+            /* Epoch seconds from 1970 up to 2100: anything else is a unit
+             * mix-up (milliseconds) or garbage. Milliseconds are rounded
+             * half away from zero, like llround() was. */
+            uint64_t ms;
+            bool nonzero;
+            if (decimal_to_fixed(&n, 3, 4102444800000ULL, &ms, NULL, &nonzero) ||
+                (n.neg && nonzero))
+                m->pending = REJECT_INVALID_TIMESTAMP;
+            else
+                ev->timestamp_ms = (int64_t)ms;
+        } else {
+            return other_value(ps, pp, m);
+        }
+        ev->has_timestamp = true;
+        return REJECT_NONE;
     case F_EVENT_ID:
     case F_REQUEST_ID:
-        return cJSON_IsString(item) || cJSON_IsNull(item) ? REJECT_NONE : REJECT_WRONG_TYPE;
+        if (*p != '"')
+            return other_value(ps, pp, m);
+        *pp = p + 1;
+        return parse_string(ps, pp, &s);
     case F_LABELS:
-        return take_labels_object(d, item, ev);
+        if (*p != '{')
+            return other_value(ps, pp, m);
+        return take_labels(d, ps, pp, ev, m);
     case F_UNKNOWN:
         break;
     }
     return REJECT_NONE;
 }
 
-static void default_label(struct label_value *v, const char *fallback)
+static inline void default_label(struct label_value *v, const char *fallback, size_t len)
 {
     if (v->len == 0) {
         v->ptr = fallback;
-        v->len = (uint32_t)strlen(fallback);
+        v->len = (uint32_t)len;
     }
 }
 
-static bool only_whitespace(const char *p, const char *end)
+/* The reason of a text found invalid: the prescan's (too_deep or a bad
+ * number earlier in the text) if it has one, as before; else invalid_json. */
+static enum reject_reason syntax_reason(const struct event_decoder *d, const char *buf, size_t len)
 {
-    for (; p < end; p++)
-        if (*p != ' ' && *p != '\t' && *p != '\r' && *p != '\n')
-            return false;
-    return true;
+    enum reject_reason r = prescan(buf, len, d->max_depth);
+    return r ? r : REJECT_INVALID_JSON;
 }
 
 enum reject_reason event_decode(struct event_decoder *d, const char *buf, size_t len,
                                 struct event *ev)
 {
-    enum reject_reason reason = REJECT_NONE;
     memset(ev, 0, sizeof(*ev));
     if (len > d->limits.max_bytes)
         return REJECT_TOO_LARGE;
-    reason = prescan(buf, len, d->limits.max_depth);
-    if (reason)
-        return reason;
+    struct parser ps = {.end = buf + len,
+                        .scratch = d->scratch,
+                        .used = 0,
+                        .nest = d->nest,
+                        .max_depth = d->max_depth};
+    const char *p = buf, *end = buf + len;
+    enum reject_reason r;
+    if (len >= 3 && memcmp(p, "\xef\xbb\xbf", 3) == 0)
+        p += 3;
+    p = skip_ws(p, end);
+    if (p == end)
+        return REJECT_INVALID_JSON;
 
-    arena_reset(&d->arena);
-    active_arena = &d->arena;
-    const char *end = NULL;
-    cJSON *root = cJSON_ParseWithLengthOpts(buf, len, &end, false);
-    active_arena = NULL;
+    if (*p != '{') {
+        /* Valid JSON that is not an object is not_object, once it is known
+         * to be valid and alone. */
+        if ((r = skip_value(&ps, &p, 0)))
+            return r == REJECT_TOO_DEEP ? r : syntax_reason(d, buf, len);
+        if (skip_ws(p, end) != end)
+            goto trailing;
+        return REJECT_NOT_OBJECT;
+    }
 
-    if (!root) {
-        reason = REJECT_INVALID_JSON;
-        goto out;
-    }
-    if (end && !only_whitespace(end, buf + len)) {
-        reason = REJECT_TRAILING_DATA;
-        goto out;
-    }
-    if (!cJSON_IsObject(root)) {
-        reason = REJECT_NOT_OBJECT;
-        goto out;
-    }
-    uint32_t seen = 0;
-    bool has_count = false, has_duration = false;
-    for (const cJSON *item = root->child; item; item = item->next) {
-        enum field f = field_of(item->string);
-        if (f != F_UNKNOWN) {
-            /* Two values for one field would make the money ambiguous. */
-            if (seen & (1u << f)) {
-                reason = REJECT_DUPLICATE_FIELD;
-                goto out;
-            }
-            seen |= 1u << f;
+    struct members m = {REJECT_NONE, 0, false, false};
+    if (1 > ps.max_depth)
+        return REJECT_TOO_DEEP;
+    p = skip_ws(p + 1, end);
+    if (p == end)
+        goto syntax;
+    if (*p != '}') {
+        for (;;) {
+            struct jstr key;
+            if (*p != '"')
+                goto syntax;
+            p++;
+            if ((r = parse_string(&ps, &p, &key)))
+                goto syntax;
+            p = skip_ws(p, end);
+            if (p == end || *p != ':')
+                goto syntax;
+            p = skip_ws(p + 1, end);
+            if (p == end)
+                goto syntax;
+            if (m.pending)
+                r = skip_value(&ps, &p, 1);
+            else
+                r = take_member(d, &ps, &p, field_of(key.ptr, key.len), ev, &m);
+            if (r == REJECT_TOO_DEEP)
+                return r; /* no syntax error before it: the prescan agrees */
+            if (r)
+                goto syntax;
+            p = skip_ws(p, end);
+            if (p == end)
+                goto syntax;
+            if (*p == '}')
+                break;
+            if (*p != ',')
+                goto syntax;
+            p = skip_ws(p + 1, end);
+            if (p == end)
+                goto syntax;
         }
-        reason = take_field(d, f, item, ev, &has_count, &has_duration);
-        if (reason)
-            goto out;
     }
-    default_label(&ev->team, d->limits.unattributed_label);
-    default_label(&ev->project, d->limits.unattributed_label);
-    default_label(&ev->source, "unknown");
-    default_label(&ev->provider, "unknown");
-    default_label(&ev->model, "unknown");
-    default_label(&ev->instance_type, "unknown");
-    default_label(&ev->gpu_type, "unknown");
-    ev->has_gpu = has_count && has_duration;
+    if (skip_ws(p + 1, end) != end)
+        goto trailing;
+    if (m.pending)
+        return m.pending;
+
+    default_label(&ev->team, d->limits.unattributed_label, d->unattributed_len);
+    default_label(&ev->project, d->limits.unattributed_label, d->unattributed_len);
+    default_label(&ev->source, "unknown", 7);
+    default_label(&ev->provider, "unknown", 7);
+    default_label(&ev->model, "unknown", 7);
+    default_label(&ev->instance_type, "unknown", 7);
+    default_label(&ev->gpu_type, "unknown", 7);
+    ev->has_gpu = m.has_count && m.has_duration;
     if (ev->has_gpu) {
         uint64_t product;
         if (__builtin_mul_overflow(ev->gpu_count, ev->duration_nanos, &product))
-            reason = REJECT_INVALID_USAGE;
+            return REJECT_INVALID_USAGE;
     }
-out:
-    /* The tree lives in the arena: nothing to free; strings stay valid
-     * until the next decode resets the arena. */
-    return reason;
+    return REJECT_NONE;
+
+syntax:
+    return syntax_reason(d, buf, len);
+trailing:
+    /* The prescan covered trailing bytes too: a bad number or deep nesting
+     * there was reported as such. */
+    r = prescan(buf, len, d->max_depth);
+    return r ? r : REJECT_TRAILING_DATA;
 }

@@ -295,6 +295,601 @@ static void test_rfc3339(void **state)
     assert_int_equal(ms % 1000, 123);
 }
 
+/* ---- strict single-pass decoder: grammar, exact amounts, strings ---- */
+
+static struct event_decoder *decoder_with(uint64_t max_cost_nanos, size_t max_bytes, int depth)
+{
+    struct event_limits limits = {
+        .max_bytes = max_bytes,
+        .max_cost_nanos = max_cost_nanos,
+        .max_label_bytes = 128,
+        .max_depth = depth,
+        .unattributed_label = "unattributed",
+        .extra_label_count = 2,
+        .extra_label_names = extra_names,
+    };
+    return event_decoder_new(&limits);
+}
+
+struct cost_case {
+    const char *text;
+    uint64_t nanos;
+};
+
+static void test_cost_exponents_and_rounding(void **state)
+{
+    /* Exact decimal arithmetic: the exponent moves the decimal point, and
+     * past the 9th decimal the amount rounds to nearest, ties away from 0. */
+    static const struct cost_case cases[] = {
+        {"1e2", 100000000000ULL},
+        {"1E+2", 100000000000ULL},
+        {"0.5e1", 5000000000ULL},
+        {"1.5e-9", 2},
+        {"2.5E-10", 0},
+        {"1.5E-3", 1500000},
+        {"0.0000000005", 1},
+        {"0.0000000015", 2},
+        {"0.0000000004999999999999999999", 0},
+        {"0.12345678949999", 123456789},
+        {"0.1234567895", 123456790},
+        {"1.9999999995", 2000000000},
+        {"0.9999999994", 999999999},
+        {"1e-400", 0},
+        {"0e999999999999999999999", 0},
+        {"0.0", 0},
+        {"0", 0},
+        {"123456.000000001", 123456000000001ULL},
+        {"1000000", 1000000000000000ULL},
+        {"1000000.0000000001", 1000000000000000ULL}, /* rounds to the max */
+        {"100000000000000000000e-14", 1000000000000000ULL},
+        {"0.000000000000000000000000000000000000000000000000000000000000000000000000000000001e81",
+         1000000000},
+    };
+    char json[256];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct event ev;
+        snprintf(json, sizeof(json), "{\"cost_usd\":%s}", cases[i].text);
+        enum reject_reason r = decode(state, json, &ev);
+        if (r != REJECT_NONE || !ev.has_cost || ev.cost_nanos != cases[i].nanos)
+            fail_msg("cost %s: got %s %llu, want %llu", cases[i].text, reject_reason_name(r),
+                     (unsigned long long)ev.cost_nanos, (unsigned long long)cases[i].nanos);
+    }
+}
+
+static void test_cost_beyond_double_exactness(void **state)
+{
+    (void)state;
+    /* The 4,000,000 limit of the double path is gone: only max_cost_nanos
+     * bounds a cost, and every nano-dollar is exact up to it. */
+    struct event_decoder *d = decoder_with(10000000000ULL * 1000000000ULL, 65536, 16);
+    assert_non_null(d);
+    struct event ev;
+    const char *json = "{\"cost_usd\":9876543210.123456789}";
+    assert_int_equal(event_decode(d, json, strlen(json), &ev), REJECT_NONE);
+    assert_true(ev.cost_nanos == 9876543210123456789ULL);
+    json = "{\"cost_usd\":4503599.627370497}"; /* 2^52 + 1 nanos: not a double */
+    assert_int_equal(event_decode(d, json, strlen(json), &ev), REJECT_NONE);
+    assert_true(ev.cost_nanos == 4503599627370497ULL);
+    json = "{\"cost_usd\":10000000000.000000001}";
+    assert_int_equal(event_decode(d, json, strlen(json), &ev), REJECT_INVALID_COST);
+    json = "{\"cost_usd\":18446744073.709551615}"; /* UINT64_MAX nanos */
+    assert_int_equal(event_decode(d, json, strlen(json), &ev), REJECT_INVALID_COST);
+    json = "{\"cost_usd\":18446744073.7095516155}"; /* rounds past UINT64_MAX */
+    assert_int_equal(event_decode(d, json, strlen(json), &ev), REJECT_INVALID_COST);
+    json = "{\"cost_usd\":99999999999999999999}";
+    assert_int_equal(event_decode(d, json, strlen(json), &ev), REJECT_INVALID_COST);
+    event_decoder_free(d);
+}
+
+static void test_long_digit_strings(void **state)
+{
+    struct event ev;
+    char json[1024];
+    char digits[401];
+    memset(digits, '9', 400);
+    digits[400] = '\0';
+    snprintf(json, sizeof(json), "{\"cost_usd\":%s}", digits);
+    assert_int_equal(decode(state, json, &ev), REJECT_INVALID_COST);
+    snprintf(json, sizeof(json), "{\"cost_usd\":1,\"input_tokens\":%s}", digits);
+    assert_int_equal(decode(state, json, &ev), REJECT_INVALID_TOKENS);
+    snprintf(json, sizeof(json), "{\"cost_usd\":1,\"duration_seconds\":%s}", digits);
+    assert_int_equal(decode(state, json, &ev), REJECT_INVALID_USAGE);
+    snprintf(json, sizeof(json), "{\"cost_usd\":1,\"timestamp\":%s}", digits);
+    assert_int_equal(decode(state, json, &ev), REJECT_INVALID_TIMESTAMP);
+    /* Valid JSON in an unknown field is just skipped. */
+    snprintf(json, sizeof(json), "{\"cost_usd\":1,\"other\":%s.%se-%s}", digits, digits + 200,
+             digits + 390);
+    assert_int_equal(decode(state, json, &ev), REJECT_NONE);
+    /* 400 fraction digits: many leading zeros, then a tail that rounds. */
+    memset(digits, '0', 400);
+    digits[399] = '7';
+    snprintf(json, sizeof(json), "{\"cost_usd\":0.%s}", digits);
+    assert_int_equal(decode(state, json, &ev), REJECT_NONE);
+    assert_int_equal(ev.cost_nanos, 0);
+    snprintf(json, sizeof(json), "{\"cost_usd\":0.%se390}", digits);
+    assert_int_equal(decode(state, json, &ev), REJECT_NONE);
+    assert_int_equal(ev.cost_nanos, 1); /* 0.7 nanos */
+    snprintf(json, sizeof(json), "{\"cost_usd\":0.%se391}", digits);
+    assert_int_equal(decode(state, json, &ev), REJECT_NONE);
+    assert_int_equal(ev.cost_nanos, 7);
+    snprintf(json, sizeof(json), "{\"cost_usd\":1.%s}", digits);
+    assert_int_equal(decode(state, json, &ev), REJECT_NONE);
+    assert_int_equal(ev.cost_nanos, 1000000000);
+}
+
+enum count_field { TOKENS, GPUS, DURATION };
+
+static void test_counts_and_usage(void **state)
+{
+    /* Counts accept exactly integral literals (1.0, 1e3) and nothing with a
+     * minus sign; duration is an amount like cost, up to 4,000,000 s. */
+    static const struct {
+        const char *json;
+        enum reject_reason reason;
+        enum count_field field;
+        uint64_t value;
+    } cases[] = {
+        {"{\"cost_usd\":1,\"input_tokens\":1.0}", REJECT_NONE, TOKENS, 1},
+        {"{\"cost_usd\":1,\"input_tokens\":1e3}", REJECT_NONE, TOKENS, 1000},
+        {"{\"cost_usd\":1,\"input_tokens\":1.5e1}", REJECT_NONE, TOKENS, 15},
+        {"{\"cost_usd\":1,\"input_tokens\":12000e-3}", REJECT_NONE, TOKENS, 12},
+        {"{\"cost_usd\":1,\"input_tokens\":0e5}", REJECT_NONE, TOKENS, 0},
+        {"{\"cost_usd\":1,\"input_tokens\":9007199254740992}", REJECT_NONE, TOKENS,
+         9007199254740992ULL},
+        {"{\"cost_usd\":1,\"input_tokens\":15e-1}", REJECT_INVALID_TOKENS, TOKENS, 0},
+        {"{\"cost_usd\":1,\"input_tokens\":1e-400}", REJECT_INVALID_TOKENS, TOKENS, 0},
+        {"{\"cost_usd\":1,\"input_tokens\":-0}", REJECT_INVALID_TOKENS, TOKENS, 0},
+        {"{\"cost_usd\":1,\"input_tokens\":9007199254740993}", REJECT_INVALID_TOKENS, TOKENS, 0},
+        {"{\"cost_usd\":1,\"input_tokens\":9007199254740992.5}", REJECT_INVALID_TOKENS, TOKENS, 0},
+        {"{\"cost_usd\":1,\"input_tokens\":1.0000000000000000000001}", REJECT_INVALID_TOKENS,
+         TOKENS, 0},
+        {"{\"cost_usd\":1,\"gpu_count\":8.0,\"duration_seconds\":1}", REJECT_NONE, GPUS, 8},
+        {"{\"cost_usd\":1,\"gpu_count\":1e6,\"duration_seconds\":1}", REJECT_NONE, GPUS, 1000000},
+        {"{\"cost_usd\":1,\"gpu_count\":1000001}", REJECT_INVALID_USAGE, GPUS, 0},
+        {"{\"cost_usd\":1,\"gpu_count\":-0}", REJECT_INVALID_USAGE, GPUS, 0},
+        {"{\"cost_usd\":1,\"gpu_count\":1,\"duration_seconds\":3.6e3}", REJECT_NONE, DURATION,
+         3600000000000ULL},
+        {"{\"cost_usd\":1,\"gpu_count\":1,\"duration_seconds\":4000000}", REJECT_NONE, DURATION,
+         4000000000000000ULL},
+        {"{\"cost_usd\":1,\"gpu_count\":1,\"duration_seconds\":0.0000000015}", REJECT_NONE,
+         DURATION, 2},
+        {"{\"cost_usd\":1,\"duration_seconds\":4000000.000000001}", REJECT_INVALID_USAGE, DURATION,
+         0},
+        {"{\"cost_usd\":1,\"duration_seconds\":-0}", REJECT_INVALID_USAGE, DURATION, 0},
+        {"{\"cost_usd\":1,\"duration_seconds\":-0.0}", REJECT_INVALID_USAGE, DURATION, 0},
+        /* gpu-nanoseconds overflow 64 bits */
+        {"{\"cost_usd\":1,\"gpu_count\":1000000,\"duration_seconds\":4000000}",
+         REJECT_INVALID_USAGE, GPUS, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct event ev;
+        enum reject_reason got = decode(state, cases[i].json, &ev);
+        if (got != cases[i].reason)
+            fail_msg("%s: got %s, want %s", cases[i].json, reject_reason_name(got),
+                     reject_reason_name(cases[i].reason));
+        if (got != REJECT_NONE)
+            continue;
+        uint64_t value = cases[i].field == TOKENS ? ev.tokens[TOKEN_INPUT]
+                         : cases[i].field == GPUS ? ev.gpu_count
+                                                  : ev.duration_nanos;
+        if (value != cases[i].value)
+            fail_msg("%s: got %llu, want %llu", cases[i].json, (unsigned long long)value,
+                     (unsigned long long)cases[i].value);
+    }
+}
+
+static void test_negative_zero_cost(void **state)
+{
+    struct event ev;
+    assert_int_equal(decode(state, "{\"cost_usd\":-0}", &ev), REJECT_INVALID_COST);
+    assert_int_equal(decode(state, "{\"cost_usd\":-0e5}", &ev), REJECT_INVALID_COST);
+    assert_int_equal(decode(state, "{\"cost_usd\":-1e-400}", &ev), REJECT_INVALID_COST);
+    assert_int_equal(decode(state, "{\"cost_usd\":-0.000}", &ev), REJECT_INVALID_COST);
+}
+
+static void test_epoch_timestamps(void **state)
+{
+    static const struct {
+        const char *ts;
+        enum reject_reason reason;
+        int64_t ms;
+    } cases[] = {
+        {"1795428000.5", REJECT_NONE, 1795428000500LL},
+        {"1.7954280005e9", REJECT_NONE, 1795428000500LL},
+        {"4102444800", REJECT_NONE, 4102444800000LL},
+        {"0.0005", REJECT_NONE, 1},
+        {"0.0004999", REJECT_NONE, 0},
+        {"-0", REJECT_NONE, 0},
+        {"0", REJECT_NONE, 0},
+        {"4102444800.001", REJECT_INVALID_TIMESTAMP, 0},
+        {"-0.001", REJECT_INVALID_TIMESTAMP, 0},
+        {"1e400", REJECT_INVALID_TIMESTAMP, 0},
+        {"\"2026-11-23T10:00:00\\u002e5Z\"", REJECT_NONE, 1795428000500LL},
+    };
+    char json[128];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct event ev;
+        snprintf(json, sizeof(json), "{\"cost_usd\":1,\"timestamp\":%s}", cases[i].ts);
+        enum reject_reason got = decode(state, json, &ev);
+        if (got != cases[i].reason || (got == REJECT_NONE && ev.timestamp_ms != cases[i].ms))
+            fail_msg("%s: got %s %lld", cases[i].ts, reject_reason_name(got),
+                     (long long)ev.timestamp_ms);
+    }
+}
+
+static void test_surrogate_pairs(void **state)
+{
+    struct event ev;
+    assert_int_equal(decode(state,
+                            "{\"cost_usd\":1,\"team\":\"\\ud83d\\ude80\",\"project\":"
+                            "\"x\\uD83D\\uDE80y\",\"source\":\"\\udbff\\udfff\"}",
+                            &ev),
+                     REJECT_NONE);
+    assert_label(ev.team, "\xf0\x9f\x9a\x80");
+    assert_label(ev.project, "x\xf0\x9f\x9a\x80y");
+    assert_label(ev.source, "\xf4\x8f\xbf\xbf");
+    static const char *const lone[] = {
+        "{\"cost_usd\":1,\"team\":\"\\udc00\"}",
+        "{\"cost_usd\":1,\"team\":\"\\ud800\\u0041\"}",
+        "{\"cost_usd\":1,\"team\":\"\\ud800x\"}",
+        "{\"cost_usd\":1,\"team\":\"\\ud83d\\ud83d\"}",
+        "{\"cost_usd\":1,\"team\":\"\\ud83d\\n\"}",
+        "{\"cost_usd\":1,\"team\":\"\\ud83d\\u\"}",
+        "{\"cost_usd\":1,\"event_id\":\"\\ud800\"}",
+        "{\"cost_usd\":1,\"other\":[\"\\udfff\"]}",
+        "{\"cost_usd\":1,\"\\ud800\":1}",
+    };
+    for (size_t i = 0; i < sizeof(lone) / sizeof(lone[0]); i++)
+        if (decode(state, lone[i], &ev) != REJECT_INVALID_JSON)
+            fail_msg("lone surrogate accepted: %s", lone[i]);
+}
+
+static void test_string_escapes_and_control_chars(void **state)
+{
+    struct event ev;
+    assert_int_equal(decode(state,
+                            "{\"cost_usd\":1,\"team\":\"a\\/b\\b\\f\\r\\t\",\"project\":"
+                            "\"\\u0041\\u00e9\\u20ac\"}",
+                            &ev),
+                     REJECT_NONE);
+    assert_label(ev.team, "a/b\b\f\r\t");
+    assert_label(ev.project, "A\xc3\xa9\xe2\x82\xac");
+    static const char *const bad[] = {
+        "{\"cost_usd\":1,\"team\":\"a\x01\"}",   "{\"cost_usd\":1,\"team\":\"a\tb\"}",
+        "{\"cost_usd\":1,\"team\":\"a\nb\"}",    "{\"cost_usd\":1,\"event_id\":\"\x1f\"}",
+        "{\"cost_usd\":1,\"other\":\"\x1f\"}",   "{\"cost_usd\":1,\"te\x02\":1}",
+        "{\"cost_usd\":1,\"team\":\"\\x41\"}",   "{\"cost_usd\":1,\"team\":\"\\U00e9\"}",
+        "{\"cost_usd\":1,\"team\":\"\\u00g9\"}", "{\"cost_usd\":1,\"team\":\"\\u12\"}",
+        "{\"cost_usd\":1,\"team\":\"\\'\"}",     "{\"cost_usd\":1,\"team\":\"abc",
+        "{\"cost_usd\":1,\"team\":\"abc\\",      "{\"cost_usd\":1,\"team\":\"abc\\\"}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (decode(state, bad[i], &ev) != REJECT_INVALID_JSON)
+            fail_msg("accepted bad string: %s", bad[i]);
+    /* A raw control character after the end of a NUL-free prefix: the
+     * length, not a NUL, ends the buffer. */
+    char raw[] = "{\"cost_usd\":1,\"team\":\"ab\0\"}";
+    assert_int_equal(event_decode(*state, raw, sizeof(raw) - 1, &ev), REJECT_INVALID_JSON);
+    /* DEL (0x7f) is not a control character for JSON. */
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"team\":\"a\x7f\"}", &ev), REJECT_NONE);
+}
+
+static void test_escaped_nul(void **state)
+{
+    /* "\u0000" is valid JSON, but a label value with a NUL would be cut
+     * short by C consumers: invalid_label there, accepted elsewhere. */
+    struct event ev;
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"team\":\"a\\u0000b\"}", &ev),
+                     REJECT_INVALID_LABEL);
+    assert_int_equal(
+        decode(state, "{\"cost_usd\":1,\"labels\":{\"environment\":\"\\u0000\"}}", &ev),
+        REJECT_INVALID_LABEL);
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"event_id\":\"\\u0000\"}", &ev), REJECT_NONE);
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"other\":[\"\\u0000\"]}", &ev), REJECT_NONE);
+    /* A key is compared whole: "team\u0000" is not "team". */
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"team\\u0000\":\"x\"}", &ev), REJECT_NONE);
+    assert_label(ev.team, "unattributed");
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"cost_usd\\u0000\":\"x\"}", &ev), REJECT_NONE);
+    assert_int_equal(ev.cost_nanos, 1000000000);
+}
+
+static void test_escaped_keys(void **state)
+{
+    struct event ev;
+    assert_int_equal(decode(state,
+                            "{\"cost\\u005fusd\":2,\"\\u0074eam\":\"ml\",\"labels\":{"
+                            "\"env\\u0069ronment\":\"prod\"},\"\\u0070roject\":\"p\\u0021\"}",
+                            &ev),
+                     REJECT_NONE);
+    assert_int_equal(ev.cost_nanos, 2000000000);
+    assert_label(ev.team, "ml");
+    assert_label(ev.project, "p!");
+    assert_label(ev.extra[0], "prod");
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"cost\\u005Fusd\":2}", &ev),
+                     REJECT_DUPLICATE_FIELD);
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"Team\":5}", &ev), REJECT_NONE);
+}
+
+static void test_many_escaped_strings_keep_their_values(void **state)
+{
+    /* Escaped values live in the decoder's scratch: each kept one must
+     * survive the unescaping of the keys and values after it. */
+    struct event ev;
+    assert_int_equal(
+        decode(
+            state,
+            "{\"t\\u0065am\":\"\\u00e9a\",\"x\":\"\\u0041\\u0041\\u0041\\u0041\",\"projec\\u0074\":"
+            "\"b\\u00e9\",\"source\":\"c\\n\",\"ignored\":{\"k\\u0041\":\"v\\u0042\"},"
+            "\"model\":\"\\\"m\\\"\",\"labels\":{\"\\u0063ost_center\":\"c\\u00e7\","
+            "\"environment\":\"e\\u00e8\"},\"provider\":\"p\",\"cost_usd\":1}",
+            &ev),
+        REJECT_NONE);
+    assert_label(ev.team, "\xc3\xa9"
+                          "a");
+    assert_label(ev.project, "b\xc3\xa9");
+    assert_label(ev.source, "c\n");
+    assert_label(ev.model, "\"m\"");
+    assert_label(ev.provider, "p");
+    assert_label(ev.extra[0], "e\xc3\xa8");
+    assert_label(ev.extra[1], "c\xc3\xa7");
+}
+
+static void test_scratch_never_overflows(void **state)
+{
+    (void)state;
+    /* A small max_bytes and an event that is nothing but escapes: the
+     * scratch is sized from max_bytes (ASan checks the bound). */
+    struct event_decoder *d = decoder_with(1000000000000000ULL, 96, 16);
+    assert_non_null(d);
+    struct event ev;
+    const char *json = "{\"team\":\"\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n"
+                       "\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\\n\",\"cost_usd\":1}";
+    assert_int_equal(strlen(json), 96);
+    assert_int_equal(event_decode(d, json, strlen(json), &ev), REJECT_NONE);
+    assert_int_equal(ev.team.len, 36);
+    /* The same with every byte of the limit used by escaped label values. */
+    json =
+        "{\"team\":\"\\u00e9\\u00e9\\u00e9\\u00e9\",\"project\":\"\\t\\t\\t\\t\\t\\t\",\"source\":"
+        "\"\\ud83d\\ude80\\ud83d\\ude80\"}";
+    assert_true(strlen(json) <= 96);
+    assert_int_equal(event_decode(d, json, strlen(json), &ev), REJECT_NONE);
+    assert_int_equal(ev.team.len, 8);
+    assert_int_equal(ev.project.len, 6);
+    assert_int_equal(ev.source.len, 8);
+    event_decoder_free(d);
+}
+
+static void test_whitespace_variants(void **state)
+{
+    struct event ev;
+    assert_int_equal(decode(state,
+                            " \t\r\n{ \"cost_usd\" :\t1 ,\n\"team\"\r:\"a\" , \"x\" : [ 1 , { } ,"
+                            " [ ] ] }\n\t ",
+                            &ev),
+                     REJECT_NONE);
+    assert_label(ev.team, "a");
+    /* A UTF-8 byte order mark is ignored at the start only. */
+    assert_int_equal(decode(state, "\xef\xbb\xbf{\"cost_usd\":1}", &ev), REJECT_NONE);
+    assert_int_equal(decode(state, " \xef\xbb\xbf{\"cost_usd\":1}", &ev), REJECT_INVALID_JSON);
+    assert_int_equal(decode(state, "{\xef\xbb\xbf\"cost_usd\":1}", &ev), REJECT_INVALID_JSON);
+    static const char *const bad[] = {
+        "\f{\"cost_usd\":1}",
+        "\v{\"cost_usd\":1}",
+        "{\"cost_usd\":\f1}",
+        "{\"cost_usd\":1\x01}",
+        "\xc2\xa0{\"cost_usd\":1}",
+        "{\"cost_usd\"\x1f:1}",
+        "{\"x\":[1,\x0b 2],\"cost_usd\":1}",
+    };
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+        if (decode(state, bad[i], &ev) != REJECT_INVALID_JSON)
+            fail_msg("case %zu: non-JSON whitespace accepted", i);
+    char nul_ws[] = "{\"cost_usd\":1,\0\"team\":\"a\"}";
+    assert_int_equal(event_decode(*state, nul_ws, sizeof(nul_ws) - 1, &ev), REJECT_INVALID_JSON);
+    /* Trailing non-JSON whitespace is trailing data, as before. */
+    assert_int_equal(decode(state, "{\"cost_usd\":1}\f", &ev), REJECT_TRAILING_DATA);
+}
+
+static void test_strict_grammar(void **state)
+{
+    static const char *const bad[] = {
+        "{\"cost_usd\":+1}",
+        "{\"cost_usd\":1.e5}",
+        "{\"cost_usd\":01.5}",
+        "{\"cost_usd\":-01}",
+        "{\"cost_usd\":00}",
+        "{\"cost_usd\":0x10}",
+        "{\"cost_usd\":1e+}",
+        "{\"cost_usd\":1E-}",
+        "{\"cost_usd\":-.5}",
+        "{\"cost_usd\":1.5.3}",
+        "{\"cost_usd\":- 1}",
+        "{\"cost_usd\":Infinity}",
+        "{\"cost_usd\":NaN}",
+        "{\"cost_usd\":1,}",
+        "{,}",
+        "{\"a\":1 \"b\":2}",
+        "{\"a\":[1,]}",
+        "{\"a\":[,1]}",
+        "{\"a\"}",
+        "{\"a\":}",
+        "{\"a\" 1}",
+        "{'a':1}",
+        "{\"a\":tru}",
+        "{\"a\":nul}",
+        "{\"a\":True}",
+        "{\"a\":nulll}",
+        "{\"a\":falsey}",
+        "{\"a\":{\"b\":1,}}",
+        "{\"a\":{\"b\"}}",
+        "{\"a\":{1:2}}",
+        "{\"a\":[1 2]}",
+        "{\"a\":[1}",
+        "{\"a\":{]}",
+        "{\"team\":\"a\"",
+        "{\"team\":",
+        "{",
+        "{\"a\":1",
+        "   ",
+        "\xef\xbb\xbf",
+        "{\"labels\":{\"environment\":\"a\",}}",
+        "{\"labels\":{\"x\"}}",
+        "{\"labels\":{",
+        "{\"cost_usd\":1e}",
+        "{\"a\":\"\\u00",
+        "{\"cost_usd\":-}",
+        "{\"cost_usd\":1.5e+-3}",
+        "{\"cost_usd\":1,\"x\":-a}",
+    };
+    struct event ev;
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        enum reject_reason got = decode(state, bad[i], &ev);
+        if (got != REJECT_INVALID_JSON)
+            fail_msg("%s: got %s, want invalid_json", bad[i], reject_reason_name(got));
+    }
+    static const char *const good[] = {
+        "{\"cost_usd\":1,\"x\":-0.0e-0}",
+        "{\"cost_usd\":1,\"x\":[true,false,null,{},[],\"\",0,-1.5E+3,{\"a\":{\"b\":[]}}]}",
+        "{\"cost_usd\":1,\"\":\"\"}",
+        "{}",
+        "{\"cost_usd\":0.0125,\"event_id\":\"\xff\xfe\"}", /* non-label bytes unchecked */
+        "{\"cost_usd\":1,\"\xff\":\"x\"}",
+    };
+    for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+        enum reject_reason got = decode(state, good[i], &ev);
+        if (got != REJECT_NONE)
+            fail_msg("%s: got %s, want none", good[i], reject_reason_name(got));
+    }
+}
+
+static void test_deep_nesting_in_ignored_field(void **state)
+{
+    struct event ev;
+    char json[256];
+    /* The top-level object is depth 1: 15 more levels are fine, 16 not. */
+    for (int levels = 14; levels <= 17; levels++) {
+        char *p = json + sprintf(json, "{\"cost_usd\":1,\"x\":");
+        for (int i = 0; i < levels; i++)
+            p += sprintf(p, i % 2 ? "{\"k\":" : "[");
+        p += sprintf(p, "1");
+        for (int i = levels - 1; i >= 0; i--)
+            p += sprintf(p, i % 2 ? "}" : "]");
+        strcpy(p, "}");
+        enum reject_reason want = levels <= 15 ? REJECT_NONE : REJECT_TOO_DEEP;
+        enum reject_reason got = decode(state, json, &ev);
+        if (got != want)
+            fail_msg("%d levels: got %s", levels, reject_reason_name(got));
+    }
+    /* labels is depth 2; its values nest further. */
+    assert_int_equal(
+        decode(state, "{\"cost_usd\":1,\"labels\":{\"x\":[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]}}", &ev),
+        REJECT_TOO_DEEP);
+    struct event_decoder *d = decoder_with(1000000000000000ULL, 65536, 1);
+    const char *flat = "{\"cost_usd\":1,\"team\":\"a\"}";
+    assert_int_equal(event_decode(d, flat, strlen(flat), &ev), REJECT_NONE);
+    const char *labels = "{\"cost_usd\":1,\"labels\":{}}";
+    assert_int_equal(event_decode(d, labels, strlen(labels), &ev), REJECT_TOO_DEEP);
+    event_decoder_free(d);
+    /* Deep nesting far past any stack: rejected at the limit, iteratively. */
+    d = decoder_with(1000000000000000ULL, 1 << 20, 1 << 20);
+    size_t n = 200000;
+    char *big = malloc(2 * n + 64);
+    char *p = big + sprintf(big, "{\"cost_usd\":1,\"x\":");
+    memset(p, '[', n);
+    memset(p + n, ']', n);
+    strcpy(p + 2 * n, "}");
+    assert_int_equal(event_decode(d, big, strlen(big), &ev), REJECT_NONE);
+    event_decoder_free(d);
+    free(big);
+}
+
+static void test_reason_precedence(void **state)
+{
+    static const struct reject_case cases[] = {
+        /* Syntax and depth outrank any field error before them. */
+        {"{\"cost_usd\":-1,\"a\":[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}", REJECT_TOO_DEEP},
+        {"{\"cost_usd\":-1,\"a\":01}", REJECT_INVALID_JSON},
+        {"{\"team\":1,\"a\":tru}", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":-1} x", REJECT_TRAILING_DATA},
+        {"{\"cost_usd\":1,\"cost_usd\":1,\"a\":\"\x01\"}", REJECT_INVALID_JSON},
+        /* As with the old prescan: too_deep / bad numbers anywhere first. */
+        {"{\"a\" 1,\"b\":[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}", REJECT_TOO_DEEP},
+        {"{\"a\":01,\"b\":[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]}", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":1} 01", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":1} [[[[[[[[[[[[[[[[[", REJECT_TOO_DEEP},
+        {"[[[[[[[[[[[[[[[[[1]]]]]]]]]]]]]]]]]", REJECT_TOO_DEEP},
+        {"[1] [", REJECT_TRAILING_DATA},
+        {"{\"a\":1}}", REJECT_TRAILING_DATA},
+        {"[01]", REJECT_INVALID_JSON},
+        {"[1,", REJECT_INVALID_JSON},
+        {"\"a\x01\"", REJECT_INVALID_JSON},
+        /* Field errors: the first in member order. */
+        {"{\"cost_usd\":-1,\"team\":1}", REJECT_INVALID_COST},
+        {"{\"team\":1,\"cost_usd\":-1}", REJECT_WRONG_TYPE},
+        {"{\"labels\":{\"environment\":null},\"cost_usd\":-1}", REJECT_WRONG_TYPE},
+        {"{\"labels\":{\"other\":[1]},\"cost_usd\":-1}", REJECT_WRONG_TYPE},
+        {"{\"cost_usd\":null,\"cost_usd\":1}", REJECT_DUPLICATE_FIELD},
+        {"{\"gpu_count\":\"1\",\"gpu_count\":1}", REJECT_WRONG_TYPE},
+        {"{\"labels\":null,\"labels\":{}}", REJECT_DUPLICATE_FIELD},
+        {"{\"cost_usd\":1,\"request_id\":{}}", REJECT_WRONG_TYPE},
+        {"{\"cost_usd\":1,\"timestamp\":true}", REJECT_WRONG_TYPE},
+        {"{\"cost_usd\":1,\"model\":[\"a\"]}", REJECT_WRONG_TYPE},
+        {"{\"cost_usd\":{\"a\":1}}", REJECT_WRONG_TYPE},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct event ev;
+        enum reject_reason got = decode(state, cases[i].json, &ev);
+        if (got != cases[i].reason)
+            fail_msg("case %zu %s: got %s, want %s", i, cases[i].json, reject_reason_name(got),
+                     reject_reason_name(cases[i].reason));
+    }
+}
+
+static void test_labels_object(void **state)
+{
+    struct event ev;
+    assert_int_equal(decode(state,
+                            "{\"cost_usd\":1,\"labels\":{\"environment\":\"a\",\"environment\":"
+                            "\"b\",\"cost_center\":\"\",\"x\":\"y\"}}",
+                            &ev),
+                     REJECT_NONE);
+    assert_label(ev.extra[0], "b"); /* a repeated key: the last wins, as before */
+    assert_int_equal(ev.extra[1].len, 0);
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"labels\":null}", &ev), REJECT_NONE);
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"labels\":{ }}", &ev), REJECT_NONE);
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"labels\":{\"x\":1}}", &ev),
+                     REJECT_WRONG_TYPE);
+    assert_int_equal(
+        decode(state, "{\"cost_usd\":1,\"labels\":{\"environment\":\"__overflow__\"}}", &ev),
+        REJECT_INVALID_LABEL);
+}
+
+static void test_utf8_valid_fast_path(void **state)
+{
+    (void)state;
+    char s[64];
+    memset(s, 'a', sizeof(s));
+    assert_true(utf8_valid(s, sizeof(s)));
+    assert_true(utf8_valid(s, 0));
+    /* An invalid byte at every offset, and a valid 2-byte sequence split
+     * across an 8-byte boundary. */
+    for (size_t i = 0; i < sizeof(s); i++) {
+        memset(s, 'a', sizeof(s));
+        s[i] = (char)0xff;
+        assert_false(utf8_valid(s, sizeof(s)));
+        assert_true(utf8_valid(s, i));
+        if (i + 1 < sizeof(s)) {
+            s[i] = (char)0xc3;
+            s[i + 1] = (char)0xa9;
+            assert_true(utf8_valid(s, sizeof(s)));
+            assert_false(utf8_valid(s, i + 1)); /* truncated */
+        }
+    }
+    assert_false(utf8_valid("aaaaaaaa\xed\xa0\x80", 11));     /* surrogate */
+    assert_false(utf8_valid("aaaaaaaa\xf0\x80\x80\x80", 12)); /* overlong */
+    assert_true(utf8_valid("aaaaaaaa\xf0\x9f\x9a\x80", 12));
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -311,6 +906,25 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_valid_event_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8_and_escapes, setup, teardown),
         cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test_setup_teardown(test_cost_exponents_and_rounding, setup, teardown),
+        cmocka_unit_test(test_cost_beyond_double_exactness),
+        cmocka_unit_test_setup_teardown(test_long_digit_strings, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_counts_and_usage, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_negative_zero_cost, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epoch_timestamps, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_surrogate_pairs, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_string_escapes_and_control_chars, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escaped_nul, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_escaped_keys, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_many_escaped_strings_keep_their_values, setup,
+                                        teardown),
+        cmocka_unit_test(test_scratch_never_overflows),
+        cmocka_unit_test_setup_teardown(test_whitespace_variants, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_strict_grammar, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_deep_nesting_in_ignored_field, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reason_precedence, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_labels_object, setup, teardown),
+        cmocka_unit_test(test_utf8_valid_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
