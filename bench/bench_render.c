@@ -64,7 +64,7 @@ static void one_size(size_t series)
     for (int r = 0; r < ROUNDS; r++) {
         dynbuf_init(&b, 1u << 30);
         double t0 = bench_now();
-        metrics_render(m, EXPO_TEXT, 0, &b);
+        metrics_render(m, EXPO_TEXT, 0, &b, NULL);
         render[r] = bench_now() - t0;
         out_len = b.len;
         gz[r] = gzip_time(b.data, b.len, &gz_len);

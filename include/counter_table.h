@@ -47,6 +47,14 @@ struct counter_series *counter_table_get(struct counter_table *table,
  * memory, only atomicity. */
 void counter_series_add(struct counter_series *series, uint64_t delta);
 
+/*
+ * Tags the series this thread creates from now on with where the event
+ * that created them came from (a Kafka partition's id and offset), so a
+ * scrape that shows a new series for the first time can say which offsets
+ * it did not make visible yet. Thread-local and cheap: call per message.
+ */
+void counter_table_set_origin(uint32_t origin, int64_t offset);
+
 /* counter_table_get + counter_series_add. */
 void counter_table_add(struct counter_table *table, const struct label_value *values,
                        uint64_t delta);
@@ -62,6 +70,9 @@ struct counter_view {
     uint64_t value;
     int64_t created_ms; /* wall-clock creation time, for OpenMetrics _created */
     bool overflow;
+    bool first_sight; /* shown as 0 because this viewer had not seen it */
+    uint32_t origin;  /* see counter_table_set_origin; 0 when unknown */
+    int64_t origin_offset;
 };
 
 /*

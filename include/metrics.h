@@ -16,6 +16,7 @@
 #ifndef AI_FINOPS_METRICS_H
 #define AI_FINOPS_METRICS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "config.h"
@@ -61,10 +62,19 @@ int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx)
  */
 uint32_t metrics_viewer_for(const struct metrics *m, const char *replica);
 
+/* Told, during a render, of each series shown as 0 because the viewer had
+ * not seen it: its increments are not visible to increase() yet. origin 0
+ * means unknown (see counter_table_set_origin). */
+struct first_sight_sink {
+    void (*fn)(void *ctx, uint32_t origin, int64_t origin_offset);
+    void *ctx;
+};
+
 /* Renders every family for a viewer (see counter_table_foreach; 0 shows
- * real values even to a first reader). Returns 0 or -ENOMEM (render cap
- * reached). HTTP thread only. */
-int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *out);
+ * real values even to a first reader). sink may be NULL. Returns 0 or
+ * -ENOMEM (render cap reached). HTTP thread only. */
+int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *out,
+                   const struct first_sight_sink *sink);
 
 /* For tests and benchmarks. */
 struct counter_table *metrics_cost_table(struct metrics *m);

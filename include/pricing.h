@@ -52,8 +52,8 @@ struct price_table;
  * `models:` list, an `instances:` list, or both. Returns 0, or -EINVAL
  * with "path:line:col: message" in errbuf, or -errno if unreadable.
  */
-int price_table_load(struct price_table **out, const char *const *paths, size_t count,
-                     char *errbuf, size_t errlen);
+int price_table_load(struct price_table **out, const char *const *paths, size_t count, char *errbuf,
+                     size_t errlen);
 void price_table_free(struct price_table *table);
 
 /* The bundled tables' directory (compiled in; FINOPS_PRICES_DIR env var

@@ -30,6 +30,7 @@ struct event_source_ops {
      * sent completely, on the HTTP thread; the Kafka source gates its
      * offset commits on them. */
     void (*scrape_started)(struct event_source *src, uint64_t scrape_id, uint32_t viewer);
+    void (*scrape_first_sight)(struct event_source *src, uint32_t origin, int64_t offset);
     void (*scrape_completed)(struct event_source *src, uint64_t scrape_id, uint32_t viewer);
 };
 

@@ -27,7 +27,9 @@ struct counter_series {
     int64_t created_ms;
     _Atomic uint32_t shown_to; /* viewer bits that have seen this series */
     uint32_t key_len;          /* total label bytes */
-    uint16_t lens[];           /* label_count lengths, then the label bytes */
+    uint32_t origin;           /* who created it, see counter_table_set_origin */
+    int64_t origin_offset;
+    uint16_t lens[]; /* label_count lengths, then the label bytes */
 };
 
 struct counter_table {
@@ -43,6 +45,15 @@ struct counter_table {
     struct counter_series *overflow;
     pthread_mutex_t insert_lock;
 };
+
+static _Thread_local uint32_t current_origin;
+static _Thread_local int64_t current_origin_offset;
+
+void counter_table_set_origin(uint32_t origin, int64_t offset)
+{
+    current_origin = origin;
+    current_origin_offset = offset;
+}
 
 static int64_t wall_ms(void)
 {
@@ -97,6 +108,8 @@ static struct counter_series *series_new(const struct counter_table *t, uint64_t
         return NULL;
     atomic_init(&s->value, 0);
     atomic_init(&s->shown_to, 0);
+    s->origin = current_origin;
+    s->origin_offset = current_origin_offset;
     s->hash = hash;
     s->created_ms = wall_ms();
     s->key_len = (uint32_t)key_len;
@@ -276,11 +289,15 @@ static void fill_view(const struct counter_table *t, struct counter_series *s, u
     }
     view->value = atomic_load_explicit(&s->value, memory_order_relaxed);
     view->created_ms = s->created_ms;
+    view->first_sight = false;
+    view->origin = s->origin;
+    view->origin_offset = s->origin_offset;
     /* relaxed: only the HTTP thread reads and sets these bits. The plain
      * load first keeps the common case (already shown) free of an RMW. */
     if (viewer && !(atomic_load_explicit(&s->shown_to, memory_order_relaxed) & viewer)) {
         atomic_fetch_or_explicit(&s->shown_to, viewer, memory_order_relaxed);
         view->value = 0;
+        view->first_sight = true;
     }
 }
 

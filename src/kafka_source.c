@@ -11,11 +11,12 @@
  *    twice.
  *  - A scrape snapshots every partition's `applied` before it renders
  *    (acquire: the counters then hold at least those events). When the
- *    scrape was sent completely, the previous completed snapshot of that
- *    viewer becomes observed: one scrape of lag, because a new series is
- *    shown as 0 the first time (see counter_table_foreach). The commit is
- *    the minimum over the required viewers, and never past a dead letter
- *    that is not yet acknowledged.
+ *    scrape was sent completely, its snapshot becomes observed, except
+ *    below the creating offset of any series it showed for the first time
+ *    (as 0, see counter_table_foreach): each series remembers the
+ *    partition and offset of the event that created it. The commit is the minimum over the required
+ * viewers, never past a dead letter not yet acknowledged, and is sent at once (and again when a
+ * dead letter is acknowledged).
  *  - Rejected messages go byte for byte to the dead-letter topic with
  *    headers naming the reason and where they came from.
  * Thread-safety: consumer threads own their handles; the HTTP thread runs
@@ -45,6 +46,7 @@
 struct partition_state {
     char *topic;
     int32_t partition;
+    uint32_t index;          /* in the registry; index + 1 is its counter origin */
     _Atomic int64_t applied; /* highest offset applied, -1 for none */
     /* HTTP thread, under registry_lock: */
     int64_t last_done[MAX_VIEWERS];   /* from the viewer's latest completed scrape */
@@ -61,7 +63,9 @@ struct snapshot {
     uint64_t scrape_id;
     uint32_t viewer;
     size_t count;
-    int64_t *applied; /* indexed like the registry at snapshot time */
+    int64_t *applied;     /* indexed like the registry at snapshot time */
+    int64_t *first_shown; /* lowest origin offset of a series first shown */
+    bool unknown_first;   /* a series of unknown origin was first shown */
 };
 
 struct consumer {
@@ -103,9 +107,11 @@ struct kafka_source {
     size_t part_count, part_cap;
     struct snapshot snapshots[MAX_SNAPSHOTS];
     size_t snapshot_next;
+    struct snapshot *rendering; /* the scrape now rendering (HTTP thread) */
 
     _Atomic uint64_t rebalances, commits, commit_failures, duplicates, dlq_produced, dlq_failures,
         messages;
+    atomic_bool dlq_acked; /* a letter was acknowledged since the last commit */
 };
 
 static int64_t now_ms(void)
@@ -140,6 +146,7 @@ static struct partition_state *registry_find(struct kafka_source *ks, const char
         return NULL;
     }
     p->partition = partition;
+    p->index = (uint32_t)ks->part_count;
     atomic_init(&p->applied, -1);
     atomic_init(&p->committed, -1);
     for (int v = 0; v < MAX_VIEWERS; v++)
@@ -362,8 +369,7 @@ static int dlq_produce(struct kafka_source *ks, struct dlq_ref *ref, const void 
     rd_kafka_resp_err_t err = rd_kafka_producev(
         ks->dlq, RD_KAFKA_V_TOPIC(ks->cfg->kafka_dlq_topic),
         RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | (block ? RD_KAFKA_MSG_F_BLOCK : 0)),
-        RD_KAFKA_V_VALUE((void *)payload, len),
-        RD_KAFKA_V_KEY((void *)key, key_len),
+        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_KEY((void *)key, key_len),
         RD_KAFKA_V_HEADER("ai_finops_reason", ref->reason, -1),
         RD_KAFKA_V_HEADER("ai_finops_source_topic", ref->state->topic, -1),
         RD_KAFKA_V_HEADER("ai_finops_source_partition", partition, -1),
@@ -388,6 +394,7 @@ static void dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
     } else {
         atomic_fetch_add(&ks->dlq_produced, 1);
         dlq_remove(ref->state, ref->offset);
+        atomic_store(&ks->dlq_acked, true);
     }
     free(ref);
 }
@@ -395,8 +402,19 @@ static void dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
 static void *dlq_poll_main(void *arg)
 {
     struct kafka_source *ks = arg;
-    while (!atomic_load(&ks->stop))
+    while (!atomic_load(&ks->stop)) {
         rd_kafka_poll(ks->dlq, POLL_MS);
+        /* An acknowledged letter may release offsets a scrape already
+         * observed: commit them now rather than at the next scrape, which
+         * would leave them open to a double count after a crash. Once per
+         * poll batch, not per letter. */
+        if (atomic_exchange(&ks->dlq_acked, false) &&
+            ks->cfg->kafka_commit_mode == COMMIT_MODE_SCRAPE && !atomic_load(&ks->shutting_down)) {
+            pthread_mutex_lock(&ks->registry_lock);
+            commit_owned(ks, NULL, false, true);
+            pthread_mutex_unlock(&ks->registry_lock);
+        }
+    }
     return NULL;
 }
 
@@ -469,6 +487,9 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *m)
         atomic_fetch_add_explicit(&ks->duplicates, 1, memory_order_relaxed);
         return;
     }
+    /* Series this event creates remember it, so a scrape that first shows
+     * them knows which offsets it did not make visible yet. */
+    counter_table_set_origin(p->index + 1, m->offset);
     enum reject_reason reason =
         ingest_process(c->worker, m->payload ? m->payload : "", m->payload ? m->len : 0);
     if (reason != REJECT_NONE && ks->dlq)
@@ -506,20 +527,44 @@ static void ks_scrape_started(struct event_source *src, uint64_t scrape_id, uint
     struct kafka_source *ks = (struct kafka_source *)src;
     pthread_mutex_lock(&ks->registry_lock);
     struct snapshot *s = &ks->snapshots[ks->snapshot_next++ % MAX_SNAPSHOTS];
-    int64_t *applied = realloc(s->applied, (ks->part_count + 1) * sizeof(int64_t));
-    if (applied) {
+    size_t n = ks->part_count + 1;
+    int64_t *applied = realloc(s->applied, n * sizeof(int64_t));
+    if (applied)
         s->applied = applied;
+    int64_t *first = realloc(s->first_shown, n * sizeof(int64_t));
+    if (first)
+        s->first_shown = first;
+    ks->rendering = NULL;
+    s->scrape_id = 0;
+    if (applied && first) {
         s->scrape_id = scrape_id;
         s->viewer = viewer;
         s->count = ks->part_count;
-        for (size_t i = 0; i < ks->part_count; i++)
+        s->unknown_first = false;
+        for (size_t i = 0; i < ks->part_count; i++) {
             /* acquire: pairs with the consumer's release store, so the
              * render that follows includes every increment up to here. */
             s->applied[i] = atomic_load_explicit(&ks->parts[i]->applied, memory_order_acquire);
-    } else {
-        s->scrape_id = 0;
+            s->first_shown[i] = INT64_MAX;
+        }
+        ks->rendering = s;
     }
     pthread_mutex_unlock(&ks->registry_lock);
+}
+
+/* During the render that follows ks_scrape_started (same HTTP thread, so
+ * `rendering` needs no lock). */
+static void ks_scrape_first_sight(struct event_source *src, uint32_t origin, int64_t offset)
+{
+    struct kafka_source *ks = (struct kafka_source *)src;
+    struct snapshot *s = ks->rendering;
+    if (!s)
+        return;
+    if (origin == 0)
+        s->unknown_first = true;
+    else if (origin - 1 < s->count && offset < s->first_shown[origin - 1])
+        s->first_shown[origin - 1] = offset;
+    /* a partition registered after the snapshot is not committed by it */
 }
 
 static void ks_scrape_completed(struct event_source *src, uint64_t scrape_id, uint32_t viewer)
@@ -531,12 +576,25 @@ static void ks_scrape_completed(struct event_source *src, uint64_t scrape_id, ui
         struct snapshot *s = &ks->snapshots[k];
         if (s->scrape_id != scrape_id || !s->applied)
             continue;
+        if (ks->rendering == s)
+            ks->rendering = NULL;
         for (size_t i = 0; i < s->count; i++) {
             struct partition_state *p = ks->parts[i];
-            /* One scrape of lag: what this scrape showed for the first
-             * time as 0 becomes visible to increase() at the next one. */
-            if (p->last_done[v] > p->observed_by[v])
-                p->observed_by[v] = p->last_done[v];
+            /*
+             * Everything in the snapshot is visible to increase() now,
+             * except events in series this scrape showed for the first
+             * time (as 0): those series were created by this partition at
+             * first_shown or later. A series of unknown origin falls back
+             * to the previous completed snapshot, whose events were all in
+             * series this viewer had already been shown.
+             */
+            int64_t seen = s->applied[i];
+            if (s->unknown_first)
+                seen = p->last_done[v];
+            else if (s->first_shown[i] != INT64_MAX && s->first_shown[i] - 1 < seen)
+                seen = s->first_shown[i] - 1;
+            if (seen > p->observed_by[v])
+                p->observed_by[v] = seen;
             if (s->applied[i] > p->last_done[v])
                 p->last_done[v] = s->applied[i];
         }
@@ -727,15 +785,13 @@ static int consumer_init(struct kafka_source *ks, struct consumer *c, char *errb
 
 static int dlq_init(struct kafka_source *ks, char *errbuf, size_t errlen)
 {
-    static const char *const defaults[] = {"linger.ms", "5", NULL};
+    /* No idempotence: acquiring a producer id delays the first letter by
+     * most of a second, and every unacknowledged letter holds back its
+     * partition's commit. Dead letters are at-least-once anyway. */
+    static const char *const defaults[] = {"linger.ms", "5", "acks", "all", NULL};
     rd_kafka_conf_t *conf = base_conf(ks->cfg, defaults, errbuf, errlen);
     if (!conf)
         return -EINVAL;
-    /* Idempotence keeps librdkafka's retries from duplicating a letter. */
-    if (set_conf(conf, "enable.idempotence", "true", errbuf, errlen)) {
-        rd_kafka_conf_destroy(conf);
-        return -EINVAL;
-    }
     rd_kafka_conf_set_opaque(conf, ks);
     rd_kafka_conf_set_dr_msg_cb(conf, dlq_delivery_cb);
     char err[512];
@@ -747,10 +803,33 @@ static int dlq_init(struct kafka_source *ks, char *errbuf, size_t errlen)
     return 0;
 }
 
+/* Learns the dead-letter topic's leader before consuming: otherwise the
+ * first letter waits for a metadata round (most of a second), and every
+ * offset behind it stays uncommitted that long. Not fatal: letters still
+ * go out once the broker answers. */
+static void dlq_warm_up(struct kafka_source *ks)
+{
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(ks->dlq, ks->cfg->kafka_dlq_topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err =
+        rkt ? rd_kafka_metadata(ks->dlq, 0, rkt, &md, 5000) : RD_KAFKA_RESP_ERR__FAIL;
+    if (err)
+        log_warn("dead-letter topic metadata not available yet", "topic", ks->cfg->kafka_dlq_topic,
+                 "error", rd_kafka_err2str(err), NULL);
+    else if (md->topic_cnt == 1 && md->topics[0].err)
+        log_warn("dead-letter topic problem", "topic", ks->cfg->kafka_dlq_topic, "error",
+                 rd_kafka_err2str(md->topics[0].err), NULL);
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    if (rkt)
+        rd_kafka_topic_destroy(rkt);
+}
+
 static int ks_start(struct event_source *src, char *errbuf, size_t errlen)
 {
     struct kafka_source *ks = (struct kafka_source *)src;
     if (ks->dlq) {
+        dlq_warm_up(ks);
         int rc = pthread_create(&ks->dlq_thread, NULL, dlq_poll_main, ks);
         if (rc) {
             snprintf(errbuf, errlen, "cannot start dead-letter thread: %s", strerror(rc));
@@ -850,8 +929,10 @@ static void ks_free_memory(struct kafka_source *ks)
     for (size_t i = 0; i < ks->part_count; i++)
         partition_free(ks->parts[i]);
     free(ks->parts);
-    for (int k = 0; k < MAX_SNAPSHOTS; k++)
+    for (int k = 0; k < MAX_SNAPSHOTS; k++) {
         free(ks->snapshots[k].applied);
+        free(ks->snapshots[k].first_shown);
+    }
     free(ks->consumers);
     pthread_mutex_destroy(&ks->registry_lock);
     free(ks);
@@ -885,6 +966,7 @@ static const struct event_source_ops kafka_source_ops = {
     .ready = ks_ready,
     .destroy = ks_destroy,
     .scrape_started = ks_scrape_started,
+    .scrape_first_sight = ks_scrape_first_sight,
     .scrape_completed = ks_scrape_completed,
 };
 

@@ -26,8 +26,8 @@ static void render_prices(struct dynbuf *b, enum expo_format fmt, void *ctx)
 }
 
 /* The bundled tables, then the operator's file, which overrides them. */
-static int load_prices(const struct exporter_config *cfg, struct price_table **prices,
-                       char *err, size_t errlen)
+static int load_prices(const struct exporter_config *cfg, struct price_table **prices, char *err,
+                       size_t errlen)
 {
     char llm[4096], gpu[4096];
     const char *dir = price_table_bundled_dir();
@@ -48,6 +48,13 @@ static void scrape_started(void *ctx, uint64_t scrape_id, uint32_t viewer)
     struct event_source *src = ctx;
     if (src->ops->scrape_started)
         src->ops->scrape_started(src, scrape_id, viewer);
+}
+
+static void scrape_first_sight(void *ctx, uint32_t origin, int64_t offset)
+{
+    struct event_source *src = ctx;
+    if (src->ops->scrape_first_sight)
+        src->ops->scrape_first_sight(src, origin, offset);
 }
 
 static void scrape_completed(void *ctx, uint64_t scrape_id, uint32_t viewer)
@@ -140,6 +147,7 @@ int main(int argc, char **argv)
         .ready = source_ready,
         .ready_ctx = source,
         .on_scrape_start = scrape_started,
+        .on_first_sight = scrape_first_sight,
         .on_scrape_complete = scrape_completed,
         .scrape_ctx = source,
     };

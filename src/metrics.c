@@ -52,6 +52,8 @@ struct metrics {
     size_t collector_count;
     int64_t start_ms;
     const struct string_list *replicas;
+    /* viewer bits that have seen the outcome counters; HTTP thread only */
+    uint32_t outcomes_shown_to;
 };
 
 static const char *const token_labels[] = {"team", "project", "provider", "model", "kind"};
@@ -196,11 +198,14 @@ struct series_render {
     const char *const *names;
     size_t label_count;
     bool nanos; /* value is nano-units, rendered as an exact decimal */
+    const struct first_sight_sink *sink;
 };
 
 static int render_series(const struct counter_view *v, void *ctx)
 {
     struct series_render *r = ctx;
+    if (v->first_sight && r->sink)
+        r->sink->fn(r->sink->ctx, v->overflow ? 0 : v->origin, v->origin_offset);
     dynbuf_append_str(r->b, r->sample);
     expo_labels(r->b, r->names, v->labels, r->label_count);
     if (r->nanos)
@@ -217,7 +222,7 @@ static int render_series(const struct counter_view *v, void *ctx)
 
 static void render_table(struct dynbuf *b, enum expo_format fmt, uint32_t viewer,
                          const struct counter_table *t, const char *base, const char *help,
-                         bool nanos)
+                         bool nanos, const struct first_sight_sink *sink)
 {
     char sample[128], created[128];
     const char *names[COUNTER_TABLE_MAX_LABELS];
@@ -226,7 +231,7 @@ static void render_table(struct dynbuf *b, enum expo_format fmt, uint32_t viewer
         names[i] = counter_table_label_name(t, i);
     snprintf(sample, sizeof(sample), "%s_total", base);
     snprintf(created, sizeof(created), "%s_created", base);
-    struct series_render r = {b, fmt, sample, created, names, n, nanos};
+    struct series_render r = {b, fmt, sample, created, names, n, nanos, sink};
     expo_family(b, fmt, base, "counter", help);
     counter_table_foreach(t, viewer, render_series, &r);
 }
@@ -264,15 +269,24 @@ uint32_t metrics_viewer_for(const struct metrics *m, const char *replica)
     return 1u << 31;
 }
 
-int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *b)
+int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *b,
+                   const struct first_sight_sink *sink)
 {
     const struct counter_table *tables[] = {m->cost, m->tokens, m->gpu, m->mismatch};
     for (size_t i = 0; i < 4; i++)
         render_table(b, fmt, viewer, tables[i], table_families[i].base, table_families[i].help,
-                     table_families[i].nanos);
+                     table_families[i].nanos, sink);
 
     struct metrics_totals totals;
     metrics_totals(m, &totals);
+    /* The outcome counters follow the same first-sight rule as the
+     * labeled families, so increase() over them equals what was consumed. */
+    if (viewer && !(m->outcomes_shown_to & viewer)) {
+        m->outcomes_shown_to |= viewer;
+        memset(&totals, 0, sizeof(totals));
+        if (sink)
+            sink->fn(sink->ctx, 0, 0); /* every partition's events so far */
+    }
     expo_family(b, fmt, "ai_finops_events", "counter", "Events decoded, by outcome.");
     render_one_label(b, "ai_finops_events_total", "outcome", "accepted");
     expo_value_u64(b, totals.accepted);

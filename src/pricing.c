@@ -69,8 +69,7 @@ static const struct llm_price *find_llm(const struct price_table *t, const char 
     }
 }
 
-static const struct gpu_price *find_gpu(const struct price_table *t, const char *type,
-                                        size_t len)
+static const struct gpu_price *find_gpu(const struct price_table *t, const char *type, size_t len)
 {
     if (!t->gpu_index)
         return NULL;
@@ -255,8 +254,7 @@ static int price_of(struct loader *l, yaml_node_t *entry, const char *key, bool 
         return 0;
     }
     if (!s || money_parse_decimal(s, strlen(s), &nanos) || nanos > (uint64_t)INT64_MAX)
-        return fail(l, v,
-                    "'%s' must be a decimal price in USD (e.g. \"2.50\"), at most 9 decimals",
+        return fail(l, v, "'%s' must be a decimal price in USD (e.g. \"2.50\"), at most 9 decimals",
                     key);
     *out = (int64_t)nanos;
     return 0;
@@ -439,8 +437,8 @@ void price_table_free(struct price_table *t)
     free(t);
 }
 
-int price_table_load(struct price_table **out, const char *const *paths, size_t count,
-                     char *errbuf, size_t errlen)
+int price_table_load(struct price_table **out, const char *const *paths, size_t count, char *errbuf,
+                     size_t errlen)
 {
     struct price_table *t = calloc(1, sizeof(*t));
     int rc = 0;

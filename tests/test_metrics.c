@@ -67,7 +67,7 @@ static void feed(struct fixture *f, const char *json, enum reject_reason want)
 static char *render(struct fixture *f, enum expo_format fmt, struct dynbuf *b)
 {
     dynbuf_init(b, 1 << 24);
-    assert_int_equal(metrics_render(f->metrics, fmt, 0, b), 0);
+    assert_int_equal(metrics_render(f->metrics, fmt, 0, b, NULL), 0);
     return b->data;
 }
 

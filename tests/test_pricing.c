@@ -21,8 +21,7 @@ static struct price_table *load_fixture(const char *extra)
 {
     char golden[4096], more[4096];
     snprintf(golden, sizeof(golden), "%s/tests/data/prices/golden.yaml", FINOPS_SOURCE_DIR);
-    snprintf(more, sizeof(more), "%s/tests/data/prices/%s", FINOPS_SOURCE_DIR,
-             extra ? extra : "");
+    snprintf(more, sizeof(more), "%s/tests/data/prices/%s", FINOPS_SOURCE_DIR, extra ? extra : "");
     const char *paths[] = {golden, more};
     struct price_table *t = NULL;
     char err[512] = "";
@@ -214,7 +213,7 @@ static void test_ingest_prices_events(void **state)
         assert_int_equal(ingest_process(w, events[i], strlen(events[i])), want[i]);
     struct dynbuf b;
     dynbuf_init(&b, 1 << 22);
-    assert_int_equal(metrics_render(m, EXPO_TEXT, 0, &b), 0);
+    assert_int_equal(metrics_render(m, EXPO_TEXT, 0, &b, NULL), 0);
     /* 0.0075 + 0.0075 + 0.015 + 0.001 */
     assert_non_null(strstr(
         b.data, "ai_finops_cost_dollars_total{team=\"a\",project=\"p\",source=\"s\"} 0.031\n"));
@@ -232,7 +231,7 @@ static void test_ingest_prices_events(void **state)
     w = ingest_worker_new(in);
     assert_int_equal(ingest_process(w, events[2], strlen(events[2])), REJECT_NONE);
     dynbuf_init(&b, 1 << 22);
-    metrics_render(m, EXPO_TEXT, 0, &b);
+    metrics_render(m, EXPO_TEXT, 0, &b, NULL);
     assert_non_null(strstr(
         b.data, "ai_finops_cost_dollars_total{team=\"a\",project=\"p\",source=\"s\"} 0.0075\n"));
     dynbuf_free(&b);
@@ -246,10 +245,8 @@ static void test_ingest_prices_events(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llm_golden),
-        cmocka_unit_test(test_gpu_golden),
-        cmocka_unit_test(test_override_and_errors),
-        cmocka_unit_test(test_bundled_tables),
+        cmocka_unit_test(test_llm_golden),           cmocka_unit_test(test_gpu_golden),
+        cmocka_unit_test(test_override_and_errors),  cmocka_unit_test(test_bundled_tables),
         cmocka_unit_test(test_ingest_prices_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

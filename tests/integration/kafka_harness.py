@@ -4,8 +4,9 @@
                 on the same HTTP port; always killed at the end (context
                 manager, atexit hook, and the kernel's parent-death signal
                 through `setpriv --pdeathsig KILL` when available).
-* Scraper     - a thread that GETs /metrics every ~200 ms and computes what
-                Prometheus's increase() would count, exactly, in integers.
+* Scraper     - a thread that GETs /metrics every ~200 ms (every 20 ms while
+                the daemon is unreachable) and computes what Prometheus's
+                increase() would count, exactly, in integers.
 * events      - gen_events.py output (cached per parameters), keyed by team,
                 and produced with kcat (files, bursts, or a paced stream).
 * kcat        - end offsets, consuming a topic with exact bytes and headers.
@@ -30,7 +31,6 @@ import atexit
 import http.client
 import json
 import os
-import random
 import re
 import shutil
 import signal
@@ -123,7 +123,8 @@ def http_get(url, timeout=10.0):
 # events
 
 class EventSet:
-    """Generated events: `lines` (non-blank, bytes, file order) and `totals`
+    """Generated events: `lines` (the events: non-blank lines, bytes, file
+    order; a blank line - only spaces, tabs, CRs - is no event) and `totals`
     (gen_events.py's expected totals JSON)."""
 
     def __init__(self, path, totals):
@@ -136,7 +137,8 @@ class EventSet:
         if self._lines is None:
             with open(self.path, "rb") as f:
                 data = f.read()
-            self._lines = [ln for ln in data.split(b"\n") if ln]
+            # whitespace-only lines are blank lines of the file format, not events
+            self._lines = [ln for ln in data.split(b"\n") if ln.strip(b" \t\r")]
         return self._lines
 
     @property
@@ -164,7 +166,7 @@ def generate(workdir, name, count, seed, bad_ratio=0.003, unpriced_ratio=0.0):
         with open(tpath) as f:
             cached = json.load(f)
         if cached.get("params") == params and os.path.getsize(path) > 0:
-            return EventSet(path, cached["totals"])
+            return _checked(EventSet(path, cached["totals"]))
     except (OSError, ValueError, KeyError):
         pass
     t0 = time.monotonic()
@@ -175,7 +177,14 @@ def generate(workdir, name, count, seed, bad_ratio=0.003, unpriced_ratio=0.0):
     log("generated %s: %d events (%d accepted, %d rejected) in %.1f s"
         % (name, totals["lines"], totals["events"]["accepted"], totals["events"]["rejected"],
            time.monotonic() - t0))
-    return EventSet(path, totals)
+    return _checked(EventSet(path, totals))
+
+
+def _checked(es):
+    if len(es.lines) != es.count:
+        raise RuntimeError("%s holds %d non-blank lines but its totals count %d events"
+                           % (es.path, len(es.lines), es.count))
+    return es
 
 
 _TEAM_RE = re.compile(rb'"team"\s*:\s*"((?:[^"\\]|\\.)*)"')
@@ -553,7 +562,7 @@ class Snap:
 
 
 class Incarnation:
-    __slots__ = ("key", "first_time", "last_time", "scrapes", "first", "last", "observed_events",
+    __slots__ = ("key", "first_time", "last_time", "scrapes", "first", "last", "prev", "observed_events",
                  "nonzero_first")
 
     def __init__(self, key, t):
@@ -562,6 +571,7 @@ class Incarnation:
         self.scrapes = 0
         self.first = None
         self.last = None
+        self.prev = None  # the scrape before `last`
         self.observed_events = 0
         self.nonzero_first = 0
 
@@ -592,14 +602,21 @@ class Scraper(threading.Thread):
         self.observed = {f: {} for f in self.tracked}
         self.observed_prom = {f: {} for f in self.tracked}
         self.nonzero_first = []         # (incarnation, family, key, value), first few
+        self.nonzero_first_sum = {f: 0 for f in self.tracked}  # what increase() missed that way
         self.resets = 0
 
     # -- thread ----------------------------------------------------------------
     def run(self):
         next_t = time.monotonic()
         while not self._stop_evt.is_set():
-            self.scrape_once()
-            next_t += self.interval
+            if self.scrape_once() is None:
+                # Unreachable (starting or restarting daemon): retry soon, so
+                # the first scrape of an incarnation comes before it consumes.
+                # (Prometheus would wait a whole interval; what a daemon shows
+                # on a late first scrape is tested by exact_1m.)
+                next_t = time.monotonic() + 0.02
+            else:
+                next_t += self.interval
             now = time.monotonic()
             if next_t < now:
                 next_t = now + 0.02
@@ -668,6 +685,7 @@ class Scraper(threading.Thread):
                 inc.first = snap
             inc.last_time = t
             inc.scrapes += 1
+            inc.prev = inc.last
             inc.last = snap
             for fam, vals in values.items():
                 obs = self.observed[fam]
@@ -678,6 +696,7 @@ class Scraper(threading.Thread):
                     if prev is None:
                         if v != 0:
                             inc.nonzero_first += 1
+                            self.nonzero_first_sum[fam] += v
                             if len(self.nonzero_first) < 20:
                                 self.nonzero_first.append((inc_key, fam, k, v))
                     else:
@@ -784,9 +803,3 @@ def compare_series(fam, expected, got, max_lines=15):
             len(diffs), over, len(diffs) - over, render(sum(got.values())), render(sum(expected.values())),
             "\n".join(s for _, s in sorted(diffs, key=lambda x: -x[0])[:max_lines]))
     return not diffs, detail
-
-
-def random_seed(default=None):
-    if default is not None:
-        return default
-    return random.SystemRandom().randrange(1, 10**9)

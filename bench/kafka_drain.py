@@ -1,0 +1,245 @@
+#!/usr/bin/env python3
+"""Kafka drain benchmark: the daemon against raw librdkafka and a Python exporter.
+
+Preloads a topic of a local single-node Kafka broker (scripts/kafka-local.sh)
+with N realistic events (tests/integration/gen_events.py, 0.3% defective,
+keyed by team), then drains it three times, one after the other, each with a
+fresh consumer group:
+
+  (a) ai-finops-exporter (--kafka.threads=T, dead-lettering on): events/s
+      until /metrics counts every event, and CPU-seconds per million events
+      from /proc/PID/stat; its counters are also checked against the
+      generator's exact totals;
+  (b) bench/raw_drain.c: T plain librdkafka consumers that parse nothing
+      (the floor), compiled here with gcc -O2 -lrdkafka;
+  (c) bench/python_baseline.py: confluent-kafka + prometheus_client, json.loads
+      and a labeled Counter per event (Debian python3-confluent-kafka and
+      python3-prometheus-client, run with /usr/bin/python3).
+
+Prints events/s and CPU per million events for each, and the ratios
+daemon/raw and daemon/python. Events/s are measured from the first consumed
+event to the last (the daemon's from the first /metrics showing an event:
++-0.25 s); "incl. start" adds process start and the group join.
+
+Usage: bench/kafka_drain.py [--binary build/ai-finops-exporter] [--count 5000000]
+       [--partitions 8] [--threads 2] [--workdir DIR] [--python /usr/bin/python3]
+"""
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+
+sys.dont_write_bytecode = True
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import expo  # noqa: E402
+import gen_events  # noqa: E402
+import kafka_harness as kh  # noqa: E402
+from kafka_broker import KafkaBroker  # noqa: E402
+
+EVENTS_RE = re.compile(rb'^ai_finops_events_total\{outcome="(?:accepted|rejected)"\} (\d+)$', re.M)
+
+
+class KeyedPipe:
+    """File-like sink for Generator.write(): turns event lines into
+    key<TAB>value lines on a kcat producer's stdin (blank lines dropped)."""
+
+    def __init__(self, out):
+        self.out = out
+        self.rest = b""
+        self.count = 0
+        self.bytes = 0
+
+    def write(self, data):
+        data = self.rest + data
+        lines = data.split(b"\n")
+        self.rest = lines.pop()
+        buf = []
+        for ln in lines:
+            if ln.strip(b" \t\r"):
+                buf.append(kh.event_key(ln) + b"\t" + ln + b"\n")
+                self.count += 1
+                self.bytes += len(ln)
+        self.out.write(b"".join(buf))
+
+    def close(self):
+        if self.rest:
+            self.write(b"\n")
+
+
+def preload(boot, topic, count, seed):
+    """Generates and produces `count` events in one pass; returns (messages, totals, bytes)."""
+    t0 = time.monotonic()
+    kcat = subprocess.Popen([kh.KCAT, "-b", boot, "-t", topic, "-P", "-K", "\t"] + list(kh.PRODUCER_PROPS),
+                            stdin=subprocess.PIPE, stderr=subprocess.PIPE)
+    errs = []
+    t = threading.Thread(target=lambda: errs.append(kcat.stderr.read()), daemon=True)
+    t.start()
+    g = gen_events.Generator(seed, bad_ratio=0.003)
+    sink = KeyedPipe(kcat.stdin)
+    g.write(sink, count)
+    sink.close()
+    kcat.stdin.close()
+    rc = kcat.wait()
+    t.join()
+    if rc != 0:
+        raise RuntimeError("kcat exited %d: %s" % (rc, b"".join(errs).decode("utf-8", "replace")[-2000:]))
+    totals = g.tot.to_json()
+    print("preloaded %d events (%.0f MB of JSON, %d rejected by contract) in %.0f s"
+          % (sink.count, sink.bytes / 1e6, totals["events"]["rejected"], time.monotonic() - t0), flush=True)
+    return sink.count, totals, sink.bytes
+
+
+def proc_cpu_seconds(pid):
+    with open("/proc/%d/stat" % pid) as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    # fields[0] is the state (field 3): utime is field 14, stime field 15
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def run_daemon(args, boot, topic, dlq, n, totals, workdir):
+    d = kh.Daemon(args.binary, workdir, "bench-daemon", boot, topic, "bench-daemon-%d" % time.time(), dlq,
+                  threads=args.threads, properties={}, log_level="warn")
+    t0 = time.monotonic()
+    d.start()
+    try:
+        first = done = None
+        last = 0
+        while time.monotonic() - t0 < 3600:
+            status, body = kh.http_get(d.metrics_url, timeout=30)
+            now = time.monotonic()
+            if status == 200:
+                last = sum(int(v) for v in EVENTS_RE.findall(body))
+                if last and first is None:
+                    first = now
+                if last >= n:
+                    done = now
+                    break
+            if not d.alive():
+                raise RuntimeError("the daemon exited:\n" + d.log_tail(20))
+            time.sleep(0.25)
+        if done is None:
+            raise RuntimeError("the daemon counted %d of %d events in an hour" % (last, n))
+        cpu = proc_cpu_seconds(d.pid)
+        # exactness: one more scrape (every series has been shown once)
+        status, body = kh.http_get(d.metrics_url, timeout=60)
+        ex = expo.parse(body)
+        diffs = []
+        for fam in (kh.EVENTS, kh.REJECTED, kh.COST):
+            names, parse_value, _ = kh.FAMILIES[fam]
+            got = {k: parse_value(v) for k, v in ex.series(fam, names).items()}
+            ok, detail = kh.compare_series(fam, kh.expected_series(totals, fam), got, max_lines=3)
+            if not ok:
+                diffs.append(detail)
+        rc = d.terminate(timeout=60)
+        return {"messages": last, "seconds": done - first, "seconds_total": done - t0, "cpu_seconds": cpu,
+                "exact": not diffs, "diffs": diffs, "exit": rc}
+    finally:
+        d.close()
+
+
+def run_json(cmd):
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=3600)
+    out = p.stdout.decode().strip().splitlines()
+    if p.returncode != 0 or not out:
+        raise RuntimeError("%s exited %d: %s" % (cmd[0], p.returncode, p.stderr.decode("utf-8", "replace")[-2000:]))
+    return json.loads(out[-1])
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--binary", default=os.path.join(ROOT, "build", "ai-finops-exporter"))
+    ap.add_argument("--count", type=int, default=5_000_000)
+    ap.add_argument("--partitions", type=int, default=8)
+    ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
+    ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--workdir")
+    ap.add_argument("--python", default="/usr/bin/python3",
+                    help="interpreter with confluent_kafka and prometheus_client")
+    args = ap.parse_args(argv)
+    if not os.access(args.binary, os.X_OK):
+        ap.error("%s is not an executable (build it, or pass --binary)" % args.binary)
+    workdir = args.workdir or tempfile.mkdtemp(prefix="kafka-drain-")
+    os.makedirs(workdir, exist_ok=True)
+
+    raw_bin = os.path.join(workdir, "raw_drain")
+    subprocess.run(["gcc", "-O2", "-Wall", "-o", raw_bin, os.path.join(ROOT, "bench", "raw_drain.c"),
+                    "-lrdkafka", "-lpthread"], check=True)
+    have_python = subprocess.run([args.python, "-c", "import confluent_kafka, prometheus_client"],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
+    print("machine: %d cores, %s" % (os.cpu_count(), _cpu_model()), flush=True)
+    broker_dir = os.path.join(workdir, "broker")
+    shutil.rmtree(broker_dir, ignore_errors=True)
+    results = {}
+    try:
+        with KafkaBroker(broker_dir, keep_workdir=False) as kb:
+            topic, dlq = "bench.ai-costs", "bench.ai-costs-dlq"
+            kb.create_topics({topic: args.partitions, dlq: 1})
+            n, totals, nbytes = preload(kb.bootstrap, topic, args.count, args.seed)
+            ends = kh.end_offsets(kb.bootstrap, topic, args.partitions)
+            if sum(ends) != n:
+                raise RuntimeError("topic holds %d messages, produced %d" % (sum(ends), n))
+            print("draining %d events from %d partitions with %d consumer thread(s)..."
+                  % (n, args.partitions, args.threads), flush=True)
+            results["raw librdkafka"] = run_json([raw_bin, kb.bootstrap, topic, str(args.partitions),
+                                                   str(args.threads), str(n)])
+            print("  raw librdkafka done", flush=True)
+            results["ai-finops-exporter"] = run_daemon(args, kb.bootstrap, topic, dlq, n, totals, workdir)
+            print("  ai-finops-exporter done", flush=True)
+            if have_python:
+                results["python baseline"] = run_json([args.python, os.path.join(ROOT, "bench", "python_baseline.py"),
+                                                       kb.bootstrap, topic, str(args.partitions), str(n)])
+                print("  python baseline done", flush=True)
+            else:
+                print("  python baseline skipped: %s lacks confluent_kafka/prometheus_client" % args.python)
+    finally:
+        if not args.workdir:
+            shutil.rmtree(workdir, ignore_errors=True)
+
+    print()
+    print("%-34s %12s %14s %10s %18s" % ("", "events/s", "incl. start", "wall s", "CPU-s / 1M events"))
+    labels = {"ai-finops-exporter": "ai-finops-exporter (%d threads)" % args.threads,
+              "raw librdkafka": "raw librdkafka (%d consumers)" % args.threads,
+              "python baseline": "python (confluent-kafka+prom)"}
+    for k in ("ai-finops-exporter", "raw librdkafka", "python baseline"):
+        r = results.get(k)
+        if not r:
+            continue
+        r["rate"] = r["messages"] / r["seconds"] if r["seconds"] > 0 else float("inf")
+        print("%-34s %12.0f %14.0f %10.2f %18.2f" % (
+            labels[k], r["rate"], r["messages"] / r["seconds_total"], r["seconds"],
+            r["cpu_seconds"] / (r["messages"] / 1e6)))
+    d = results["ai-finops-exporter"]
+    print()
+    print("daemon/raw     throughput %.2fx, CPU per event %.2fx" % (
+        d["rate"] / results["raw librdkafka"]["rate"],
+        (d["cpu_seconds"] / d["messages"]) / (results["raw librdkafka"]["cpu_seconds"] / results["raw librdkafka"]["messages"])))
+    if "python baseline" in results:
+        p = results["python baseline"]
+        print("daemon/python  throughput %.2fx, CPU per event %.2fx" % (
+            d["rate"] / p["rate"], (d["cpu_seconds"] / d["messages"]) / (p["cpu_seconds"] / p["messages"])))
+    print("daemon counters exact vs the generator: %s%s; SIGTERM exit %s" % (
+        "yes" if d["exact"] else "NO", "" if d["exact"] else "\n" + "\n".join(d["diffs"]), d["exit"]))
+    return 0 if d["exact"] else 1
+
+
+def _cpu_model():
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return "?"
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,168 @@
+/*
+ * raw_drain.c - the floor for bench/kafka_drain.py: drains a topic with
+ * plain librdkafka consumers and does nothing with the messages (no
+ * parsing, no counting beyond messages and bytes).
+ *
+ * Same consumption API as the daemon (rd_kafka_consumer_poll, one handle per
+ * thread, librdkafka defaults), but partitions are assigned directly (no
+ * group join) and read from the beginning; each thread stops once all its
+ * partitions reported end-of-partition and it has seen its share.
+ *
+ *   raw_drain BROKERS TOPIC PARTITIONS THREADS EXPECTED_MESSAGES
+ *
+ * Prints one JSON line: messages, bytes, seconds (first message to last),
+ * seconds_total (start to end), cpu_seconds (user + system, whole process).
+ * Build: gcc -O2 -o raw_drain raw_drain.c -lrdkafka -lpthread
+ */
+#define _GNU_SOURCE
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/resource.h>
+#include <time.h>
+
+#include <librdkafka/rdkafka.h>
+
+struct worker {
+    pthread_t thread;
+    int index;
+    rd_kafka_t *rk;
+    int nparts;
+    uint64_t messages, bytes;
+    double first, last;
+};
+
+static const char *g_brokers, *g_topic;
+static int g_partitions, g_threads;
+static uint64_t g_expected;
+static atomic_uint_fast64_t g_total;
+
+static double now_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static void set(rd_kafka_conf_t *conf, const char *k, const char *v)
+{
+    char err[512];
+    if (rd_kafka_conf_set(conf, k, v, err, sizeof(err)) != RD_KAFKA_CONF_OK) {
+        fprintf(stderr, "raw_drain: %s=%s: %s\n", k, v, err);
+        exit(2);
+    }
+}
+
+static void *worker_main(void *arg)
+{
+    struct worker *w = arg;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char group[64];
+    snprintf(group, sizeof(group), "raw-drain-%ld-%d", (long)time(NULL), w->index);
+    set(conf, "bootstrap.servers", g_brokers);
+    set(conf, "group.id", group);
+    set(conf, "enable.auto.commit", "false");
+    set(conf, "enable.partition.eof", "true");
+    set(conf, "auto.offset.reset", "earliest");
+    char err[512];
+    w->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!w->rk) {
+        fprintf(stderr, "raw_drain: %s\n", err);
+        exit(2);
+    }
+    rd_kafka_poll_set_consumer(w->rk);
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(g_partitions);
+    for (int p = w->index; p < g_partitions; p += g_threads) {
+        rd_kafka_topic_partition_list_add(list, g_topic, p)->offset = RD_KAFKA_OFFSET_BEGINNING;
+        w->nparts++;
+    }
+    rd_kafka_assign(w->rk, list);
+    rd_kafka_topic_partition_list_destroy(list);
+
+    char *eof = calloc((size_t)g_partitions, 1);
+    int eofs = 0;
+    double idle_since = now_s();
+    while (w->nparts > 0) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(w->rk, 100);
+        if (!m) {
+            /* all partitions at their end, or nothing for 30 s: done */
+            if (eofs == w->nparts && atomic_load(&g_total) >= g_expected)
+                break;
+            if (now_s() - idle_since > 30)
+                break;
+            continue;
+        }
+        idle_since = now_s();
+        if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) {
+            if (m->partition >= 0 && m->partition < g_partitions && !eof[m->partition]) {
+                eof[m->partition] = 1;
+                eofs++;
+            }
+        } else if (m->err) {
+            fprintf(stderr, "raw_drain: %s\n", rd_kafka_message_errstr(m));
+        } else {
+            double t = now_s();
+            if (!w->messages)
+                w->first = t;
+            w->last = t;
+            w->messages++;
+            w->bytes += m->len;
+            atomic_fetch_add(&g_total, 1);
+        }
+        rd_kafka_message_destroy(m);
+        if (eofs == w->nparts && atomic_load(&g_total) >= g_expected)
+            break;
+    }
+    free(eof);
+    return NULL;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 6) {
+        fprintf(stderr, "usage: %s BROKERS TOPIC PARTITIONS THREADS EXPECTED_MESSAGES\n", argv[0]);
+        return 2;
+    }
+    g_brokers = argv[1];
+    g_topic = argv[2];
+    g_partitions = atoi(argv[3]);
+    g_threads = atoi(argv[4]);
+    g_expected = strtoull(argv[5], NULL, 10);
+    if (g_partitions < 1 || g_threads < 1)
+        return 2;
+    if (g_threads > g_partitions)
+        g_threads = g_partitions;
+
+    double t0 = now_s();
+    struct worker *w = calloc((size_t)g_threads, sizeof(*w));
+    for (int i = 0; i < g_threads; i++) {
+        w[i].index = i;
+        pthread_create(&w[i].thread, NULL, worker_main, &w[i]);
+    }
+    uint64_t messages = 0, bytes = 0;
+    double first = 0, last = 0;
+    for (int i = 0; i < g_threads; i++) {
+        pthread_join(w[i].thread, NULL);
+        messages += w[i].messages;
+        bytes += w[i].bytes;
+        if (w[i].messages && (first == 0 || w[i].first < first))
+            first = w[i].first;
+        if (w[i].last > last)
+            last = w[i].last;
+    }
+    double t1 = now_s();
+    struct rusage ru;
+    getrusage(RUSAGE_SELF, &ru);
+    double cpu = (double)ru.ru_utime.tv_sec + (double)ru.ru_utime.tv_usec / 1e6 +
+                 (double)ru.ru_stime.tv_sec + (double)ru.ru_stime.tv_usec / 1e6;
+    printf("{\"messages\": %" PRIu64 ", \"bytes\": %" PRIu64
+           ", \"seconds\": %.6f, \"seconds_total\": %.6f, \"cpu_seconds\": %.3f}\n",
+           messages, bytes, last - first, t1 - t0, cpu);
+    for (int i = 0; i < g_threads; i++)
+        rd_kafka_destroy(w[i].rk);
+    free(w);
+    return messages >= g_expected ? 0 : 1;
+}
