@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # demo.sh - the main job on a fresh machine: installs dependencies, builds
-# the exporter, starts a local single-node Apache Kafka (no Docker), creates
-# the topics, produces the bundled sample of realistic cost events into
-# ai-costs, runs the exporter against it, prints the spend it counted and
-# where /metrics is, and keeps serving until Ctrl-C (then stops everything).
+# the exporter and the load generator, starts a local single-node Apache
+# Kafka (no Docker), creates the topics, produces realistic cost events into
+# ai-costs with ai-finops-loadgen (half priced by the exporter from usage,
+# some malformed), runs the exporter against them, checks that the spend it
+# counted equals what was produced to the nano-dollar, prints where /metrics
+# is, and keeps serving until Ctrl-C (then stops everything).
 # --once exits after printing (for smoke tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -14,7 +16,7 @@ once=0
 "$root/scripts/setup.sh"
 echo "demo: building"
 cmake -S "$root" -B "$root/build" -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$root/build" -j"$(nproc)" --target ai-finops-exporter >/dev/null
+cmake --build "$root/build" -j"$(nproc)" --target ai-finops-exporter ai-finops-loadgen >/dev/null
 
 state="${XDG_CACHE_HOME:-$HOME/.cache}/ai-finops-exporter/demo"
 kafka_dir="$state/kafka"
@@ -34,11 +36,11 @@ boot=$("$root/scripts/kafka-local.sh" start "$kafka_dir" | tail -n 1)
 "$root/scripts/kafka-local.sh" create-topic "$kafka_dir" ai-costs:8 ai-api-costs:8 \
   gpu-utilization-events:8 ai-costs-dlq:1 >/dev/null
 
-events="$root/data/sample-events.jsonl"
-grep -v '^[[:space:]]*$' "$events" > "$state/events.jsonl"
-lines=$(wc -l < "$state/events.jsonl")
-kcat -b "$boot" -t ai-costs -P -l "$state/events.jsonl"
-echo "demo: produced $lines events to ai-costs on $boot"
+count=${FINOPS_DEMO_EVENTS:-200000}
+"$root/build/ai-finops-loadgen" --brokers "$boot" --topic ai-costs --count "$count" \
+  --priced-ratio 0.5 --bad-ratio 0.005 --seed 42 --quiet --totals "$state/totals.json"
+lines=$count
+echo "demo: ai-finops-loadgen produced $lines events to ai-costs on $boot"
 
 "$root/build/ai-finops-exporter" --kafka.brokers="$boot" \
   --kafka.topics=ai-costs,ai-api-costs,gpu-utilization-events \
@@ -48,16 +50,25 @@ daemon_pid=$!
 
 count=0
 for _ in $(seq 1 300); do
-  count=$(curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null |
+  count=$( (curl -fsS "http://127.0.0.1:$port/metrics" 2>/dev/null || true) |
     awk '/^ai_finops_events_total/ {s += $2} END {print s + 0}')
   [ "${count:-0}" -ge "$lines" ] && break
   sleep 0.2
 done
 
+curl -fsS "http://127.0.0.1:$port/metrics" > "$state/scrape.txt"
 echo
 echo "Consumed $count of $lines events from Kafka. Top spend by team/project/source:"
-curl -fsS "http://127.0.0.1:$port/metrics" |
-  grep '^ai_finops_cost_dollars_total' | sort -t' ' -k2 -g -r | head -n 10
+grep '^ai_finops_cost_dollars_total' "$state/scrape.txt" | sort -t' ' -k2 -g -r | head -n 10 || true
+python3 - "$state/totals.json" "$state/scrape.txt" <<'PY'
+import json, sys
+from decimal import Decimal
+produced = sum(s["value"] for s in json.load(open(sys.argv[1]))["cost_nanos"])
+counted = sum(int(Decimal(line.rsplit(" ", 1)[1]) * 10**9)
+              for line in open(sys.argv[2]) if line.startswith("ai_finops_cost_dollars_total{"))
+verdict = "exact" if produced == counted else "MISMATCH"
+print(f"\nproduced ${Decimal(produced) / 10**9}, counted ${Decimal(counted) / 10**9}: {verdict}")
+PY
 curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^ai_finops_(events_total|dlq_produced)' || true
 echo
 echo "Metrics: http://127.0.0.1:$port/metrics   (health: /healthz, ready: /readyz)"
