@@ -44,12 +44,21 @@ struct gpu_price {
     char *source;
 };
 
+/* A per-GPU price by GPU model, for GPUs not bought as a cloud instance
+ * type (on-prem, reserved capacity): configured in pricing.file. */
+struct gpu_type_price {
+    char *gpu_type;
+    uint64_t per_gpu_hour_nanos;
+    char *as_of;
+    char *source;
+};
+
 struct price_table;
 
 /*
  * Loads the files in order; an entry of a later file replaces an earlier
- * one with the same provider+model or instance_type. Each file may hold a
- * `models:` list, an `instances:` list, or both. Returns 0, or -EINVAL
+ * one with the same provider+model, instance_type or gpu_type. Each file
+ * may hold `models:`, `instances:` and `gpu_types:` lists. Returns 0, or -EINVAL
  * with "path:line:col: message" in errbuf, or -errno if unreadable.
  */
 int price_table_load(struct price_table **out, const char *const *paths, size_t count, char *errbuf,
@@ -75,13 +84,22 @@ int price_table_llm_cost(const struct price_table *table, struct label_value pro
 int price_table_gpu_cost(const struct price_table *table, struct label_value instance_type,
                          uint64_t gpu_count, uint64_t duration_nanos, uint64_t *cost_nanos);
 
+/*
+ * Cost of gpu_count GPUs for duration_nanos at gpu_type's configured
+ * per-GPU-hour price; used when the event's instance_type has no price.
+ * Returns 0 or -ENOENT.
+ */
+int price_table_gpu_type_cost(const struct price_table *table, struct label_value gpu_type,
+                              uint64_t gpu_count, uint64_t duration_nanos, uint64_t *cost_nanos);
+
 size_t price_table_llm_count(const struct price_table *table);
 const struct llm_price *price_table_llm_at(const struct price_table *table, size_t i);
 size_t price_table_gpu_count(const struct price_table *table);
 const struct gpu_price *price_table_gpu_at(const struct price_table *table, size_t i);
 
-/* Writes ai_finops_price_dollars{provider,model,kind} (USD per token) and
- * ai_finops_gpu_price_dollars_per_hour{cloud,instance_type,gpu_type}. */
+/* Writes ai_finops_price_dollars{provider,model,kind} (USD per token),
+ * ai_finops_gpu_price_dollars_per_hour{cloud,instance_type,gpu_type} and
+ * ai_finops_gpu_type_price_dollars_per_hour{gpu_type} (per GPU). */
 void price_table_render(const struct price_table *table, struct dynbuf *b, enum expo_format fmt);
 
 #endif

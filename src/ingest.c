@@ -92,8 +92,11 @@ static int table_cost(const struct price_table *prices, const struct event *ev, 
         return -ENOENT;
     if (has_tokens && price_table_llm_cost(prices, ev->provider, ev->model, ev->tokens, &llm))
         return -ENOENT;
+    /* The instance type's price first; a configured per-GPU price of the
+     * GPU model covers GPUs bought otherwise (on-prem, reservations). */
     if (has_gpu &&
-        price_table_gpu_cost(prices, ev->instance_type, ev->gpu_count, ev->duration_nanos, &gpu))
+        price_table_gpu_cost(prices, ev->instance_type, ev->gpu_count, ev->duration_nanos, &gpu) &&
+        price_table_gpu_type_cost(prices, ev->gpu_type, ev->gpu_count, ev->duration_nanos, &gpu))
         return -ENOENT;
     if (__builtin_add_overflow(llm, gpu, cost))
         return -ERANGE;

@@ -30,6 +30,8 @@ struct price_table {
     size_t llm_count, llm_cap;
     struct gpu_price *gpu;
     size_t gpu_count, gpu_cap;
+    struct gpu_type_price *by_type; /* few entries: searched linearly */
+    size_t by_type_count, by_type_cap;
     /* index + 1 into llm / gpu; 0 is empty */
     uint32_t *llm_index, *gpu_index;
     size_t llm_mask, gpu_mask;
@@ -158,6 +160,20 @@ int price_table_gpu_cost(const struct price_table *t, struct label_value instanc
         (unsigned __int128)gpu_count * duration_nanos * (unsigned __int128)p->per_hour_nanos;
     unsigned __int128 den = (unsigned __int128)p->gpus * 3600u * NANOS_PER_UNIT;
     return divide_round(num, den, cost_nanos);
+}
+
+int price_table_gpu_type_cost(const struct price_table *t, struct label_value gpu_type,
+                              uint64_t gpu_count, uint64_t duration_nanos, uint64_t *cost_nanos)
+{
+    for (size_t i = 0; i < t->by_type_count; i++) {
+        const struct gpu_type_price *p = &t->by_type[i];
+        if (!str_eq(p->gpu_type, gpu_type.ptr, gpu_type.len))
+            continue;
+        unsigned __int128 num = (unsigned __int128)gpu_count * duration_nanos *
+                                (unsigned __int128)p->per_gpu_hour_nanos;
+        return divide_round(num, (unsigned __int128)3600u * NANOS_PER_UNIT, cost_nanos);
+    }
+    return -ENOENT;
 }
 
 size_t price_table_llm_count(const struct price_table *t)
@@ -370,6 +386,51 @@ fail:
     return rc;
 }
 
+static void gpu_type_free(struct gpu_type_price *p)
+{
+    free(p->gpu_type);
+    free(p->as_of);
+    free(p->source);
+}
+
+static int add_gpu_type(struct loader *l, yaml_node_t *entry)
+{
+    struct gpu_type_price p = {0};
+    int64_t per_hour;
+    int rc;
+    if (entry->type != YAML_MAPPING_NODE)
+        return fail(l, entry, "each gpu type must be a mapping");
+    if ((rc = need_string(l, entry, "gpu_type", &p.gpu_type)) ||
+        (rc = optional_string(l, entry, "as_of", &p.as_of)) ||
+        (rc = optional_string(l, entry, "source", &p.source)) ||
+        (rc = price_of(l, entry, "usd_per_gpu_hour", true, &per_hour)))
+        goto fail;
+    p.per_gpu_hour_nanos = (uint64_t)per_hour;
+    for (size_t i = 0; i < l->t->by_type_count; i++) {
+        struct gpu_type_price *old = &l->t->by_type[i];
+        if (strcmp(old->gpu_type, p.gpu_type) == 0) {
+            gpu_type_free(old);
+            *old = p;
+            return 0;
+        }
+    }
+    if (l->t->by_type_count == l->t->by_type_cap) {
+        size_t cap = l->t->by_type_cap ? l->t->by_type_cap * 2 : 8;
+        struct gpu_type_price *grown = realloc(l->t->by_type, cap * sizeof(*grown));
+        if (!grown) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        l->t->by_type = grown;
+        l->t->by_type_cap = cap;
+    }
+    l->t->by_type[l->t->by_type_count++] = p;
+    return 0;
+fail:
+    gpu_type_free(&p);
+    return rc;
+}
+
 static int load_list(struct loader *l, yaml_node_t *root, const char *key,
                      int (*add)(struct loader *, yaml_node_t *))
 {
@@ -411,11 +472,14 @@ static int load_one(struct price_table *t, const char *path, char *errbuf, size_
     }
     yaml_node_t *root = yaml_document_get_root_node(&doc);
     if (!root || root->type != YAML_MAPPING_NODE)
-        rc = fail(&l, root, "a price table is a mapping with 'models' and/or 'instances'");
+        rc = fail(&l, root,
+                  "a price table is a mapping with 'models', 'instances' and/or 'gpu_types'");
     if (!rc)
         rc = load_list(&l, root, "models", add_llm);
     if (!rc)
         rc = load_list(&l, root, "instances", add_gpu);
+    if (!rc)
+        rc = load_list(&l, root, "gpu_types", add_gpu_type);
     yaml_document_delete(&doc);
     yaml_parser_delete(&parser);
     fclose(f);
@@ -430,6 +494,9 @@ void price_table_free(struct price_table *t)
         llm_free(&t->llm[i]);
     for (size_t i = 0; i < t->gpu_count; i++)
         gpu_free(&t->gpu[i]);
+    for (size_t i = 0; i < t->by_type_count; i++)
+        gpu_type_free(&t->by_type[i]);
+    free(t->by_type);
     free(t->llm);
     free(t->gpu);
     free(t->llm_index);
@@ -504,5 +571,16 @@ void price_table_render(const struct price_table *t, struct dynbuf *b, enum expo
         dynbuf_append_str(b, "ai_finops_gpu_price_dollars_per_hour");
         expo_labels(b, gpu_names, v, 3);
         expo_value_nanos(b, p->per_hour_nanos);
+    }
+    static const char *const type_names[] = {"gpu_type"};
+    expo_family(b, fmt, "ai_finops_gpu_type_price_dollars_per_hour", "gauge",
+                "Configured price of one GPU of a model in USD per hour (used when the "
+                "instance type has no price).");
+    for (size_t i = 0; i < t->by_type_count; i++) {
+        const struct gpu_type_price *p = &t->by_type[i];
+        struct label_value v = {p->gpu_type, (uint32_t)strlen(p->gpu_type)};
+        dynbuf_append_str(b, "ai_finops_gpu_type_price_dollars_per_hour");
+        expo_labels(b, type_names, &v, 1);
+        expo_value_nanos(b, p->per_gpu_hour_nanos);
     }
 }

@@ -111,6 +111,23 @@ static const struct gpu_case gpu_cases[] = {
     {"nope", 1, 1000000000ULL, -ENOENT, 0, "unknown instance type"},
 };
 
+static void test_gpu_type_golden(void **state)
+{
+    (void)state;
+    struct price_table *t = load_fixture(NULL);
+    uint64_t nanos = 0;
+    /* 4 GPUs x 90 min at $2.50 per GPU-hour = $15 */
+    assert_int_equal(price_table_gpu_type_cost(t, lv("onprem-h100"), 4, 5400000000000ULL, &nanos),
+                     0);
+    assert_int_equal(nanos, 15000000000ULL);
+    /* 1 GPU x 1 ms = 2.5/3600/1000 $ = 694.44 nanos -> 694 */
+    assert_int_equal(price_table_gpu_type_cost(t, lv("onprem-h100"), 1, 1000000ULL, &nanos), 0);
+    assert_int_equal(nanos, 694);
+    assert_int_equal(price_table_gpu_type_cost(t, lv("onprem-a100"), 1, 1000000ULL, &nanos),
+                     -ENOENT);
+    price_table_free(t);
+}
+
 static void test_gpu_golden(void **state)
 {
     (void)state;
@@ -203,20 +220,23 @@ static void test_ingest_prices_events(void **state)
         /* GPU priced: i3, 2 GPUs x 5.4 s = $0.001 */
         "{\"team\":\"a\",\"project\":\"p\",\"source\":\"s\",\"instance_type\":\"i3\","
         "\"gpu_count\":2,\"duration_seconds\":5.4}",
+        /* unknown instance type, priced by its configured GPU type: $15 */
+        "{\"team\":\"a\",\"project\":\"p\",\"source\":\"s\",\"instance_type\":\"rack7\","
+        "\"gpu_type\":\"onprem-h100\",\"gpu_count\":4,\"duration_seconds\":5400}",
         /* unknown model, no cost: unpriced */
         "{\"team\":\"a\",\"project\":\"p\",\"source\":\"s\",\"provider\":\"t\",\"model\":\"zz\","
         "\"input_tokens\":5}",
     };
-    enum reject_reason want[] = {REJECT_NONE, REJECT_NONE, REJECT_NONE, REJECT_NONE,
-                                 REJECT_UNPRICED};
-    for (size_t i = 0; i < 5; i++)
+    enum reject_reason want[] = {REJECT_NONE, REJECT_NONE, REJECT_NONE,
+                                 REJECT_NONE, REJECT_NONE, REJECT_UNPRICED};
+    for (size_t i = 0; i < 6; i++)
         assert_int_equal(ingest_process(w, events[i], strlen(events[i])), want[i]);
     struct dynbuf b;
     dynbuf_init(&b, 1 << 22);
     assert_int_equal(metrics_render(m, EXPO_TEXT, 0, &b, NULL), 0);
-    /* 0.0075 + 0.0075 + 0.015 + 0.001 */
+    /* 0.0075 + 0.0075 + 0.015 + 0.001 + 15 */
     assert_non_null(strstr(
-        b.data, "ai_finops_cost_dollars_total{team=\"a\",project=\"p\",source=\"s\"} 0.031\n"));
+        b.data, "ai_finops_cost_dollars_total{team=\"a\",project=\"p\",source=\"s\"} 15.031\n"));
     assert_non_null(
         strstr(b.data, "ai_finops_pricing_mismatch_total{provider=\"t\",model=\"m1\"} 1\n"));
     dynbuf_free(&b);
@@ -245,9 +265,9 @@ static void test_ingest_prices_events(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llm_golden),           cmocka_unit_test(test_gpu_golden),
-        cmocka_unit_test(test_override_and_errors),  cmocka_unit_test(test_bundled_tables),
-        cmocka_unit_test(test_ingest_prices_events),
+        cmocka_unit_test(test_llm_golden),      cmocka_unit_test(test_gpu_golden),
+        cmocka_unit_test(test_gpu_type_golden), cmocka_unit_test(test_override_and_errors),
+        cmocka_unit_test(test_bundled_tables),  cmocka_unit_test(test_ingest_prices_events),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
