@@ -741,8 +741,19 @@ static int consumer_init(struct kafka_source *ks, struct consumer *c, char *errb
     const struct exporter_config *cfg = ks->cfg;
     char client_id[64];
     snprintf(client_id, sizeof(client_id), "ai-finops-exporter-%d", c->index);
-    static const char *const defaults[] = {"auto.offset.reset", "earliest",
-                                           "statistics.interval.ms", "1000", NULL};
+    /* librdkafka before 2.2 stops fetching for a fixed second whenever the
+     * consumer queue holds queued.min.messages: at the default 100,000 a
+     * consumer that drains a backlog at over a million events/s idles most
+     * of each second. A deeper queue (bounded in bytes) keeps it fed. */
+    static const char *const defaults[] = {"auto.offset.reset",
+                                           "earliest",
+                                           "statistics.interval.ms",
+                                           "1000",
+                                           "queued.min.messages",
+                                           "2000000",
+                                           "queued.max.messages.kbytes",
+                                           "524288",
+                                           NULL};
     rd_kafka_conf_t *conf = base_conf(cfg, defaults, errbuf, errlen);
     if (!conf)
         return -EINVAL;
