@@ -949,6 +949,19 @@ static void ks_free_memory(struct kafka_source *ks)
     free(ks);
 }
 
+/* Destroys the librdkafka handles and workers, then frees everything. */
+static void ks_release(struct kafka_source *ks)
+{
+    for (int i = 0; ks->consumers && i < ks->consumer_count; i++) {
+        if (ks->consumers[i].rk)
+            rd_kafka_destroy(ks->consumers[i].rk);
+        ingest_worker_free(ks->consumers[i].worker);
+    }
+    if (ks->dlq)
+        rd_kafka_destroy(ks->dlq);
+    ks_free_memory(ks);
+}
+
 /* Call after the HTTP server stopped: the collector reads this state. */
 static void ks_destroy(struct event_source *src)
 {
@@ -960,14 +973,7 @@ static void ks_destroy(struct event_source *src)
     for (size_t i = 0; i < ks->part_count; i++)
         ks->parts[i]->owner = NULL; /* the collector must not touch closed handles */
     pthread_mutex_unlock(&ks->registry_lock);
-    for (int i = 0; i < ks->consumer_count; i++) {
-        if (ks->consumers[i].rk)
-            rd_kafka_destroy(ks->consumers[i].rk);
-        ingest_worker_free(ks->consumers[i].worker);
-    }
-    if (ks->dlq)
-        rd_kafka_destroy(ks->dlq);
-    ks_free_memory(ks);
+    ks_release(ks);
 }
 
 static const struct event_source_ops kafka_source_ops = {
@@ -1017,13 +1023,6 @@ struct event_source *kafka_source_new(const struct exporter_config *cfg, struct 
     }
     return &ks->base;
 fail:
-    for (int i = 0; ks->consumers && i < ks->consumer_count; i++) {
-        if (ks->consumers[i].rk)
-            rd_kafka_destroy(ks->consumers[i].rk);
-        ingest_worker_free(ks->consumers[i].worker);
-    }
-    if (ks->dlq)
-        rd_kafka_destroy(ks->dlq);
-    ks_free_memory(ks);
+    ks_release(ks);
     return NULL;
 }
