@@ -4,7 +4,7 @@
 #   build/       release-with-debug-info: unit, fuzz-corpus replay, integration
 #                (1,000,000-event replay, real Kafka broker, promtool); tests
 #                labelled known-gap (an open issue's failing test) are skipped
-#   build-asan/  ASan+UBSan: unit, fuzz replay, integration at reduced size
+#   build-asan/  ASan+UBSan: unit, fuzz replay, integration and Kafka at reduced size
 #   build-tsan/  TSan: unit tests (the multi-threaded table stress test)
 # Exits non-zero if any test fails. Timing never fails a test.
 set -euo pipefail
@@ -33,7 +33,7 @@ export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 export TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1
 
 run_config build ""
-run_config build-asan "unit|fuzz|integration" -DFINOPS_SANITIZE_ADDRESS=ON
+run_config build-asan "unit|fuzz|integration|kafka" -DFINOPS_SANITIZE_ADDRESS=ON
 run_config build-tsan "unit" -DFINOPS_SANITIZE_THREAD=ON
 
 if [ $status -ne 0 ]; then
