@@ -49,6 +49,7 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 import expo  # noqa: E402
 import gen_events  # noqa: E402
+from testlib import free_port  # noqa: E402
 
 COST = "ai_finops_cost_dollars_total"
 TOKENS = "ai_finops_tokens_total"
@@ -83,12 +84,6 @@ def log(msg):
 
 # ---------------------------------------------------------------------------
 # network helpers
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
 
 def free_ports(n):
     socks = []

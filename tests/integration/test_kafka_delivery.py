@@ -53,25 +53,9 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import expo  # noqa: E402
 import kafka_harness as kh  # noqa: E402
+from testlib import Results  # noqa: E402
 from kafka_broker import KafkaBroker  # noqa: E402
 from kafka_harness import COST, EVENTS, GPU, REJECTED, TOKENS, log  # noqa: E402
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-        self.tests = []  # (name, ok, seconds)
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print("PASS %s%s" % (name, (": " + detail) if detail else ""), flush=True)
-        else:
-            self.failed += 1
-            print("FAIL %s%s" % (name, (":\n    " + str(detail).replace("\n", "\n    ")) if detail else ""),
-                  flush=True)
-        return ok
 
 
 class Ctx:

@@ -30,7 +30,6 @@ import os
 import re
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -43,6 +42,7 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import expo  # noqa: E402
 import gen_events  # noqa: E402
+from testlib import Results, free_port  # noqa: E402
 
 COST = "ai_finops_cost_dollars_total"
 TOKENS = "ai_finops_tokens_total"
@@ -53,28 +53,6 @@ MISMATCH = "ai_finops_pricing_mismatch_total"
 EVENTS_RE = re.compile(r'^ai_finops_events_total\{outcome="(accepted|rejected)"\} (\S+)$', re.M)
 MAX_DIFFS = 10
 KCAT = shutil.which("kcat") or shutil.which("kafkacat")
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print("PASS %s%s" % (name, (": " + detail) if detail else ""))
-        else:
-            self.failed += 1
-            print("FAIL %s%s" % (name, (":\n    " + detail.replace("\n", "\n    ")) if detail else ""))
-        sys.stdout.flush()
-        return ok
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http_get(url, timeout=30):

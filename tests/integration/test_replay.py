@@ -37,6 +37,7 @@ sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import expo  # noqa: E402
 import gen_events  # noqa: E402
+from testlib import Results, free_port  # noqa: E402
 
 COST = "ai_finops_cost_dollars_total"
 TOKENS = "ai_finops_tokens_total"
@@ -47,28 +48,6 @@ EVENTS_RE = re.compile(r'^ai_finops_events_total\{outcome="(accepted|rejected)"\
 SANITIZER_RE = re.compile(r"(ERROR: AddressSanitizer|ERROR: LeakSanitizer|WARNING: ThreadSanitizer"
                           r"|runtime error:|SUMMARY: \w+Sanitizer)")
 MAX_DIFFS = 10
-
-
-class Results:
-    def __init__(self):
-        self.passed = 0
-        self.failed = 0
-
-    def check(self, name, ok, detail=""):
-        if ok:
-            self.passed += 1
-            print("PASS %s%s" % (name, (": " + detail) if detail else ""))
-        else:
-            self.failed += 1
-            print("FAIL %s%s" % (name, (":\n    " + detail.replace("\n", "\n    ")) if detail else ""))
-        sys.stdout.flush()
-        return ok
-
-
-def free_port():
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def http(method, url, timeout=30, data=None, headers=None):
