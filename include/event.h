@@ -91,6 +91,20 @@ void event_decoder_free(struct event_decoder *decoder);
 enum reject_reason event_decode(struct event_decoder *decoder, const char *buf, size_t len,
                                 struct event *event);
 
+/* Usage that can be priced or counted: some tokens, or GPUs for a time. */
+static inline bool event_has_tokens(const struct event *ev)
+{
+    for (int k = 0; k < TOKEN_KIND_COUNT; k++)
+        if (ev->tokens[k])
+            return true;
+    return false;
+}
+
+static inline bool event_has_gpu_usage(const struct event *ev)
+{
+    return ev->has_gpu && ev->gpu_count && ev->duration_nanos;
+}
+
 /* Checks UTF-8 validity (no overlongs, no surrogates, max U+10FFFF). */
 bool utf8_valid(const char *s, size_t len);
 

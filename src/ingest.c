@@ -83,11 +83,9 @@ void ingest_worker_free(struct ingest_worker *w)
  * has no usage or some of it has no price. */
 static int table_cost(const struct price_table *prices, const struct event *ev, uint64_t *cost)
 {
-    bool has_tokens = false;
     uint64_t llm = 0, gpu = 0;
-    for (int k = 0; k < TOKEN_KIND_COUNT; k++)
-        has_tokens |= ev->tokens[k] != 0;
-    bool has_gpu = ev->has_gpu && ev->gpu_count && ev->duration_nanos;
+    bool has_tokens = event_has_tokens(ev);
+    bool has_gpu = event_has_gpu_usage(ev);
     if (!prices || (!has_tokens && !has_gpu))
         return -ENOENT;
     if (has_tokens && price_table_llm_cost(prices, ev->provider, ev->model, ev->tokens, &llm))

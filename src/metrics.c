@@ -60,6 +60,14 @@ static const char *const token_labels[] = {"team", "project", "provider", "model
 static const char *const gpu_labels[] = {"team", "project", "instance_type", "gpu_type"};
 static const char *const mismatch_labels[] = {"provider", "model"};
 
+#define LV(s)                                                                                      \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
+/* The kind label of ai_finops_tokens_total, by enum token_kind. */
+static const struct label_value token_kind_labels[TOKEN_KIND_COUNT] = {
+    LV("input"), LV("cached_input"), LV("cache_write"), LV("output")};
+
 struct metrics *metrics_new(const struct exporter_config *cfg)
 {
     struct metrics *m = calloc(1, sizeof(*m));
@@ -128,12 +136,11 @@ void metrics_record_event(struct metrics_worker *w, const struct event *ev)
     for (int k = 0; k < TOKEN_KIND_COUNT; k++) {
         if (!ev->tokens[k])
             continue;
-        const char *kind = token_kind_name((enum token_kind)k);
-        struct label_value tl[5] = {
-            ev->team, ev->project, ev->provider, ev->model, {kind, (uint32_t)strlen(kind)}};
+        struct label_value tl[5] = {ev->team, ev->project, ev->provider, ev->model,
+                                    token_kind_labels[k]};
         counter_table_add(m->tokens, tl, ev->tokens[k]);
     }
-    if (ev->has_gpu && ev->gpu_count && ev->duration_nanos) {
+    if (event_has_gpu_usage(ev)) {
         struct label_value gl[4] = {ev->team, ev->project, ev->instance_type, ev->gpu_type};
         counter_table_add(m->gpu, gl, ev->gpu_count * ev->duration_nanos);
     }
@@ -146,11 +153,8 @@ void metrics_record_event(struct metrics_worker *w, const struct event *ev)
 
 void metrics_record_mismatch(struct metrics_worker *w, const struct event *ev)
 {
-    bool tokens = false;
-    for (int k = 0; k < TOKEN_KIND_COUNT; k++)
-        tokens |= ev->tokens[k] != 0;
     struct label_value v[2] = {ev->provider, ev->model};
-    if (!tokens)
+    if (!event_has_tokens(ev))
         v[0] = (struct label_value){"gpu", 3}, v[1] = ev->instance_type;
     counter_table_add(w->registry->mismatch, v, 1);
 }
@@ -220,36 +224,44 @@ static int render_series(const struct counter_view *v, void *ctx)
     return r->b->error;
 }
 
-static void render_table(struct dynbuf *b, enum expo_format fmt, uint32_t viewer,
-                         const struct counter_table *t, const char *base, const char *help,
-                         bool nanos, const struct first_sight_sink *sink)
-{
-    char sample[128], created[128];
-    const char *names[COUNTER_TABLE_MAX_LABELS];
-    size_t n = counter_table_label_count(t);
-    for (size_t i = 0; i < n; i++)
-        names[i] = counter_table_label_name(t, i);
-    snprintf(sample, sizeof(sample), "%s_total", base);
-    snprintf(created, sizeof(created), "%s_created", base);
-    struct series_render r = {b, fmt, sample, created, names, n, nanos, sink};
-    expo_family(b, fmt, base, "counter", help);
-    counter_table_foreach(t, viewer, render_series, &r);
-}
-
-static const struct {
-    const char *base;
+/* The labeled families, in render order; the table of each is
+ * family_table() below. The sample names are spelled out so a scrape
+ * builds none of them. */
+#define FAMILY(base) base, base "_total", base "_created"
+static const struct table_family {
+    const char *base, *total, *created;
     const char *help;
     bool nanos;
 } table_families[] = {
-    {"ai_finops_cost_dollars", "AI spend in US dollars, exact to the nano-dollar.", true},
-    {"ai_finops_tokens", "LLM/API tokens by kind (input, cached_input, cache_write, output).",
-     false},
-    {"ai_finops_gpu_seconds", "GPU-seconds used (gpu_count times duration_seconds).", true},
-    {"ai_finops_pricing_mismatch",
+    {FAMILY("ai_finops_cost_dollars"), "AI spend in US dollars, exact to the nano-dollar.", true},
+    {FAMILY("ai_finops_tokens"),
+     "LLM/API tokens by kind (input, cached_input, cache_write, output).", false},
+    {FAMILY("ai_finops_gpu_seconds"), "GPU-seconds used (gpu_count times duration_seconds).", true},
+    {FAMILY("ai_finops_pricing_mismatch"),
      "Events whose cost_usd differs from the price table by more than "
      "pricing.mismatch_tolerance_ppm (GPU events: provider=\"gpu\", model=instance_type).",
      false},
 };
+#define FAMILY_COUNT (sizeof(table_families) / sizeof(table_families[0]))
+
+static const struct counter_table *family_table(const struct metrics *m, size_t i)
+{
+    const struct counter_table *tables[FAMILY_COUNT] = {m->cost, m->tokens, m->gpu, m->mismatch};
+    return tables[i];
+}
+
+static void render_table(struct dynbuf *b, enum expo_format fmt, uint32_t viewer,
+                         const struct counter_table *t, const struct table_family *f,
+                         const struct first_sight_sink *sink)
+{
+    const char *names[COUNTER_TABLE_MAX_LABELS];
+    size_t n = counter_table_label_count(t);
+    for (size_t i = 0; i < n; i++)
+        names[i] = counter_table_label_name(t, i);
+    struct series_render r = {b, fmt, f->total, f->created, names, n, f->nanos, sink};
+    expo_family(b, fmt, f->base, "counter", f->help);
+    counter_table_foreach(t, viewer, render_series, &r);
+}
 
 static void render_one_label(struct dynbuf *b, const char *sample, const char *name,
                              const char *value)
@@ -272,10 +284,8 @@ uint32_t metrics_viewer_for(const struct metrics *m, const char *replica)
 int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *b,
                    const struct first_sight_sink *sink)
 {
-    const struct counter_table *tables[] = {m->cost, m->tokens, m->gpu, m->mismatch};
-    for (size_t i = 0; i < 4; i++)
-        render_table(b, fmt, viewer, tables[i], table_families[i].base, table_families[i].help,
-                     table_families[i].nanos, sink);
+    for (size_t i = 0; i < FAMILY_COUNT; i++)
+        render_table(b, fmt, viewer, family_table(m, i), &table_families[i], sink);
 
     struct metrics_totals totals;
     metrics_totals(m, &totals);
@@ -309,20 +319,16 @@ int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, str
 
     expo_family(b, fmt, "ai_finops_series", "gauge",
                 "Label sets held per metric family (the overflow series excluded).");
-    for (size_t i = 0; i < 4; i++) {
-        char name[128];
-        snprintf(name, sizeof(name), "%s_total", table_families[i].base);
-        render_one_label(b, "ai_finops_series", "metric", name);
-        expo_value_u64(b, counter_table_series_count(tables[i]));
+    for (size_t i = 0; i < FAMILY_COUNT; i++) {
+        render_one_label(b, "ai_finops_series", "metric", table_families[i].total);
+        expo_value_u64(b, counter_table_series_count(family_table(m, i)));
     }
     expo_family(b, fmt, "ai_finops_series_overflow", "counter",
                 "Increments sent to the __overflow__ series because the family reached "
                 "counters.max_series.");
-    for (size_t i = 0; i < 4; i++) {
-        char name[128];
-        snprintf(name, sizeof(name), "%s_total", table_families[i].base);
-        render_one_label(b, "ai_finops_series_overflow_total", "metric", name);
-        expo_value_u64(b, counter_table_overflow_adds(tables[i]));
+    for (size_t i = 0; i < FAMILY_COUNT; i++) {
+        render_one_label(b, "ai_finops_series_overflow_total", "metric", table_families[i].total);
+        expo_value_u64(b, counter_table_overflow_adds(family_table(m, i)));
     }
 
     expo_family(b, fmt, "ai_finops_exporter_build", "info",

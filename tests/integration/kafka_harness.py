@@ -49,13 +49,8 @@ if HERE not in sys.path:
     sys.path.insert(0, HERE)
 import expo  # noqa: E402
 import gen_events  # noqa: E402
-from testlib import free_port  # noqa: E402
+from testlib import COST, EVENTS, GPU, REJECTED, TOKENS, free_port  # noqa: E402
 
-COST = "ai_finops_cost_dollars_total"
-TOKENS = "ai_finops_tokens_total"
-GPU = "ai_finops_gpu_seconds_total"
-EVENTS = "ai_finops_events_total"
-REJECTED = "ai_finops_events_rejected_total"
 
 # family -> (label names, value parser, value formatter)
 FAMILIES = {

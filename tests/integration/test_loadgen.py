@@ -42,13 +42,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import expo  # noqa: E402
 import gen_events  # noqa: E402
-from testlib import Results, free_port  # noqa: E402
+from testlib import COST, EVENTS, GPU, REJECTED, TOKENS, Results, free_port  # noqa: E402
 
-COST = "ai_finops_cost_dollars_total"
-TOKENS = "ai_finops_tokens_total"
-GPU = "ai_finops_gpu_seconds_total"
-EVENTS = "ai_finops_events_total"
-REJECTED = "ai_finops_events_rejected_total"
 MISMATCH = "ai_finops_pricing_mismatch_total"
 EVENTS_RE = re.compile(r'^ai_finops_events_total\{outcome="(accepted|rejected)"\} (\S+)$', re.M)
 MAX_DIFFS = 10

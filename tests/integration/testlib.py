@@ -4,6 +4,13 @@ ports."""
 import socket
 import sys
 
+# The metric families the end-to-end tests compare exactly.
+COST = "ai_finops_cost_dollars_total"
+TOKENS = "ai_finops_tokens_total"
+GPU = "ai_finops_gpu_seconds_total"
+EVENTS = "ai_finops_events_total"
+REJECTED = "ai_finops_events_rejected_total"
+
 
 class Results:
     def __init__(self):
