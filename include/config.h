@@ -68,6 +68,7 @@ struct exporter_config {
     enum commit_mode kafka_commit_mode;
     int64_t kafka_commit_interval_ms;
     int64_t kafka_shutdown_scrape_wait_ms;
+    int64_t kafka_commit_metadata_max_bytes;
     struct string_list kafka_commit_replicas; /* empty: any completed scrape counts */
 
     /* pricing.* */

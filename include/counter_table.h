@@ -43,6 +43,11 @@ void counter_table_free(struct counter_table *table);
 struct counter_series *counter_table_get(struct counter_table *table,
                                          const struct label_value *values);
 
+/* The series' identity hash (XXH3 of the label values, stable across
+ * processes and runs): what a restarted process compares with a commit's
+ * held series. */
+uint64_t counter_table_hash(const struct counter_table *table, const struct label_value *values);
+
 /* Lock-free; relaxed ordering because a sum needs no ordering with other
  * memory, only atomicity. */
 void counter_series_add(struct counter_series *series, uint64_t delta);
@@ -52,6 +57,7 @@ void counter_series_add(struct counter_series *series, uint64_t delta);
  * that created them came from (a Kafka partition's id and offset), so a
  * scrape that shows a new series for the first time can say which offsets
  * it did not make visible yet. Thread-local and cheap: call per message.
+ * A series later added to from another origin is marked spread.
  */
 void counter_table_set_origin(uint32_t origin, int64_t offset);
 
@@ -73,6 +79,8 @@ struct counter_view {
     bool first_sight; /* shown as 0 because this viewer had not seen it */
     uint32_t origin;  /* see counter_table_set_origin; 0 when unknown */
     int64_t origin_offset;
+    bool spread;   /* also added to from another origin (e.g. a second partition) */
+    uint64_t hash; /* of the label values: counter_table_hash */
 };
 
 /*

@@ -32,11 +32,13 @@ struct http_server_options {
     void *ready_ctx;
     /* Called on the HTTP thread before a scrape renders (scrape_id is new
      * each time), during its render for each series shown for the first
-     * time (see struct first_sight_sink), and after it was sent completely.
+     * time and when the render has read every counter (see struct
+     * scrape_observer), and after it was sent completely.
      * viewer is the scraper's bit from metrics_viewer_for() (the "replica"
      * URL parameter). Any may be NULL. */
     void (*on_scrape_start)(void *ctx, uint64_t scrape_id, uint32_t viewer);
-    void (*on_first_sight)(void *ctx, uint32_t origin, int64_t origin_offset);
+    void (*on_first_sight)(void *ctx, const struct first_sight *fs);
+    void (*on_counters_read)(void *ctx);
     void (*on_scrape_complete)(void *ctx, uint64_t scrape_id, uint32_t viewer);
     void *scrape_ctx;
 };

@@ -62,19 +62,59 @@ int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx)
  */
 uint32_t metrics_viewer_for(const struct metrics *m, const char *replica);
 
-/* Told, during a render, of each series shown as 0 because the viewer had
- * not seen it: its increments are not visible to increase() yet. origin 0
- * means unknown (see counter_table_set_origin). */
-struct first_sight_sink {
-    void (*fn)(void *ctx, uint32_t origin, int64_t origin_offset);
+/* The labeled families, as named in commit metadata (keep the numbers). */
+enum metric_family {
+    METRIC_FAMILY_COST = 0,
+    METRIC_FAMILY_TOKENS = 1,
+    METRIC_FAMILY_GPU = 2,
+    METRIC_FAMILY_MISMATCH = 3,
+    METRIC_FAMILY_COUNT
+};
+
+/* A series shown as 0 because the viewer had not seen it: its increments
+ * are not visible to increase() yet. */
+struct first_sight {
+    bool known; /* false for the outcome counters and overflow series: no identity */
+    bool spread;
+    enum metric_family family;
+    uint64_t hash;   /* counter_table_hash of its labels */
+    uint32_t origin; /* see counter_table_set_origin; 0 when unknown */
+    int64_t origin_offset;
+};
+
+/* Told, during a render, of each first sight, and when every counter has
+ * been read (the rest of the render reads none). Either may be NULL. */
+struct scrape_observer {
+    void (*first_sight)(void *ctx, const struct first_sight *fs);
+    void (*counters_read)(void *ctx);
     void *ctx;
 };
 
+/* Which series a replayed event may add to (see metrics_replay_event). */
+struct series_filter {
+    bool (*holds)(const void *ctx, enum metric_family family, uint64_t hash);
+    const void *ctx;
+};
+
+/*
+ * Adds an accepted event again, but only to the series `held` names, and
+ * counts no outcome: for an event a previous owner already counted where
+ * scrapes had shown all but the held series (see docs/delivery.md).
+ * mismatch says whether its cost disagreed with the table. Worker thread
+ * only.
+ */
+void metrics_replay_event(struct metrics_worker *w, const struct event *ev, bool mismatch,
+                          const struct series_filter *held);
+
+/* A fingerprint of the families' label names: series hashes from a
+ * process with other labels (events.extra_labels) mean other series. */
+uint64_t metrics_schema_hash(const struct metrics *m);
+
 /* Renders every family for a viewer (see counter_table_foreach; 0 shows
- * real values even to a first reader). sink may be NULL. Returns 0 or
+ * real values even to a first reader). observer may be NULL. Returns 0 or
  * -ENOMEM (render cap reached). HTTP thread only. */
 int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *out,
-                   const struct first_sight_sink *sink);
+                   const struct scrape_observer *observer);
 
 /* For tests and benchmarks. */
 struct counter_table *metrics_cost_table(struct metrics *m);

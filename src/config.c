@@ -330,6 +330,17 @@ static const struct option options[] = {
      .max = 600000,
      .help = "In scrape commit mode, how many milliseconds shutdown waits for a final scrape "
              "so the last consumed offsets can be committed; 0 exits at once."},
+    {.name = "kafka.commit_metadata_max_bytes",
+     .flag = "--kafka.commit-metadata-max-bytes",
+     .type = OPT_INT,
+     .offset = OFF(kafka_commit_metadata_max_bytes),
+     .def = "4096",
+     .min = 0,
+     .max = 1048576,
+     .help = "In scrape commit mode, the most bytes of commit metadata per partition: it names "
+             "the series a restarted process must still add after a crash, so none is counted "
+             "twice (docs/delivery.md). Keep it at or below the brokers' "
+             "offset.metadata.max.bytes (Kafka's default 4096); 0 sends none."},
     {.name = "kafka.commit_replicas",
      .flag = "--kafka.commit-replicas",
      .type = OPT_LIST,

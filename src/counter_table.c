@@ -26,6 +26,7 @@ struct counter_series {
     uint64_t hash;
     int64_t created_ms;
     _Atomic uint32_t shown_to; /* viewer bits that have seen this series */
+    _Atomic bool spread;       /* also added to from another origin than its creator's */
     uint32_t key_len;          /* total label bytes */
     uint32_t origin;           /* who created it, see counter_table_set_origin */
     int64_t origin_offset;
@@ -108,6 +109,7 @@ static struct counter_series *series_new(const struct counter_table *t, uint64_t
         return NULL;
     atomic_init(&s->value, 0);
     atomic_init(&s->shown_to, 0);
+    atomic_init(&s->spread, false);
     s->origin = current_origin;
     s->origin_offset = current_origin_offset;
     s->hash = hash;
@@ -228,6 +230,11 @@ out:
     return s;
 }
 
+uint64_t counter_table_hash(const struct counter_table *t, const struct label_value *values)
+{
+    return hash_labels(values, t->label_count);
+}
+
 struct counter_series *counter_table_get(struct counter_table *t, const struct label_value *values)
 {
     uint64_t hash = hash_labels(values, t->label_count);
@@ -235,6 +242,12 @@ struct counter_series *counter_table_get(struct counter_table *t, const struct l
     struct counter_series *s = probe(t, hash, values, &slot);
     if (!s)
         s = insert(t, hash, values);
+    if (s && s->origin != current_origin &&
+        !atomic_load_explicit(&s->spread, memory_order_relaxed)) {
+        /* relaxed: a sticky flag read by scrapes; its ordering with the
+         * increments is given by the partition offsets' release/acquire. */
+        atomic_store_explicit(&s->spread, true, memory_order_relaxed);
+    }
     if (!s) {
         /* relaxed: a statistic, ordered with nothing. */
         atomic_fetch_add_explicit(&t->overflow_adds, 1, memory_order_relaxed);
@@ -292,6 +305,8 @@ static void fill_view(const struct counter_table *t, struct counter_series *s, u
     view->first_sight = false;
     view->origin = s->origin;
     view->origin_offset = s->origin_offset;
+    view->hash = s->hash;
+    view->spread = atomic_load_explicit(&s->spread, memory_order_relaxed);
     /* relaxed: only the HTTP thread reads and sets these bits. The plain
      * load first keeps the common case (already shown) free of an RMW. */
     if (viewer && !(atomic_load_explicit(&s->shown_to, memory_order_relaxed) & viewer)) {

@@ -147,9 +147,9 @@ static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connectio
     struct dynbuf b;
     dynbuf_init(&b, RENDER_MAX_BYTES);
     dynbuf_reserve(&b, s->last_render_size + s->last_render_size / 8);
-    struct first_sight_sink sink = {s->options.on_first_sight, s->options.scrape_ctx};
-    int rc = metrics_render(s->options.metrics, fmt, st->viewer, &b,
-                            s->options.on_first_sight ? &sink : NULL);
+    struct scrape_observer observer = {s->options.on_first_sight, s->options.on_counters_read,
+                                       s->options.scrape_ctx};
+    int rc = metrics_render(s->options.metrics, fmt, st->viewer, &b, &observer);
     if (rc) {
         dynbuf_free(&b);
         st->is_scrape = false;

@@ -107,30 +107,53 @@ static bool disagrees(uint64_t event_cost, uint64_t table, uint64_t tolerance_pp
     return (unsigned __int128)diff * 1000000u > (unsigned __int128)table * tolerance_ppm;
 }
 
+/* Decodes and prices one message into *ev; *mismatch says whether its
+ * own cost disagreed with the table. Counts nothing. */
+static enum reject_reason decode_and_price(struct ingest_worker *w, const char *buf, size_t len,
+                                           struct event *ev, bool *mismatch)
+{
+    const struct ingest *in = w->ingest;
+    *mismatch = false;
+    enum reject_reason reason = event_decode(w->decoder, buf, len, ev);
+    if (reason != REJECT_NONE)
+        return reason;
+    uint64_t priced;
+    bool known = table_cost(in->prices, ev, &priced) == 0;
+    if (!ev->has_cost && !known)
+        return REJECT_UNPRICED;
+    if (!ev->has_cost) {
+        ev->cost_nanos = priced;
+        ev->has_cost = true;
+    } else if (known) {
+        *mismatch = disagrees(ev->cost_nanos, priced, in->tolerance_ppm);
+        if (in->prefer_table)
+            ev->cost_nanos = priced;
+    }
+    return REJECT_NONE;
+}
+
 enum reject_reason ingest_process(struct ingest_worker *w, const char *buf, size_t len)
 {
     struct event ev;
-    const struct ingest *in = w->ingest;
-    enum reject_reason reason = event_decode(w->decoder, buf, len, &ev);
-    if (reason == REJECT_NONE) {
-        uint64_t priced;
-        bool known = table_cost(in->prices, &ev, &priced) == 0;
-        if (!ev.has_cost && !known) {
-            reason = REJECT_UNPRICED;
-        } else if (!ev.has_cost) {
-            ev.cost_nanos = priced;
-            ev.has_cost = true;
-        } else if (known) {
-            if (disagrees(ev.cost_nanos, priced, in->tolerance_ppm))
-                metrics_record_mismatch(w->slot, &ev);
-            if (in->prefer_table)
-                ev.cost_nanos = priced;
-        }
-    }
+    bool mismatch;
+    enum reject_reason reason = decode_and_price(w, buf, len, &ev, &mismatch);
     if (reason != REJECT_NONE) {
         metrics_record_reject(w->slot, reason);
         return reason;
     }
+    if (mismatch)
+        metrics_record_mismatch(w->slot, &ev);
     metrics_record_event(w->slot, &ev);
     return REJECT_NONE;
+}
+
+enum reject_reason ingest_replay(struct ingest_worker *w, const char *buf, size_t len,
+                                 const struct series_filter *held)
+{
+    struct event ev;
+    bool mismatch;
+    enum reject_reason reason = decode_and_price(w, buf, len, &ev, &mismatch);
+    if (reason == REJECT_NONE)
+        metrics_replay_event(w->slot, &ev, mismatch, held);
+    return reason;
 }

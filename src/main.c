@@ -50,11 +50,18 @@ static void scrape_started(void *ctx, uint64_t scrape_id, uint32_t viewer)
         src->ops->scrape_started(src, scrape_id, viewer);
 }
 
-static void scrape_first_sight(void *ctx, uint32_t origin, int64_t offset)
+static void scrape_first_sight(void *ctx, const struct first_sight *fs)
 {
     struct event_source *src = ctx;
     if (src->ops->scrape_first_sight)
-        src->ops->scrape_first_sight(src, origin, offset);
+        src->ops->scrape_first_sight(src, fs);
+}
+
+static void scrape_counters_read(void *ctx)
+{
+    struct event_source *src = ctx;
+    if (src->ops->scrape_counters_read)
+        src->ops->scrape_counters_read(src);
 }
 
 static void scrape_completed(void *ctx, uint64_t scrape_id, uint32_t viewer)
@@ -148,6 +155,7 @@ int main(int argc, char **argv)
         .ready_ctx = source,
         .on_scrape_start = scrape_started,
         .on_first_sight = scrape_first_sight,
+        .on_counters_read = scrape_counters_read,
         .on_scrape_complete = scrape_completed,
         .scrape_ctx = source,
     };

@@ -122,28 +122,52 @@ struct counter_table *metrics_cost_table(struct metrics *m)
     return m->cost;
 }
 
-void metrics_record_event(struct metrics_worker *w, const struct event *ev)
+/* Adds the event's cost, tokens and GPU-seconds to their series (only to
+ * those `held` names, when given). */
+static bool filter_holds(const struct series_filter *held, const struct counter_table *t,
+                         enum metric_family family, const struct label_value *labels)
 {
-    struct metrics *m = w->registry;
+    return !held || held->holds(held->ctx, family, counter_table_hash(t, labels));
+}
+
+static void add_usage(struct metrics *m, const struct event *ev, const struct series_filter *held)
+{
     struct label_value labels[3 + EVENT_MAX_EXTRA_LABELS] = {ev->team, ev->project, ev->source};
     for (size_t i = 0; i < m->extra_label_count; i++)
         labels[3 + i] = ev->extra[i];
-    if (ev->cost_nanos)
-        counter_table_add(m->cost, labels, ev->cost_nanos);
-    else
-        counter_table_get(m->cost, labels); /* a $0 event still shows its series */
+    if (filter_holds(held, m->cost, METRIC_FAMILY_COST, labels)) {
+        if (ev->cost_nanos)
+            counter_table_add(m->cost, labels, ev->cost_nanos);
+        else
+            counter_table_get(m->cost, labels); /* a $0 event still shows its series */
+    }
 
     for (int k = 0; k < TOKEN_KIND_COUNT; k++) {
         if (!ev->tokens[k])
             continue;
         struct label_value tl[5] = {ev->team, ev->project, ev->provider, ev->model,
                                     token_kind_labels[k]};
-        counter_table_add(m->tokens, tl, ev->tokens[k]);
+        if (filter_holds(held, m->tokens, METRIC_FAMILY_TOKENS, tl))
+            counter_table_add(m->tokens, tl, ev->tokens[k]);
     }
     if (event_has_gpu_usage(ev)) {
         struct label_value gl[4] = {ev->team, ev->project, ev->instance_type, ev->gpu_type};
-        counter_table_add(m->gpu, gl, ev->gpu_count * ev->duration_nanos);
+        if (filter_holds(held, m->gpu, METRIC_FAMILY_GPU, gl))
+            counter_table_add(m->gpu, gl, ev->gpu_count * ev->duration_nanos);
     }
+}
+
+static void mismatch_labels_of(const struct event *ev, struct label_value v[2])
+{
+    v[0] = ev->provider;
+    v[1] = ev->model;
+    if (!event_has_tokens(ev))
+        v[0] = (struct label_value){"gpu", 3}, v[1] = ev->instance_type;
+}
+
+void metrics_record_event(struct metrics_worker *w, const struct event *ev)
+{
+    add_usage(w->registry, ev, NULL);
     /* relaxed: only this thread writes the slot; scrapes need atomicity. */
     if (ev->has_timestamp &&
         ev->timestamp_ms > atomic_load_explicit(&w->last_event_ms, memory_order_relaxed))
@@ -151,11 +175,21 @@ void metrics_record_event(struct metrics_worker *w, const struct event *ev)
     atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
 }
 
+void metrics_replay_event(struct metrics_worker *w, const struct event *ev, bool mismatch,
+                          const struct series_filter *held)
+{
+    struct metrics *m = w->registry;
+    add_usage(m, ev, held);
+    struct label_value v[2];
+    mismatch_labels_of(ev, v);
+    if (mismatch && filter_holds(held, m->mismatch, METRIC_FAMILY_MISMATCH, v))
+        counter_table_add(m->mismatch, v, 1);
+}
+
 void metrics_record_mismatch(struct metrics_worker *w, const struct event *ev)
 {
-    struct label_value v[2] = {ev->provider, ev->model};
-    if (!event_has_tokens(ev))
-        v[0] = (struct label_value){"gpu", 3}, v[1] = ev->instance_type;
+    struct label_value v[2];
+    mismatch_labels_of(ev, v);
     counter_table_add(w->registry->mismatch, v, 1);
 }
 
@@ -202,14 +236,22 @@ struct series_render {
     const char *const *names;
     size_t label_count;
     bool nanos; /* value is nano-units, rendered as an exact decimal */
-    const struct first_sight_sink *sink;
+    enum metric_family family;
+    const struct scrape_observer *sink;
 };
 
 static int render_series(const struct counter_view *v, void *ctx)
 {
     struct series_render *r = ctx;
-    if (v->first_sight && r->sink)
-        r->sink->fn(r->sink->ctx, v->overflow ? 0 : v->origin, v->origin_offset);
+    if (v->first_sight && r->sink && r->sink->first_sight) {
+        struct first_sight fs = {.known = !v->overflow,
+                                 .spread = v->spread,
+                                 .family = r->family,
+                                 .hash = v->hash,
+                                 .origin = v->overflow ? 0 : v->origin,
+                                 .origin_offset = v->origin_offset};
+        r->sink->first_sight(r->sink->ctx, &fs);
+    }
     dynbuf_append_str(r->b, r->sample);
     expo_labels(r->b, r->names, v->labels, r->label_count);
     if (r->nanos)
@@ -243,22 +285,46 @@ static const struct table_family {
      false},
 };
 #define FAMILY_COUNT (sizeof(table_families) / sizeof(table_families[0]))
+_Static_assert(FAMILY_COUNT == METRIC_FAMILY_COUNT, "one table_families entry per metric_family");
 
 static const struct counter_table *family_table(const struct metrics *m, size_t i)
 {
-    const struct counter_table *tables[FAMILY_COUNT] = {m->cost, m->tokens, m->gpu, m->mismatch};
+    const struct counter_table *tables[FAMILY_COUNT] = {
+        [METRIC_FAMILY_COST] = m->cost,
+        [METRIC_FAMILY_TOKENS] = m->tokens,
+        [METRIC_FAMILY_GPU] = m->gpu,
+        [METRIC_FAMILY_MISMATCH] = m->mismatch,
+    };
     return tables[i];
+}
+
+uint64_t metrics_schema_hash(const struct metrics *m)
+{
+    /* FNV-1a over every family's label names, in order, NUL-separated. */
+    uint64_t h = 0xcbf29ce484222325ULL;
+    for (size_t f = 0; f < METRIC_FAMILY_COUNT; f++) {
+        const struct counter_table *t = family_table(m, f);
+        for (size_t i = 0; i < counter_table_label_count(t); i++) {
+            for (const char *c = counter_table_label_name(t, i);; c++) {
+                h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+                if (!*c)
+                    break;
+            }
+        }
+        h = (h ^ 0xff) * 0x100000001b3ULL;
+    }
+    return h;
 }
 
 static void render_table(struct dynbuf *b, enum expo_format fmt, uint32_t viewer,
                          const struct counter_table *t, const struct table_family *f,
-                         const struct first_sight_sink *sink)
+                         enum metric_family family, const struct scrape_observer *sink)
 {
     const char *names[COUNTER_TABLE_MAX_LABELS];
     size_t n = counter_table_label_count(t);
     for (size_t i = 0; i < n; i++)
         names[i] = counter_table_label_name(t, i);
-    struct series_render r = {b, fmt, f->total, f->created, names, n, f->nanos, sink};
+    struct series_render r = {b, fmt, f->total, f->created, names, n, f->nanos, family, sink};
     expo_family(b, fmt, f->base, "counter", f->help);
     counter_table_foreach(t, viewer, render_series, &r);
 }
@@ -282,10 +348,11 @@ uint32_t metrics_viewer_for(const struct metrics *m, const char *replica)
 }
 
 int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *b,
-                   const struct first_sight_sink *sink)
+                   const struct scrape_observer *sink)
 {
     for (size_t i = 0; i < FAMILY_COUNT; i++)
-        render_table(b, fmt, viewer, family_table(m, i), &table_families[i], sink);
+        render_table(b, fmt, viewer, family_table(m, i), &table_families[i], (enum metric_family)i,
+                     sink);
 
     struct metrics_totals totals;
     metrics_totals(m, &totals);
@@ -294,9 +361,11 @@ int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, str
     if (viewer && !(m->outcomes_shown_to & viewer)) {
         m->outcomes_shown_to |= viewer;
         memset(&totals, 0, sizeof(totals));
-        if (sink)
-            sink->fn(sink->ctx, 0, 0); /* every partition's events so far */
+        if (sink && sink->first_sight) /* every partition's events so far */
+            sink->first_sight(sink->ctx, &(struct first_sight){.known = false});
     }
+    if (sink && sink->counters_read)
+        sink->counters_read(sink->ctx);
     expo_family(b, fmt, "ai_finops_events", "counter", "Events decoded, by outcome.");
     render_one_label(b, "ai_finops_events_total", "outcome", "accepted");
     expo_value_u64(b, totals.accepted);

@@ -148,6 +148,54 @@ static void test_first_read_per_viewer_is_zero(void **state)
     counter_table_free(t);
 }
 
+static int origin_visit(const struct counter_view *v, void *ctx)
+{
+    struct counter_view *out = ctx;
+    out[v->labels[0].ptr[0] - 'a'] = *v;
+    return 0;
+}
+
+/* Each series remembers the partition and offset that created it, its
+ * identity hash, and whether another partition fed it later: what a scrape
+ * needs to say which offsets a first sight held back. */
+static void test_origin_spread_and_hash(void **state)
+{
+    (void)state;
+    struct counter_table *t = counter_table_new(names2, 2, 10);
+    struct label_value a[] = {lv("a"), lv("x")}, b[] = {lv("b"), lv("x")};
+    counter_table_set_origin(1, 10);
+    counter_table_add(t, a, 1);
+    counter_table_set_origin(2, 5);
+    counter_table_add(t, b, 1);
+    counter_table_add(t, b, 1); /* same partition again: not spread */
+    struct counter_view views[2];
+    counter_table_foreach(t, 1u, origin_visit, views);
+    assert_int_equal(views[0].origin, 1);
+    assert_int_equal(views[0].origin_offset, 10);
+    assert_false(views[0].spread);
+    assert_int_equal(views[1].origin, 2);
+    assert_int_equal(views[1].origin_offset, 5);
+    assert_false(views[1].spread);
+    assert_int_equal(views[0].hash, counter_table_hash(t, a));
+    assert_int_equal(views[1].hash, counter_table_hash(t, b));
+    assert_int_not_equal(views[0].hash, views[1].hash);
+
+    counter_table_add(t, a, 1); /* partition 2 now feeds a */
+    counter_table_foreach(t, 1u, origin_visit, views);
+    assert_true(views[0].spread);
+    assert_false(views[1].spread);
+    assert_int_equal(views[0].origin, 1); /* the creator is kept */
+    assert_int_equal(views[0].value, 2);
+
+    /* the hash is of the values alone, so another table with the same
+     * label values agrees (a restarted process recomputes it) */
+    struct counter_table *u = counter_table_new(names2, 2, 10);
+    assert_int_equal(counter_table_hash(u, a), counter_table_hash(t, a));
+    counter_table_free(u);
+    counter_table_set_origin(0, 0);
+    counter_table_free(t);
+}
+
 #define STRESS_THREADS 4
 #define STRESS_KEYS    500
 #define STRESS_ROUNDS  200
@@ -256,6 +304,7 @@ int main(void)
         cmocka_unit_test(test_cap_and_overflow),
         cmocka_unit_test(test_no_overflow_series_when_unused),
         cmocka_unit_test(test_first_read_per_viewer_is_zero),
+        cmocka_unit_test(test_origin_spread_and_hash),
         cmocka_unit_test(test_concurrent_exact_sums),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

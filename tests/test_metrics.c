@@ -182,12 +182,125 @@ static void test_overflow_keeps_totals(void **state)
     dynbuf_free(&b);
 }
 
+struct held_one {
+    enum metric_family family;
+    uint64_t hash;
+};
+
+static bool holds_one(const void *ctx, enum metric_family family, uint64_t hash)
+{
+    const struct held_one *h = ctx;
+    return h->family == family && h->hash == hash;
+}
+
+/* Replaying an event a previous owner counted adds it only to the held
+ * series and counts no outcome. */
+static void test_replay_adds_only_held_series(void **state)
+{
+    struct fixture *f = *state;
+    const char *ev = "{\"team\":\"ml\",\"project\":\"chat\",\"source\":\"openai\","
+                     "\"labels\":{\"environment\":\"prod\"},\"cost_usd\":1.5,"
+                     "\"provider\":\"openai\",\"model\":\"gpt-4o\",\"input_tokens\":100}";
+    struct label_value cost_labels[] = {{"ml", 2}, {"chat", 4}, {"openai", 6}, {"prod", 4}};
+    struct held_one held = {METRIC_FAMILY_COST,
+                            counter_table_hash(metrics_cost_table(f->metrics), cost_labels)};
+    struct series_filter filter = {holds_one, &held};
+    assert_int_equal(ingest_replay(f->worker, ev, strlen(ev), &filter), REJECT_NONE);
+    assert_int_equal(ingest_replay(f->worker, "{", 1, &filter), REJECT_INVALID_JSON);
+
+    struct dynbuf b;
+    char *text = render(f, EXPO_TEXT, &b);
+    assert_non_null(strstr(text, "ai_finops_cost_dollars_total{team=\"ml\",project=\"chat\","
+                                 "source=\"openai\",environment=\"prod\"} 1.5\n"));
+    assert_null(strstr(text, "ai_finops_tokens_total{"));
+    assert_non_null(strstr(text, "ai_finops_events_total{outcome=\"accepted\"} 0\n"));
+    assert_non_null(strstr(text, "ai_finops_events_total{outcome=\"rejected\"} 0\n"));
+    dynbuf_free(&b);
+
+    /* holding the tokens series instead adds the tokens only */
+    struct label_value token_labels[] = {
+        {"ml", 2}, {"chat", 4}, {"openai", 6}, {"gpt-4o", 6}, {"input", 5}};
+    /* the hash is of the label values only: any 5-label table computes it */
+    static const char *const five[] = {"a", "b", "c", "d", "e"};
+    struct counter_table *shape = counter_table_new(five, 5, 1);
+    assert_non_null(shape);
+    held.family = METRIC_FAMILY_TOKENS;
+    held.hash = counter_table_hash(shape, token_labels);
+    counter_table_free(shape);
+    assert_int_equal(ingest_replay(f->worker, ev, strlen(ev), &filter), REJECT_NONE);
+    text = render(f, EXPO_TEXT, &b);
+    assert_non_null(strstr(text, "ai_finops_tokens_total{team=\"ml\",project=\"chat\","
+                                 "provider=\"openai\",model=\"gpt-4o\",kind=\"input\"} 100\n"));
+    assert_non_null(strstr(text, "source=\"openai\",environment=\"prod\"} 1.5\n"));
+    dynbuf_free(&b);
+}
+
+struct sightings {
+    struct first_sight seen[16];
+    size_t n;
+    size_t unknown;
+    int counters_read;
+};
+
+static void on_sight(void *ctx, const struct first_sight *fs)
+{
+    struct sightings *s = ctx;
+    if (!fs->known)
+        s->unknown++;
+    else if (s->n < 16)
+        s->seen[s->n++] = *fs;
+}
+
+static void on_read(void *ctx)
+{
+    ((struct sightings *)ctx)->counters_read++;
+}
+
+/* A scrape names each series it shows first by family and hash, once per
+ * viewer, and says when it has read every counter. */
+static void test_first_sights_named(void **state)
+{
+    struct fixture *f = *state;
+    counter_table_set_origin(3, 42);
+    feed(f,
+         "{\"team\":\"ml\",\"project\":\"chat\",\"source\":\"s\",\"cost_usd\":1,"
+         "\"provider\":\"p\",\"model\":\"m\",\"output_tokens\":7}",
+         REJECT_NONE);
+    counter_table_set_origin(0, 0);
+    struct sightings s = {0};
+    struct scrape_observer obs = {on_sight, on_read, &s};
+    struct dynbuf b;
+    dynbuf_init(&b, 1 << 24);
+    assert_int_equal(metrics_render(f->metrics, EXPO_TEXT, 1u, &b, &obs), 0);
+    dynbuf_free(&b);
+    assert_int_equal(s.n, 2);       /* the cost series and the output-tokens series */
+    assert_int_equal(s.unknown, 1); /* the outcome counters */
+    assert_int_equal(s.counters_read, 1);
+    struct label_value cost_labels[] = {{"ml", 2}, {"chat", 4}, {"s", 1}, {"", 0}};
+    assert_int_equal(s.seen[0].family, METRIC_FAMILY_COST);
+    assert_int_equal(s.seen[0].hash,
+                     counter_table_hash(metrics_cost_table(f->metrics), cost_labels));
+    assert_int_equal(s.seen[0].origin, 3);
+    assert_int_equal(s.seen[0].origin_offset, 42);
+    assert_int_equal(s.seen[1].family, METRIC_FAMILY_TOKENS);
+
+    memset(&s, 0, sizeof(s));
+    dynbuf_init(&b, 1 << 24);
+    assert_int_equal(metrics_render(f->metrics, EXPO_TEXT, 1u, &b, &obs), 0);
+    dynbuf_free(&b);
+    assert_int_equal(s.n, 0);
+    assert_int_equal(s.unknown, 0);
+    assert_int_equal(s.counters_read, 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_golden_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openmetrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_keeps_totals, setup_small, teardown),
+        cmocka_unit_test_setup_teardown(test_replay_adds_only_held_series, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_first_sights_named, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
