@@ -2,9 +2,12 @@
 """Kafka drain benchmark: the daemon against raw librdkafka and a Python exporter.
 
 Preloads a topic of a local single-node Kafka broker (scripts/kafka-local.sh)
-with N realistic events (tests/integration/gen_events.py, 0.3% defective,
-keyed by team), then drains it three times, one after the other, each with a
-fresh consumer group:
+with N realistic events, 0.3% defective: by default with the project's load
+generator (build/ai-finops-loadgen, keyed by team/project, every good event
+carrying cost_usd, exact totals from --totals; 5M events in well under a
+minute), or with --preload python through tests/integration/gen_events.py and
+kcat (keyed by team; several minutes for 5M). Then drains it, one after the
+other, each with a fresh consumer group:
 
   (a) ai-finops-exporter (--kafka.threads=T, dead-lettering on): events/s
       until /metrics counts every event, and CPU-seconds per million events
@@ -18,16 +21,24 @@ fresh consumer group:
 
 Prints events/s and CPU per million events for each, and the ratios
 daemon/raw and daemon/python. Events/s are measured from the first consumed
-event to the last (the daemon's from the first /metrics showing an event:
-+-0.25 s); "incl. start" adds process start and the group join.
+event to the last (the daemon's between scrapes, see (a)); "incl. start"
+adds process start and the group join.
+
+With --runs K, (a) and (b) are repeated K times on the same topic (and
+--baseline-binary OTHER, when given, is drained in each round right after
+--binary, for a before/after comparison in one session); medians are
+reported. The Python baseline runs once (--python-runs).
 
 Usage: bench/kafka_drain.py [--binary build/ai-finops-exporter] [--count 5000000]
-       [--partitions 8] [--threads 2] [--workdir DIR] [--python /usr/bin/python3]
+       [--partitions 8] [--threads 2] [--runs 1] [--baseline-binary OTHER]
+       [--preload loadgen|python] [--loadgen build/ai-finops-loadgen]
+       [--workdir DIR] [--python /usr/bin/python3]
 """
 
 import argparse
 import json
 import os
+import statistics
 import re
 import shutil
 import subprocess
@@ -44,6 +55,7 @@ import gen_events  # noqa: E402
 import kafka_harness as kh  # noqa: E402
 from kafka_broker import KafkaBroker  # noqa: E402
 
+SCRAPE_INTERVAL = 0.1  # the daemon's rate is measured to +-0.1 s
 EVENTS_RE = re.compile(rb'^ai_finops_events_total\{outcome="(?:accepted|rejected)"\} (\d+)$', re.M)
 
 
@@ -97,6 +109,28 @@ def preload(boot, topic, count, seed):
     return sink.count, totals, sink.bytes
 
 
+def preload_loadgen(loadgen, boot, topic, count, seed, workdir):
+    """Produces `count` events with ai-finops-loadgen; returns (messages, totals, bytes) with the
+    totals in gen_events.py's shape (events.accepted/rejected) for kafka_harness.expected_series."""
+    t0 = time.monotonic()
+    tpath = os.path.join(workdir, "preload.totals.json")
+    cmd = [loadgen, "--brokers", boot, "--topic", topic, "--count", str(count), "--seed", str(seed),
+           "--priced-ratio", "0", "--bad-ratio", "0.003", "--totals", tpath, "-q"]
+    p = subprocess.run(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, timeout=1800)
+    if p.returncode != 0:
+        raise RuntimeError("%s exited %d: %s" % (" ".join(cmd), p.returncode,
+                                                  p.stderr.decode("utf-8", "replace")[-2000:]))
+    with open(tpath) as f:
+        totals = json.load(f)
+    ev = totals["events"]
+    if ev.get("failed", 0) or ev["produced"] != count:
+        raise RuntimeError("loadgen delivered %d of %d events (%d failed)" % (ev["produced"], count, ev.get("failed", 0)))
+    totals["events"] = {"accepted": ev["valid"], "rejected": ev["bad"]}
+    print("preloaded %d events with ai-finops-loadgen (%d rejected by contract) in %.0f s"
+          % (ev["produced"], ev["bad"], time.monotonic() - t0), flush=True)
+    return ev["produced"], totals, None
+
+
 def proc_cpu_seconds(pid):
     with open("/proc/%d/stat" % pid) as f:
         fields = f.read().rsplit(")", 1)[1].split()
@@ -104,27 +138,27 @@ def proc_cpu_seconds(pid):
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def run_daemon(args, boot, topic, dlq, n, totals, workdir):
-    d = kh.Daemon(args.binary, workdir, "bench-daemon", boot, topic, "bench-daemon-%d" % time.time(), dlq,
+def run_daemon(args, binary, boot, topic, dlq, n, totals, workdir):
+    d = kh.Daemon(binary, workdir, "bench-daemon", boot, topic, "bench-daemon-%d" % time.time(), dlq,
                   threads=args.threads, properties={}, log_level="warn")
     t0 = time.monotonic()
     d.start()
     try:
         first = done = None
-        last = 0
+        last = first_count = 0
         while time.monotonic() - t0 < 3600:
             status, body = kh.http_get(d.metrics_url, timeout=30)
             now = time.monotonic()
             if status == 200:
                 last = sum(int(v) for v in EVENTS_RE.findall(body))
                 if last and first is None:
-                    first = now
+                    first, first_count = now, last
                 if last >= n:
                     done = now
                     break
             if not d.alive():
                 raise RuntimeError("the daemon exited:\n" + d.log_tail(20))
-            time.sleep(0.25)
+            time.sleep(SCRAPE_INTERVAL)
         if done is None:
             raise RuntimeError("the daemon counted %d of %d events in an hour" % (last, n))
         cpu = proc_cpu_seconds(d.pid)
@@ -139,7 +173,10 @@ def run_daemon(args, boot, topic, dlq, n, totals, workdir):
             if not ok:
                 diffs.append(detail)
         rc = d.terminate(timeout=60)
-        return {"messages": last, "seconds": done - first, "seconds_total": done - t0, "cpu_seconds": cpu,
+        # events/s between the first scrape that showed events and the one that showed them all
+        # (events counted before the first scrape are left out of the rate, not of the CPU)
+        rate = (last - first_count) / (done - first) if done > first else float("inf")
+        return {"messages": last, "rate": rate, "seconds": done - first, "seconds_total": done - t0, "cpu_seconds": cpu,
                 "exact": not diffs, "diffs": diffs, "exit": rc}
     finally:
         d.close()
@@ -160,12 +197,22 @@ def main(argv=None):
     ap.add_argument("--partitions", type=int, default=8)
     ap.add_argument("--threads", type=int, default=os.cpu_count() or 2)
     ap.add_argument("--seed", type=int, default=7)
+    ap.add_argument("--runs", type=int, default=1, help="rounds of raw + daemon drains (medians reported)")
+    ap.add_argument("--python-runs", type=int, default=1)
+    ap.add_argument("--baseline-binary", help="a second exporter build drained in each round (before/after)")
+    ap.add_argument("--preload", choices=("loadgen", "python"), default="loadgen")
+    ap.add_argument("--loadgen", help="ai-finops-loadgen (default: next to --binary)")
     ap.add_argument("--workdir")
     ap.add_argument("--python", default="/usr/bin/python3",
                     help="interpreter with confluent_kafka and prometheus_client")
     args = ap.parse_args(argv)
     if not os.access(args.binary, os.X_OK):
         ap.error("%s is not an executable (build it, or pass --binary)" % args.binary)
+    if args.baseline_binary and not os.access(args.baseline_binary, os.X_OK):
+        ap.error("%s is not an executable" % args.baseline_binary)
+    loadgen = args.loadgen or os.path.join(os.path.dirname(os.path.abspath(args.binary)), "ai-finops-loadgen")
+    if args.preload == "loadgen" and not os.access(loadgen, os.X_OK):
+        ap.error("%s is not an executable (build it, pass --loadgen, or use --preload python)" % loadgen)
     workdir = args.workdir or tempfile.mkdtemp(prefix="kafka-drain-")
     os.makedirs(workdir, exist_ok=True)
 
@@ -177,25 +224,40 @@ def main(argv=None):
     print("machine: %d cores, %s" % (os.cpu_count(), _cpu_model()), flush=True)
     broker_dir = os.path.join(workdir, "broker")
     shutil.rmtree(broker_dir, ignore_errors=True)
-    results = {}
+    daemons = [("ai-finops-exporter", args.binary)]
+    if args.baseline_binary:
+        daemons.append(("baseline exporter", args.baseline_binary))
+    runs = {k: [] for k in ["raw librdkafka"] + [k for k, _ in daemons] + ["python baseline"]}
     try:
         with KafkaBroker(broker_dir, keep_workdir=False) as kb:
             topic, dlq = "bench.ai-costs", "bench.ai-costs-dlq"
             kb.create_topics({topic: args.partitions, dlq: 1})
-            n, totals, nbytes = preload(kb.bootstrap, topic, args.count, args.seed)
+            if args.preload == "loadgen":
+                n, totals, _ = preload_loadgen(loadgen, kb.bootstrap, topic, args.count, args.seed, workdir)
+            else:
+                n, totals, _ = preload(kb.bootstrap, topic, args.count, args.seed)
             ends = kh.end_offsets(kb.bootstrap, topic, args.partitions)
             if sum(ends) != n:
                 raise RuntimeError("topic holds %d messages, produced %d" % (sum(ends), n))
-            print("draining %d events from %d partitions with %d consumer thread(s)..."
-                  % (n, args.partitions, args.threads), flush=True)
-            results["raw librdkafka"] = run_json([raw_bin, kb.bootstrap, topic, str(args.partitions),
-                                                   str(args.threads), str(n)])
-            print("  raw librdkafka done", flush=True)
-            results["ai-finops-exporter"] = run_daemon(args, kb.bootstrap, topic, dlq, n, totals, workdir)
-            print("  ai-finops-exporter done", flush=True)
+            print("draining %d events from %d partitions with %d consumer thread(s), %d round(s)..."
+                  % (n, args.partitions, args.threads, args.runs), flush=True)
+            for rnd in range(args.runs):
+                r = run_json([raw_bin, kb.bootstrap, topic, str(args.partitions), str(args.threads), str(n)])
+                runs["raw librdkafka"].append(r)
+                line = ["raw %.0f/s %.2f CPU-s/M" % (r["messages"] / r["seconds"], r["cpu_seconds"] / (r["messages"] / 1e6))]
+                order = daemons if rnd % 2 == 0 else daemons[::-1]
+                for k, binary in order:
+                    r = run_daemon(args, binary, kb.bootstrap, topic, dlq, n, totals, workdir)
+                    runs[k].append(r)
+                    line.append("%s %.0f/s %.2f CPU-s/M%s" % (k, r["rate"],
+                                                             r["cpu_seconds"] / (r["messages"] / 1e6),
+                                                             "" if r["exact"] else " NOT EXACT"))
+                print("  round %d: %s" % (rnd + 1, "; ".join(line)), flush=True)
             if have_python:
-                results["python baseline"] = run_json([args.python, os.path.join(ROOT, "bench", "python_baseline.py"),
-                                                       kb.bootstrap, topic, str(args.partitions), str(n)])
+                for _ in range(args.python_runs):
+                    runs["python baseline"].append(run_json(
+                        [args.python, os.path.join(ROOT, "bench", "python_baseline.py"),
+                         kb.bootstrap, topic, str(args.partitions), str(n)]))
                 print("  python baseline done", flush=True)
             else:
                 print("  python baseline skipped: %s lacks confluent_kafka/prometheus_client" % args.python)
@@ -203,31 +265,51 @@ def main(argv=None):
         if not args.workdir:
             shutil.rmtree(workdir, ignore_errors=True)
 
+    def med(rs, f):
+        return statistics.median(f(r) for r in rs)
+
+    results = {}
+    for k, rs in runs.items():
+        if rs:
+            results[k] = {"rate": med(rs, lambda r: r["rate"] if "rate" in r else
+                                      r["messages"] / r["seconds"] if r["seconds"] > 0 else float("inf")),
+                          "rate_total": med(rs, lambda r: r["messages"] / r["seconds_total"]),
+                          "seconds": med(rs, lambda r: r["seconds"]),
+                          "cpu_per_m": med(rs, lambda r: r["cpu_seconds"] / (r["messages"] / 1e6)),
+                          "n": len(rs)}
     print()
-    print("%-34s %12s %14s %10s %18s" % ("", "events/s", "incl. start", "wall s", "CPU-s / 1M events"))
+    print("%-34s %12s %14s %10s %18s %5s" % ("", "events/s", "incl. start", "wall s", "CPU-s / 1M events", "runs"))
     labels = {"ai-finops-exporter": "ai-finops-exporter (%d threads)" % args.threads,
+              "baseline exporter": "baseline exporter (%d threads)" % args.threads,
               "raw librdkafka": "raw librdkafka (%d consumers)" % args.threads,
               "python baseline": "python (confluent-kafka+prom)"}
-    for k in ("ai-finops-exporter", "raw librdkafka", "python baseline"):
+    for k in ("ai-finops-exporter", "baseline exporter", "raw librdkafka", "python baseline"):
         r = results.get(k)
         if not r:
             continue
-        r["rate"] = r["messages"] / r["seconds"] if r["seconds"] > 0 else float("inf")
-        print("%-34s %12.0f %14.0f %10.2f %18.2f" % (
-            labels[k], r["rate"], r["messages"] / r["seconds_total"], r["seconds"],
-            r["cpu_seconds"] / (r["messages"] / 1e6)))
+        print("%-34s %12.0f %14.0f %10.2f %18.2f %5d" % (
+            labels[k], r["rate"], r["rate_total"], r["seconds"], r["cpu_per_m"], r["n"]))
     d = results["ai-finops-exporter"]
+    raw = results["raw librdkafka"]
     print()
-    print("daemon/raw     throughput %.2fx, CPU per event %.2fx" % (
-        d["rate"] / results["raw librdkafka"]["rate"],
-        (d["cpu_seconds"] / d["messages"]) / (results["raw librdkafka"]["cpu_seconds"] / results["raw librdkafka"]["messages"])))
+    if args.runs > 1:
+        print("(medians over the runs of each row)")
+    print("daemon/raw     throughput %.2fx, CPU per event %.2fx" % (d["rate"] / raw["rate"], d["cpu_per_m"] / raw["cpu_per_m"]))
     if "python baseline" in results:
         p = results["python baseline"]
-        print("daemon/python  throughput %.2fx, CPU per event %.2fx" % (
-            d["rate"] / p["rate"], (d["cpu_seconds"] / d["messages"]) / (p["cpu_seconds"] / p["messages"])))
-    print("daemon counters exact vs the generator: %s%s; SIGTERM exit %s" % (
-        "yes" if d["exact"] else "NO", "" if d["exact"] else "\n" + "\n".join(d["diffs"]), d["exit"]))
-    return 0 if d["exact"] else 1
+        print("daemon/python  throughput %.2fx, CPU per event %.2fx" % (d["rate"] / p["rate"], d["cpu_per_m"] / p["cpu_per_m"]))
+    if "baseline exporter" in results:
+        b = results["baseline exporter"]
+        print("daemon/baseline throughput %.2fx, CPU per event %.2fx" % (d["rate"] / b["rate"], d["cpu_per_m"] / b["cpu_per_m"]))
+    exact = True
+    for k, _ in daemons:
+        bad = [r for r in runs[k] if not r["exact"]]
+        exits = sorted(set(str(r["exit"]) for r in runs[k]))
+        exact &= not bad
+        print("%s counters exact vs the generator: %s; SIGTERM exit %s" % (
+            k, "yes (%d/%d runs)" % (len(runs[k]), len(runs[k])) if not bad else
+            "NO\n" + "\n".join(bad[0]["diffs"]), ",".join(exits)))
+    return 0 if exact else 1
 
 
 def _cpu_model():

@@ -278,7 +278,9 @@ static const struct option options[] = {
      .def = "0",
      .min = 0,
      .max = 256,
-     .help = "Number of Kafka consumer threads; 0 starts one per online CPU."},
+     .help = "Number of threads that decode and count Kafka messages (one consumer group member "
+             "per process; its partitions are spread over these threads); 0 starts one per "
+             "online CPU."},
     {.name = "kafka.properties",
      .flag = "--kafka.properties",
      .type = OPT_MAP,

@@ -1,7 +1,14 @@
 /*
- * kafka_source.c - the Kafka input: a consumer group of N librdkafka
- * consumers (one per thread, cooperative-sticky), each feeding its own
- * ingest worker, with offsets committed only for what Prometheus has seen.
+ * kafka_source.c - the Kafka input: one librdkafka consumer (one group
+ * member, cooperative-sticky) whose partitions are spread over N worker
+ * threads, each feeding its own ingest worker, with offsets committed only
+ * for what Prometheus has seen.
+ *
+ * Threads: each partition's fetch queue is forwarded to one worker's queue
+ * (worker 0's is the consumer queue, so worker 0 also serves the group
+ * callbacks: rebalance, commits, statistics). One member per process means
+ * partitions never move between this process's own threads through the
+ * group, and a rebalance only happens when processes come or go.
  *
  * Delivery design (docs/delivery.md):
  *  - Each (topic, partition) has one process-wide state: `applied`, the
@@ -19,10 +26,12 @@
  * dead letter is acknowledged).
  *  - Rejected messages go byte for byte to the dead-letter topic with
  *    headers naming the reason and where they came from.
- * Thread-safety: consumer threads own their handles; the HTTP thread runs
- * the scrape hooks and the collector; `registry_lock` guards the partition
- * list, snapshots and ownership, never taken on the per-message path.
- * Lock order: registry_lock, then a partition's dlq_lock.
+ * Thread-safety: workers own their queues and ingest workers; the HTTP
+ * thread runs the scrape hooks and the collector; `registry_lock` guards
+ * the partition list, snapshots and ownership, never taken on the
+ * per-message path. `freeze_lock` serializes freezing the workers (a
+ * scrape's cut, a revocation).
+ * Lock order: freeze_lock, then registry_lock, then a partition's dlq_lock.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -62,7 +71,8 @@ struct partition_state {
     _Atomic int64_t committed;      /* next offset committed, -1 for none */
     int64_t sent_offset, sent_upto; /* the last commit sent, its claim's upto */
     uint64_t sent_digest;           /* and a hash of its claim text */
-    rd_kafka_t *owner;              /* consumer holding it, NULL if unassigned */
+    int worker;                     /* the worker it is forwarded to; -1 when not assigned */
+    _Atomic bool assigned;          /* checked by workers inside the gate */
     /* The previous owner's claim, read from the committed metadata at
      * assignment: messages below inherited.upto were counted by it and are
      * replayed into its held series only. Written by the owning consumer
@@ -99,7 +109,8 @@ struct viewer_claim {
 
 struct consumer {
     struct kafka_source *source;
-    rd_kafka_t *rk;
+    rd_kafka_queue_t *queue; /* its partitions' messages (worker 0: the consumer queue) */
+    int partitions;          /* assigned to it; under registry_lock */
     struct ingest_worker *worker;
     pthread_t thread;
     bool started;
@@ -108,23 +119,29 @@ struct consumer {
     rd_kafka_topic_t *cache_rkt;
     int32_t cache_partition;
     struct partition_state *cache_state;
-    _Atomic bool broker_up;
-    _Atomic int assigned;
-    _Atomic bool applying; /* inside the scrape gate: see gate_enter */
+    _Atomic bool applying; /* inside the gate: see gate_enter */
 };
 
 struct dlq_ref {
     struct partition_state *state;
     int64_t offset;
     char reason[32];
+    /* Set (release) once the producing thread is done with the ref and
+     * awaited (acquire) by the delivery callback on the dead-letter thread
+     * before it frees the ref: librdkafka's own hand-over is invisible to
+     * ThreadSanitizer, and this costs nothing measurable per letter. */
+    atomic_bool handed;
 };
 
 struct kafka_source {
     struct event_source base; /* first: the interface pointer is this */
     const struct exporter_config *cfg;
     struct ingest *ingest;
-    struct consumer *consumers;
+    rd_kafka_t *rk;             /* the group member */
+    struct consumer *consumers; /* the workers */
     int consumer_count;
+    _Atomic bool broker_up;
+    _Atomic int assigned;
     rd_kafka_t *dlq; /* NULL when dead-lettering is off */
     pthread_t dlq_thread;
     bool dlq_thread_started;
@@ -132,8 +149,9 @@ struct kafka_source {
     atomic_bool stop;
     atomic_bool shutting_down;
     bool gated;         /* scrape commit mode: scrapes pause applying (gate_enter) */
-    atomic_bool frozen; /* a scrape is taking its snapshot and reading counters */
+    atomic_bool frozen; /* a scrape takes its cut, or partitions are revoked */
     bool freeze_held;   /* HTTP thread: this scrape froze the appliers */
+    pthread_mutex_t freeze_lock;
 
     pthread_mutex_t registry_lock;
     struct partition_state **parts;
@@ -184,6 +202,7 @@ static struct partition_state *registry_find(struct kafka_source *ks, const char
     p->index = (uint32_t)ks->part_count;
     atomic_init(&p->applied, -1);
     atomic_init(&p->committed, -1);
+    p->worker = -1;
     for (int v = 0; v < MAX_VIEWERS; v++)
         p->last_done[v] = p->observed_by[v] = p->claim_upto[v] = -1;
     p->sent_offset = p->sent_upto = -1;
@@ -401,68 +420,67 @@ static bool plan_commit(struct kafka_source *ks, struct partition_state *p, bool
  * crash would make a new owner re-read what Prometheus already has); sync
  * from rebalance and shutdown. Caller holds registry_lock.
  */
-static void commit_owned(struct kafka_source *ks, rd_kafka_t *only, bool applied_all, bool async)
+static void commit_owned(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *only,
+                         bool applied_all, bool async)
 {
-    for (int c = 0; c < ks->consumer_count; c++) {
-        rd_kafka_t *rk = ks->consumers[c].rk;
-        if (!rk || (only && rk != only))
+    rd_kafka_topic_partition_list_t *list = NULL;
+    for (size_t i = 0; i < ks->part_count; i++) {
+        struct partition_state *p = ks->parts[i];
+        struct commit_plan plan;
+        if (p->worker < 0 ||
+            (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition)) ||
+            !plan_commit(ks, p, applied_all, &plan))
             continue;
-        rd_kafka_topic_partition_list_t *list = NULL;
-        for (size_t i = 0; i < ks->part_count; i++) {
-            struct partition_state *p = ks->parts[i];
-            struct commit_plan plan;
-            if (p->owner != rk || !plan_commit(ks, p, applied_all, &plan))
-                continue;
-            if (!list)
-                list = rd_kafka_topic_partition_list_new(8);
-            rd_kafka_topic_partition_t *tp =
-                rd_kafka_topic_partition_list_add(list, p->topic, p->partition);
-            tp->offset = plan.offset;
-            /* the list owns it now and frees it */
-            tp->metadata = plan.meta;
-            tp->metadata_size = plan.meta_len;
-        }
         if (!list)
-            continue;
-        rd_kafka_resp_err_t err = rd_kafka_commit(rk, list, async ? 1 : 0);
-        if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
-            atomic_fetch_add(&ks->commit_failures, 1);
-            log_warn("offset commit failed", "error", rd_kafka_err2str(err), NULL);
-            for (int i = 0; i < list->cnt; i++) {
-                struct partition_state *p =
-                    registry_find(ks, list->elems[i].topic, list->elems[i].partition, false);
-                if (p)
-                    p->sent_offset = p->sent_upto = -1; /* send again next time */
-            }
-        } else if (!async) {
-            for (int i = 0; i < list->cnt; i++) {
-                struct partition_state *p =
-                    registry_find(ks, list->elems[i].topic, list->elems[i].partition, false);
-                if (p && list->elems[i].err == 0)
-                    atomic_store(&p->committed, list->elems[i].offset);
-            }
-            atomic_fetch_add(&ks->commits, 1);
-        }
-        rd_kafka_topic_partition_list_destroy(list);
+            list = rd_kafka_topic_partition_list_new(8);
+        rd_kafka_topic_partition_t *tp =
+            rd_kafka_topic_partition_list_add(list, p->topic, p->partition);
+        tp->offset = plan.offset;
+        /* the list owns it now and frees it */
+        tp->metadata = plan.meta;
+        tp->metadata_size = plan.meta_len;
     }
+    if (!list)
+        return;
+    rd_kafka_resp_err_t err = rd_kafka_commit(ks->rk, list, async ? 1 : 0);
+    if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        atomic_fetch_add(&ks->commit_failures, 1);
+        log_warn("offset commit failed", "error", rd_kafka_err2str(err), NULL);
+        for (int i = 0; i < list->cnt; i++) {
+            struct partition_state *p =
+                registry_find(ks, list->elems[i].topic, list->elems[i].partition, false);
+            if (p)
+                p->sent_offset = p->sent_upto = -1; /* send again next time */
+        }
+    } else if (!async) {
+        for (int i = 0; i < list->cnt; i++) {
+            struct partition_state *p =
+                registry_find(ks, list->elems[i].topic, list->elems[i].partition, false);
+            if (p && list->elems[i].err == 0)
+                atomic_store(&p->committed, list->elems[i].offset);
+        }
+        atomic_fetch_add(&ks->commits, 1);
+    }
+    rd_kafka_topic_partition_list_destroy(list);
 }
 
-/* ---- the scrape gate ----------------------------------------------------
+/* ---- the gate ------------------------------------------------------------
  *
- * A scrape's offsets and the counter values it renders must be one cut:
- * an event applied after the snapshot but before its series is read would
- * be shown yet not covered by the commit, and a crash would count it
- * twice. So a scrape freezes the appliers from its snapshot until it has
- * read every counter (the render, about 1.3 ms per 10,000 series).
- * Appliers pass the gate once per batch (a seq_cst store and load, the
- * Dekker pattern against the scrape's store to `frozen` and load of
+ * Two things must see the workers stopped between two messages:
+ *  - a scrape, from its snapshot until it has read every counter: its
+ *    offsets and the values it renders must be one cut, or an event
+ *    applied in between would be shown yet not covered by the commit, and
+ *    a crash would count it twice (the pause lasts as long as reading the
+ *    counters, about 1.3 ms per 10,000 series);
+ *  - a revocation, between committing what was applied and handing the
+ *    partitions back: no worker may apply one more of their messages.
+ * Workers pass the gate once per batch (a seq_cst store and load: the
+ * Dekker pattern against the freezer's store to `frozen` and load of
  * `applying`) and check `frozen` between messages (a relaxed load).
  */
 
 static void gate_enter(struct kafka_source *ks, struct consumer *c)
 {
-    if (!ks->gated)
-        return;
     for (;;) {
         atomic_store(&c->applying, true);
         if (!atomic_load(&ks->frozen))
@@ -476,24 +494,28 @@ static void gate_enter(struct kafka_source *ks, struct consumer *c)
 
 static void gate_leave(struct consumer *c)
 {
-    /* release: the scrape that sees false sees everything applied */
+    /* release: the freezer that sees false sees everything applied */
     atomic_store_explicit(&c->applying, false, memory_order_release);
 }
 
-/* HTTP thread. Returns false when an applier did not pause within
- * FREEZE_WAIT_MS (blocked on a full dead-letter queue): the scrape then
- * renders unfrozen and claims nothing. */
+/*
+ * Stops every worker at the gate and holds freeze_lock until
+ * thaw_appliers. Returns false when a worker did not stop within
+ * FREEZE_WAIT_MS (blocked on a full dead-letter queue); the caller then
+ * goes on without the guarantee. Any thread except a worker inside the
+ * gate (the rebalance callback leaves it first).
+ */
 static bool freeze_appliers(struct kafka_source *ks)
 {
-    if (!ks->gated)
-        return true;
+    pthread_mutex_lock(&ks->freeze_lock);
     atomic_store(&ks->frozen, true);
-    ks->freeze_held = true;
     int64_t deadline = now_ms() + FREEZE_WAIT_MS;
     for (int i = 0; i < ks->consumer_count; i++)
         while (atomic_load(&ks->consumers[i].applying)) {
-            if (now_ms() > deadline)
+            if (now_ms() > deadline) {
+                log_warn("a worker did not pause within a second; going on without it", NULL);
                 return false;
+            }
             sched_yield();
         }
     return true;
@@ -501,10 +523,8 @@ static bool freeze_appliers(struct kafka_source *ks)
 
 static void thaw_appliers(struct kafka_source *ks)
 {
-    if (!ks->freeze_held)
-        return;
-    ks->freeze_held = false;
     atomic_store_explicit(&ks->frozen, false, memory_order_release);
+    pthread_mutex_unlock(&ks->freeze_lock);
 }
 
 /* ---- librdkafka callbacks (consumer threads) ----------------------------- */
@@ -512,8 +532,7 @@ static void thaw_appliers(struct kafka_source *ks)
 static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                              rd_kafka_topic_partition_list_t *offsets, void *opaque)
 {
-    struct consumer *c = opaque;
-    struct kafka_source *ks = c->source;
+    struct kafka_source *ks = opaque;
     (void)rk;
     if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
         return;
@@ -591,25 +610,51 @@ static void inherit_claim(struct kafka_source *ks, struct partition_state *p,
              "topic", p->topic, "partition", partition, "upto", upto, "held_series", held, NULL);
 }
 
+/* The worker with the fewest partitions. Caller holds registry_lock. */
+static int pick_worker(struct kafka_source *ks)
+{
+    int best = 0;
+    for (int i = 1; i < ks->consumer_count; i++)
+        if (ks->consumers[i].partitions < ks->consumers[best].partitions)
+            best = i;
+    return best;
+}
+
+/* Routes a partition's messages to worker w's queue; before the partition
+ * is assigned, so its first message already goes there (librdkafka keeps
+ * an application's forwarding when it starts fetching). */
+static void route_partition(struct kafka_source *ks, const char *topic, int32_t partition, int w)
+{
+    rd_kafka_queue_t *q = rd_kafka_queue_get_partition(ks->rk, topic, partition);
+    if (!q) {
+        log_error("no queue for partition", "topic", topic, NULL);
+        return;
+    }
+    rd_kafka_queue_forward(q, ks->consumers[w].queue);
+    rd_kafka_queue_destroy(q);
+}
+
+/* Assign: read the committed offsets with their metadata (the previous
+ * owner's claim decides how the first messages count), route each
+ * partition to a worker, then assign. Revoke: stop every worker, commit,
+ * hand back, let them go on. Runs on worker 0 (the consumer queue's
+ * poller), outside the gate. */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
-    struct consumer *c = opaque;
-    struct kafka_source *ks = c->source;
+    struct kafka_source *ks = opaque;
+    struct consumer *self = &ks->consumers[0];
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     /* Called from a poll inside an applying batch: a scrape must not wait
-     * for the committed-offset round trip below. */
-    bool was_applying = atomic_load_explicit(&c->applying, memory_order_relaxed);
+     * for the round trips below, and the revocation freezes the workers. */
+    bool was_applying = atomic_load_explicit(&self->applying, memory_order_relaxed);
     if (was_applying)
-        gate_leave(c);
+        gate_leave(self);
     atomic_fetch_add(&ks->rebalances, 1);
-    c->cache_rkt = NULL;
-    c->cache_state = NULL;
 
-    /* The committed offsets with their metadata, before consuming starts:
-     * the previous owner's claim decides how the first messages count. */
     rd_kafka_topic_partition_list_t *committed = NULL;
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+    if (assign) {
         committed = rd_kafka_topic_partition_list_copy(parts);
         rd_kafka_resp_err_t cerr = rd_kafka_committed(rk, committed, 10000);
         if (cerr) {
@@ -618,24 +663,30 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             rd_kafka_topic_partition_list_destroy(committed);
             committed = NULL;
         }
-    }
-
-    pthread_mutex_lock(&ks->registry_lock);
-    if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        pthread_mutex_lock(&ks->registry_lock);
         for (int i = 0; i < parts->cnt; i++) {
-            struct partition_state *p =
-                registry_find(ks, parts->elems[i].topic, parts->elems[i].partition, true);
+            const char *topic = parts->elems[i].topic;
+            int32_t partition = parts->elems[i].partition;
+            struct partition_state *p = registry_find(ks, topic, partition, true);
             if (!p)
                 continue;
-            p->owner = rk;
-            inherit_claim(ks, p,
-                          committed
-                              ? rd_kafka_topic_partition_list_find(committed, parts->elems[i].topic,
-                                                                   parts->elems[i].partition)
-                              : NULL);
+            inherit_claim(
+                ks, p,
+                committed ? rd_kafka_topic_partition_list_find(committed, topic, partition) : NULL);
+            p->worker = pick_worker(ks);
+            ks->consumers[p->worker].partitions++;
+            route_partition(ks, topic, partition, p->worker);
+            atomic_store(&p->assigned, true);
         }
-        atomic_fetch_add(&c->assigned, parts->cnt);
-    } else {
+        atomic_fetch_add(&ks->assigned, parts->cnt);
+        pthread_mutex_unlock(&ks->registry_lock);
+        if (committed)
+            rd_kafka_topic_partition_list_destroy(committed);
+    }
+
+    if (!assign) {
+        freeze_appliers(ks); /* on a timeout: a worker stuck on a dead letter, go on */
+        pthread_mutex_lock(&ks->registry_lock);
         /*
          * Revoked while we keep running: commit everything applied, since
          * this process keeps serving those counters and a new owner must
@@ -644,20 +695,21 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
          */
         bool applied_all =
             !atomic_load(&ks->shutting_down) || ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC;
-        commit_owned(ks, rk, applied_all, false);
+        if (!rd_kafka_assignment_lost(rk))
+            commit_owned(ks, parts, applied_all, false);
         for (int i = 0; i < parts->cnt; i++) {
             struct partition_state *p =
                 registry_find(ks, parts->elems[i].topic, parts->elems[i].partition, false);
-            if (p && p->owner == rk)
-                p->owner = NULL;
+            if (!p || p->worker < 0)
+                continue;
+            atomic_store(&p->assigned, false);
+            ks->consumers[p->worker].partitions--;
+            p->worker = -1;
         }
-        atomic_fetch_sub(&c->assigned, parts->cnt);
+        atomic_fetch_sub(&ks->assigned, parts->cnt);
+        pthread_mutex_unlock(&ks->registry_lock);
     }
-    pthread_mutex_unlock(&ks->registry_lock);
-    if (committed)
-        rd_kafka_topic_partition_list_destroy(committed);
 
-    bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
     if (cooperative) {
         rd_kafka_error_t *error = assign ? rd_kafka_incremental_assign(rk, parts)
                                          : rd_kafka_incremental_unassign(rk, parts);
@@ -670,21 +722,21 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (aerr)
             log_error("partition assignment failed", "error", rd_kafka_err2str(aerr), NULL);
     }
+    if (!assign)
+        thaw_appliers(ks);
     char n[16];
     snprintf(n, sizeof(n), "%d", parts->cnt);
-    log_info(err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS ? "partitions assigned"
-                                                         : "partitions revoked",
-             "count", n, NULL);
+    log_info(assign ? "partitions assigned" : "partitions revoked", "count", n, NULL);
     if (was_applying)
-        gate_enter(ks, c);
+        gate_enter(ks, self);
 }
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
-    struct consumer *c = opaque;
+    struct kafka_source *ks = opaque;
     (void)rk;
     if (err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN)
-        atomic_store(&c->broker_up, false);
+        atomic_store(&ks->broker_up, false);
     log_warn("kafka", "error", rd_kafka_err2name((rd_kafka_resp_err_t)err), "detail", reason, NULL);
 }
 
@@ -692,7 +744,7 @@ static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
  * (nodeid >= 0) is in state UP. */
 static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
 {
-    struct consumer *c = opaque;
+    struct kafka_source *ks = opaque;
     (void)rk;
     cJSON *root = cJSON_ParseWithLength(json, len);
     bool up = false;
@@ -705,7 +757,7 @@ static int stats_cb(rd_kafka_t *rk, char *json, size_t len, void *opaque)
             up = true;
     }
     cJSON_Delete(root);
-    atomic_store(&c->broker_up, up);
+    atomic_store(&ks->broker_up, up);
     return 0; /* librdkafka frees json */
 }
 
@@ -751,6 +803,8 @@ static void dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
     struct kafka_source *ks = opaque;
     struct dlq_ref *ref = m->_private;
     (void)rk;
+    while (!atomic_load_explicit(&ref->handed, memory_order_acquire))
+        sched_yield(); /* the producer returns within microseconds */
     if (m->err) {
         /* Keep the offset pending (it is never committed) and try again:
          * losing a dead letter would lose the event. */
@@ -810,8 +864,10 @@ static void dead_letter(struct kafka_source *ks, struct partition_state *p,
     }
     p->dlq_pending[p->dlq_count++] = m->offset;
     pthread_mutex_unlock(&p->dlq_lock);
-    if (dlq_produce(ks, ref, m->payload, m->len, m->key, m->key_len, true) == 0)
+    if (dlq_produce(ks, ref, m->payload, m->len, m->key, m->key_len, true) == 0) {
+        atomic_store_explicit(&ref->handed, true, memory_order_release);
         return;
+    }
     /* The offset stays pending, so it is never committed: the next owner
      * re-reads this event and tries again. Nothing is lost. */
     free(ref);
@@ -852,9 +908,13 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *m)
             log_warn("consume error", "error", rd_kafka_message_errstr(m), NULL);
         return;
     }
-    atomic_store_explicit(&c->broker_up, true, memory_order_relaxed);
+    /* a load first: this line is shared by the workers */
+    if (!atomic_load_explicit(&ks->broker_up, memory_order_relaxed))
+        atomic_store_explicit(&ks->broker_up, true, memory_order_relaxed);
     struct partition_state *p = state_for(c, m);
-    if (!p)
+    /* A message of a partition revoked while this worker held it: the
+     * revocation committed without it, so the next owner counts it. */
+    if (!p || !atomic_load_explicit(&p->assigned, memory_order_relaxed))
         return;
     if (m->offset <= atomic_load_explicit(&p->applied, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&ks->duplicates, 1, memory_order_relaxed);
@@ -885,13 +945,26 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *m)
     atomic_store_explicit(&p->applied, m->offset, memory_order_release);
 }
 
+/* Worker 0 polls the consumer queue, which also serves the group's
+ * callbacks; the others their own queues. */
+static rd_kafka_message_t *next_message(struct consumer *c, int timeout_ms)
+{
+    return c->index == 0 ? rd_kafka_consumer_poll(c->source->rk, timeout_ms)
+                         : rd_kafka_consume_queue(c->queue, timeout_ms);
+}
+
 static void *consumer_main(void *arg)
 {
     struct consumer *c = arg;
     struct kafka_source *ks = c->source;
     int64_t next_periodic = now_ms() + ks->cfg->kafka_commit_interval_ms;
     while (!atomic_load_explicit(&ks->stop, memory_order_relaxed)) {
-        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, POLL_MS);
+        /* Without waiting first: a poll with a timeout reads the clock
+         * several times per message in librdkafka 2.0.2 (about a tenth of
+         * the CPU while draining). */
+        rd_kafka_message_t *m = next_message(c, 0);
+        if (!m)
+            m = next_message(c, POLL_MS);
         if (m) {
             /* A batch through the gate; a freezing scrape waits at most
              * one message. */
@@ -901,12 +974,13 @@ static void *consumer_main(void *arg)
                 handle_message(c, m);
                 rd_kafka_message_destroy(m);
             } while (!atomic_load_explicit(&ks->frozen, memory_order_relaxed) && ++n < BATCH_MAX &&
-                     (m = rd_kafka_consumer_poll(c->rk, 0)) != NULL);
+                     (m = next_message(c, 0)) != NULL);
             gate_leave(c);
         }
-        if (ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC && now_ms() >= next_periodic) {
+        if (c->index == 0 && ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC &&
+            now_ms() >= next_periodic) {
             pthread_mutex_lock(&ks->registry_lock);
-            commit_owned(ks, c->rk, true, true);
+            commit_owned(ks, NULL, true, true);
             pthread_mutex_unlock(&ks->registry_lock);
             next_periodic = now_ms() + ks->cfg->kafka_commit_interval_ms;
         }
@@ -920,7 +994,11 @@ static void ks_scrape_started(struct event_source *src, uint64_t scrape_id, uint
 {
     struct kafka_source *ks = (struct kafka_source *)src;
     /* before registry_lock: an applier in a rebalance callback may wait for it */
-    bool frozen = freeze_appliers(ks);
+    bool frozen = true;
+    if (ks->gated) {
+        ks->freeze_held = true;
+        frozen = freeze_appliers(ks);
+    }
     pthread_mutex_lock(&ks->registry_lock);
     struct snapshot *s = &ks->snapshots[ks->snapshot_next++ % MAX_SNAPSHOTS];
     size_t n = ks->part_count + 1;
@@ -981,15 +1059,24 @@ static void ks_scrape_first_sight(struct event_source *src, const struct first_s
     /* a partition registered after the snapshot is not committed by it */
 }
 
+/* Ends the scrape's freeze (HTTP thread). */
+static void end_scrape_freeze(struct kafka_source *ks)
+{
+    if (!ks->freeze_held)
+        return;
+    ks->freeze_held = false;
+    thaw_appliers(ks);
+}
+
 static void ks_scrape_counters_read(struct event_source *src)
 {
-    thaw_appliers((struct kafka_source *)src);
+    end_scrape_freeze((struct kafka_source *)src);
 }
 
 static void ks_scrape_completed(struct event_source *src, uint64_t scrape_id, uint32_t viewer)
 {
     struct kafka_source *ks = (struct kafka_source *)src;
-    thaw_appliers(ks); /* in case the render never said it had read the counters */
+    end_scrape_freeze(ks); /* in case the render never said it had read the counters */
     int v = __builtin_ctz(viewer);
     pthread_mutex_lock(&ks->registry_lock);
     for (size_t k = 0; k < MAX_SNAPSHOTS; k++) {
@@ -1058,11 +1145,8 @@ static void render_counter(struct dynbuf *b, enum expo_format fmt, const char *b
 static void collect(struct dynbuf *b, enum expo_format fmt, void *ctx)
 {
     struct kafka_source *ks = ctx;
-    int assigned = 0, up = 0;
-    for (int i = 0; i < ks->consumer_count; i++) {
-        assigned += atomic_load(&ks->consumers[i].assigned);
-        up |= atomic_load(&ks->consumers[i].broker_up);
-    }
+    int assigned = atomic_load(&ks->assigned);
+    int up = atomic_load(&ks->broker_up);
     expo_family(b, fmt, "ai_finops_kafka_assigned_partitions", "gauge",
                 "Partitions assigned to this process's consumers.");
     dynbuf_append_str(b, "ai_finops_kafka_assigned_partitions");
@@ -1106,13 +1190,12 @@ static void collect(struct dynbuf *b, enum expo_format fmt, void *ctx)
         expo_family(b, fmt, families[f][0], "gauge", families[f][1]);
         for (size_t i = 0; i < ks->part_count; i++) {
             struct partition_state *p = ks->parts[i];
-            if (!p->owner)
+            if (p->worker < 0)
                 continue;
             int64_t applied = atomic_load(&p->applied), value = 0;
             if (f == 0) {
                 int64_t lo = 0, hi = 0;
-                if (rd_kafka_get_watermark_offsets(p->owner, p->topic, p->partition, &lo, &hi) ==
-                        0 &&
+                if (rd_kafka_get_watermark_offsets(ks->rk, p->topic, p->partition, &lo, &hi) == 0 &&
                     hi > 0) {
                     int64_t next = applied >= 0 ? applied + 1 : lo;
                     value = hi > next ? hi - next : 0;
@@ -1163,8 +1246,63 @@ static void rdkafka_log(const rd_kafka_t *rk, int level, const char *facility, c
 }
 
 /* Our defaults first, so kafka.properties can override them. */
-static rd_kafka_conf_t *base_conf(const struct exporter_config *cfg, const char *const *defaults,
-                                  char *errbuf, size_t errlen)
+/*
+ * kafka.properties go to both clients (the consumer and the dead-letter
+ * producer) except keys only the other type reads, which librdkafka would
+ * warn about at start (CONFWARN). Prefixes end in '.'.
+ */
+static bool property_applies(const char *key, rd_kafka_type_t type)
+{
+    static const char *const consumer_only[] = {"group.",
+                                                "session.timeout.ms",
+                                                "heartbeat.interval.ms",
+                                                "partition.assignment.strategy",
+                                                "auto.offset.reset",
+                                                "enable.auto.commit",
+                                                "auto.commit.interval.ms",
+                                                "enable.auto.offset.store",
+                                                "queued.",
+                                                "fetch.",
+                                                "max.poll.interval.ms",
+                                                "max.partition.fetch.bytes",
+                                                "isolation.level",
+                                                "check.crcs",
+                                                "enable.partition.eof",
+                                                "coordinator.query.interval.ms",
+                                                "consume.callback.max.messages",
+                                                "offset.store.",
+                                                NULL};
+    static const char *const producer_only[] = {"acks",
+                                                "request.required.acks",
+                                                "linger.ms",
+                                                "queue.buffering.",
+                                                "batch.",
+                                                "compression.",
+                                                "message.timeout.ms",
+                                                "delivery.timeout.ms",
+                                                "enable.idempotence",
+                                                "transactional.id",
+                                                "transaction.timeout.ms",
+                                                "retries",
+                                                "message.send.max.retries",
+                                                "retry.backoff.ms",
+                                                "partitioner",
+                                                "sticky.partitioning.linger.ms",
+                                                "enable.gapless.guarantee",
+                                                "request.timeout.ms",
+                                                "message.copy.max.bytes",
+                                                NULL};
+    const char *const *other = type == RD_KAFKA_PRODUCER ? consumer_only : producer_only;
+    for (size_t i = 0; other[i]; i++) {
+        size_t n = strlen(other[i]);
+        if (other[i][n - 1] == '.' ? strncmp(key, other[i], n) == 0 : strcmp(key, other[i]) == 0)
+            return false;
+    }
+    return true;
+}
+
+static rd_kafka_conf_t *base_conf(const struct exporter_config *cfg, rd_kafka_type_t type,
+                                  const char *const *defaults, char *errbuf, size_t errlen)
 {
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set_log_cb(conf, rdkafka_log);
@@ -1174,7 +1312,8 @@ static rd_kafka_conf_t *base_conf(const struct exporter_config *cfg, const char 
         if (set_conf(conf, defaults[i], defaults[i + 1], errbuf, errlen))
             goto fail;
     for (size_t i = 0; i < cfg->kafka_properties.count; i++)
-        if (set_conf(conf, cfg->kafka_properties.keys[i], cfg->kafka_properties.values[i], errbuf,
+        if (property_applies(cfg->kafka_properties.keys[i], type) &&
+            set_conf(conf, cfg->kafka_properties.keys[i], cfg->kafka_properties.values[i], errbuf,
                      errlen))
             goto fail;
     return conf;
@@ -1183,11 +1322,11 @@ fail:
     return NULL;
 }
 
-static int consumer_init(struct kafka_source *ks, struct consumer *c, char *errbuf, size_t errlen)
+/* The one group member. Subscribed by subscribe() once the workers'
+ * queues exist. */
+static int member_init(struct kafka_source *ks, char *errbuf, size_t errlen)
 {
     const struct exporter_config *cfg = ks->cfg;
-    char client_id[64];
-    snprintf(client_id, sizeof(client_id), "ai-finops-exporter-%d", c->index);
     /* librdkafka before 2.2 stops fetching for a fixed second whenever the
      * consumer queue holds queued.min.messages: at the default 100,000 a
      * consumer that drains a backlog at over a million events/s idles most
@@ -1201,44 +1340,56 @@ static int consumer_init(struct kafka_source *ks, struct consumer *c, char *errb
                                            "queued.max.messages.kbytes",
                                            "524288",
                                            NULL};
-    rd_kafka_conf_t *conf = base_conf(cfg, defaults, errbuf, errlen);
+    rd_kafka_conf_t *conf = base_conf(cfg, RD_KAFKA_CONSUMER, defaults, errbuf, errlen);
     if (!conf)
         return -EINVAL;
     /* Ours, applied after the user's properties: the delivery guarantees
      * depend on them. */
     if (set_conf(conf, "group.id", cfg->kafka_group_id, errbuf, errlen) ||
-        set_conf(conf, "client.id", client_id, errbuf, errlen) ||
+        set_conf(conf, "client.id", "ai-finops-exporter", errbuf, errlen) ||
         set_conf(conf, "enable.auto.commit", "false", errbuf, errlen) ||
         set_conf(conf, "enable.auto.offset.store", "false", errbuf, errlen) ||
         set_conf(conf, "partition.assignment.strategy", "cooperative-sticky", errbuf, errlen)) {
         rd_kafka_conf_destroy(conf);
         return -EINVAL;
     }
-    rd_kafka_conf_set_opaque(conf, c);
+    rd_kafka_conf_set_opaque(conf, ks);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
     char err[512];
-    c->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
-    if (!c->rk) {
+    ks->rk = rd_kafka_new(RD_KAFKA_CONSUMER, conf, err, sizeof(err));
+    if (!ks->rk) {
         snprintf(errbuf, errlen, "cannot create Kafka consumer: %s", err);
         return -EINVAL; /* rd_kafka_new destroyed conf */
     }
-    rd_kafka_poll_set_consumer(c->rk);
+    rd_kafka_poll_set_consumer(ks->rk);
+    return 0;
+}
+
+static int worker_init(struct kafka_source *ks, struct consumer *c)
+{
+    c->queue = c->index == 0 ? rd_kafka_queue_get_consumer(ks->rk) : rd_kafka_queue_new(ks->rk);
+    c->worker = ingest_worker_new(ks->ingest);
+    return c->queue && c->worker ? 0 : -ENOMEM;
+}
+
+static int subscribe(struct kafka_source *ks, char *errbuf, size_t errlen)
+{
+    const struct exporter_config *cfg = ks->cfg;
     rd_kafka_topic_partition_list_t *topics =
         rd_kafka_topic_partition_list_new((int)cfg->kafka_topics.count);
     for (size_t i = 0; i < cfg->kafka_topics.count; i++)
         rd_kafka_topic_partition_list_add(topics, cfg->kafka_topics.items[i],
                                           RD_KAFKA_PARTITION_UA);
-    rd_kafka_resp_err_t serr = rd_kafka_subscribe(c->rk, topics);
+    rd_kafka_resp_err_t serr = rd_kafka_subscribe(ks->rk, topics);
     rd_kafka_topic_partition_list_destroy(topics);
     if (serr) {
         snprintf(errbuf, errlen, "cannot subscribe: %s", rd_kafka_err2str(serr));
         return -EINVAL;
     }
-    c->worker = ingest_worker_new(ks->ingest);
-    return c->worker ? 0 : -ENOMEM;
+    return 0;
 }
 
 static int dlq_init(struct kafka_source *ks, char *errbuf, size_t errlen)
@@ -1247,7 +1398,7 @@ static int dlq_init(struct kafka_source *ks, char *errbuf, size_t errlen)
      * most of a second, and every unacknowledged letter holds back its
      * partition's commit. Dead letters are at-least-once anyway. */
     static const char *const defaults[] = {"linger.ms", "5", "acks", "all", NULL};
-    rd_kafka_conf_t *conf = base_conf(ks->cfg, defaults, errbuf, errlen);
+    rd_kafka_conf_t *conf = base_conf(ks->cfg, RD_KAFKA_PRODUCER, defaults, errbuf, errlen);
     if (!conf)
         return -EINVAL;
     rd_kafka_conf_set_opaque(conf, ks);
@@ -1312,7 +1463,7 @@ static bool all_observed(struct kafka_source *ks)
 {
     for (size_t i = 0; i < ks->part_count; i++) {
         struct partition_state *p = ks->parts[i];
-        if (!p->owner)
+        if (p->worker < 0)
             continue;
         if (commit_target(ks, p, false) <= atomic_load(&p->applied))
             return false;
@@ -1362,10 +1513,9 @@ static void ks_stop(struct event_source *src)
     pthread_mutex_lock(&ks->registry_lock);
     commit_owned(ks, NULL, ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC, false);
     pthread_mutex_unlock(&ks->registry_lock);
-    for (int i = 0; i < ks->consumer_count; i++)
-        if (ks->consumers[i].rk)
-            rd_kafka_consumer_close(ks->consumers[i].rk);
-    log_info("kafka consumers closed", NULL);
+    if (ks->rk)
+        rd_kafka_consumer_close(ks->rk);
+    log_info("kafka consumer closed", NULL);
 }
 
 static bool ks_ready(struct event_source *src)
@@ -1373,13 +1523,7 @@ static bool ks_ready(struct event_source *src)
     struct kafka_source *ks = (struct kafka_source *)src;
     if (atomic_load(&ks->shutting_down))
         return false;
-    int assigned = 0;
-    bool up = false;
-    for (int i = 0; i < ks->consumer_count; i++) {
-        assigned += atomic_load(&ks->consumers[i].assigned);
-        up |= atomic_load(&ks->consumers[i].broker_up);
-    }
-    return up && assigned > 0;
+    return atomic_load(&ks->broker_up) && atomic_load(&ks->assigned) > 0;
 }
 
 static void ks_free_memory(struct kafka_source *ks)
@@ -1396,6 +1540,7 @@ static void ks_free_memory(struct kafka_source *ks)
         free(ks->viewer_claims[v].sighted);
     free(ks->consumers);
     pthread_mutex_destroy(&ks->registry_lock);
+    pthread_mutex_destroy(&ks->freeze_lock);
     free(ks);
 }
 
@@ -1403,10 +1548,12 @@ static void ks_free_memory(struct kafka_source *ks)
 static void ks_release(struct kafka_source *ks)
 {
     for (int i = 0; ks->consumers && i < ks->consumer_count; i++) {
-        if (ks->consumers[i].rk)
-            rd_kafka_destroy(ks->consumers[i].rk);
+        if (ks->consumers[i].queue)
+            rd_kafka_queue_destroy(ks->consumers[i].queue);
         ingest_worker_free(ks->consumers[i].worker);
     }
+    if (ks->rk)
+        rd_kafka_destroy(ks->rk);
     if (ks->dlq)
         rd_kafka_destroy(ks->dlq);
     ks_free_memory(ks);
@@ -1421,7 +1568,7 @@ static void ks_destroy(struct event_source *src)
     ks_stop(src);
     pthread_mutex_lock(&ks->registry_lock);
     for (size_t i = 0; i < ks->part_count; i++)
-        ks->parts[i]->owner = NULL; /* the collector must not touch closed handles */
+        ks->parts[i]->worker = -1; /* the collector must not touch the closed handle */
     pthread_mutex_unlock(&ks->registry_lock);
     ks_release(ks);
 }
@@ -1452,6 +1599,7 @@ struct event_source *kafka_source_new(const struct exporter_config *cfg, struct 
     ks->schema = metrics_schema_hash(metrics);
     ks->gated = cfg->kafka_commit_mode == COMMIT_MODE_SCRAPE;
     pthread_mutex_init(&ks->registry_lock, NULL);
+    pthread_mutex_init(&ks->freeze_lock, NULL);
     size_t replicas = cfg->kafka_commit_replicas.count;
     ks->required_viewers = replicas ? (replicas >= 31 ? 0x7fffffffu : (1u << replicas) - 1) : 1u;
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -1464,12 +1612,18 @@ struct event_source *kafka_source_new(const struct exporter_config *cfg, struct 
     }
     if (cfg->kafka_dlq_topic && cfg->kafka_dlq_topic[0] && dlq_init(ks, errbuf, errlen))
         goto fail;
+    if (member_init(ks, errbuf, errlen))
+        goto fail;
     for (int i = 0; i < ks->consumer_count; i++) {
         ks->consumers[i].source = ks;
         ks->consumers[i].index = i;
-        if (consumer_init(ks, &ks->consumers[i], errbuf, errlen))
+        if (worker_init(ks, &ks->consumers[i])) {
+            snprintf(errbuf, errlen, "out of memory");
             goto fail;
+        }
     }
+    if (subscribe(ks, errbuf, errlen))
+        goto fail;
     if (metrics_add_collector(metrics, collect, ks)) {
         snprintf(errbuf, errlen, "too many metric collectors");
         goto fail;

@@ -5,8 +5,9 @@
  * crashes in its allocator the first time one calls an intercepted
  * function (getaddrinfo). Defining thrd_create in the executable takes
  * precedence over glibc's for librdkafka's calls (symbol interposition),
- * and starting the thread with pthread_create lets TSan see it.
- * thrd_join, thrd_detach and the rest stay glibc's: a pthread_t is a thrd_t.
+ * and starting the thread with pthread_create lets TSan see it. Joins and
+ * detaches go through pthread too, or TSan reports the threads as leaked.
+ * A thrd_t is a pthread_t in glibc.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -40,4 +41,19 @@ int thrd_create(thrd_t *thr, thrd_start_t func, void *arg)
         return rc == ENOMEM || rc == EAGAIN ? thrd_nomem : thrd_error;
     }
     return thrd_success;
+}
+
+int thrd_join(thrd_t thr, int *res)
+{
+    void *value;
+    if (pthread_join(thr, &value))
+        return thrd_error;
+    if (res)
+        *res = (int)(intptr_t)value;
+    return thrd_success;
+}
+
+int thrd_detach(thrd_t thr)
+{
+    return pthread_detach(thr) ? thrd_error : thrd_success;
 }
