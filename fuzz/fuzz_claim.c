@@ -22,8 +22,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (rc != 0)
         abort();
-    size_t len = commit_claim_encoded_len(claim.upto, claim.dead_letters, claim.dead_letter_count,
-                                          claim.held_count);
+    size_t len = commit_claim_encoded_len(claim.dead_letters, claim.dead_letter_count,
+                                          claim.segments, claim.segment_count);
     char *text = malloc(len ? len : 1);
     if (!text)
         abort();
@@ -34,12 +34,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     struct commit_claim again;
     if (commit_claim_decode(text, (size_t)n, &again) != 0 || again.upto != claim.upto ||
-        again.schema != claim.schema || again.held_count != claim.held_count ||
+        again.schema != claim.schema || again.segment_count != claim.segment_count ||
         again.dead_letter_count != claim.dead_letter_count)
         abort();
-    for (size_t i = 0; i < claim.held_count; i++)
-        if (!commit_claim_holds(&again, claim.held[i].family, claim.held[i].hash))
+    for (size_t k = 0; k < claim.segment_count; k++) {
+        const struct claim_segment *seg = &claim.segments[k];
+        if (again.segments[k].upto != seg->upto || again.segments[k].held_count != seg->held_count)
             abort();
+        for (size_t i = 0; i < seg->held_count; i++)
+            if (!commit_claim_holds(&again, seg->upto - 1, seg->held[i].family, seg->held[i].hash))
+                abort();
+    }
     for (size_t i = 0; i < claim.dead_letter_count; i++)
         if (!commit_claim_dead_letter(&again, claim.dead_letters[i]))
             abort();

@@ -29,14 +29,17 @@ static size_t decimal_len(int64_t v)
     return n;
 }
 
-size_t commit_claim_encoded_len(int64_t upto, const int64_t *dead_letters, size_t dead_letter_count,
-                                size_t held_count)
+size_t commit_claim_encoded_len(const int64_t *dead_letters, size_t dead_letter_count,
+                                const struct claim_segment *segments, size_t segment_count)
 {
-    /* aife1;u=N;s=HHHHHHHHHHHHHHHH;d=...;h=... */
-    size_t len = PREFIX_LEN + 2 + decimal_len(upto) + 1 + 2 + 16 + 1 + 2;
+    /* aife1;u=N;s=HHHHHHHHHHHHHHHH;d=...;h=...[;u=N;h=...]... */
+    size_t len = PREFIX_LEN + 1 + 2 + 16 + 1 + 2;
     for (size_t i = 0; i < dead_letter_count; i++)
         len += (i ? 1 : 0) + decimal_len(dead_letters[i]);
-    return len + 1 + 2 + held_count * COMMIT_CLAIM_ENTRY_LEN;
+    for (size_t i = 0; i < segment_count; i++)
+        len += (i ? 1 : 0) + 2 + decimal_len(segments[i].upto) + 1 + 2 +
+               segments[i].held_count * COMMIT_CLAIM_ENTRY_LEN;
+    return len;
 }
 
 static char *put_decimal(char *p, int64_t v)
@@ -52,23 +55,38 @@ static char *put_decimal(char *p, int64_t v)
     return p;
 }
 
+static char *put_entries(char *p, const struct claim_segment *seg)
+{
+    for (size_t i = 0; i < seg->held_count; i++) {
+        *p++ = (char)('0' + seg->held[i].family);
+        for (int shift = 60; shift >= 0; shift -= 6)
+            *p++ = b64[(seg->held[i].hash >> shift) & 0x3f];
+    }
+    return p;
+}
+
 int commit_claim_encode(const struct commit_claim *c, char *buf, size_t cap)
 {
-    if (c->upto < 0)
+    if (c->segment_count == 0 || c->segment_count > COMMIT_CLAIM_MAX_SEGMENTS)
         return -EINVAL;
     for (size_t i = 0; i < c->dead_letter_count; i++)
         if (c->dead_letters[i] < 0 || (i && c->dead_letters[i] <= c->dead_letters[i - 1]))
             return -EINVAL;
-    for (size_t i = 0; i < c->held_count; i++)
-        if (c->held[i].family > 9)
+    for (size_t k = 0; k < c->segment_count; k++) {
+        const struct claim_segment *seg = &c->segments[k];
+        if (seg->upto < 0 || (k && seg->upto <= c->segments[k - 1].upto))
             return -EINVAL;
-    size_t len =
-        commit_claim_encoded_len(c->upto, c->dead_letters, c->dead_letter_count, c->held_count);
+        for (size_t i = 0; i < seg->held_count; i++)
+            if (seg->held[i].family > 9)
+                return -EINVAL;
+    }
+    size_t len = commit_claim_encoded_len(c->dead_letters, c->dead_letter_count, c->segments,
+                                          c->segment_count);
     if (len > cap)
         return -ENOSPC;
     char *p = buf;
     memcpy(p, PREFIX "u=", PREFIX_LEN + 2);
-    p = put_decimal(p + PREFIX_LEN + 2, c->upto);
+    p = put_decimal(p + PREFIX_LEN + 2, c->segments[0].upto);
     memcpy(p, ";s=", 3);
     p += 3;
     for (int shift = 60; shift >= 0; shift -= 4)
@@ -81,11 +99,12 @@ int commit_claim_encode(const struct commit_claim *c, char *buf, size_t cap)
         p = put_decimal(p, c->dead_letters[i]);
     }
     memcpy(p, ";h=", 3);
-    p += 3;
-    for (size_t i = 0; i < c->held_count; i++) {
-        *p++ = (char)('0' + c->held[i].family);
-        for (int shift = 60; shift >= 0; shift -= 6)
-            *p++ = b64[(c->held[i].hash >> shift) & 0x3f];
+    p = put_entries(p + 3, &c->segments[0]);
+    for (size_t k = 1; k < c->segment_count; k++) {
+        memcpy(p, ";u=", 3);
+        p = put_decimal(p + 3, c->segments[k].upto);
+        memcpy(p, ";h=", 3);
+        p = put_entries(p + 3, &c->segments[k]);
     }
     return (int)(p - buf);
 }
@@ -136,6 +155,44 @@ static int compare_series(const void *a, const void *b)
     return x->hash < y->hash ? -1 : x->hash > y->hash;
 }
 
+/* Held entries up to the next ';' or the end, sorted. Returns 0, or -1
+ * with *rc set. */
+static int read_entries(struct reader *r, struct claim_segment *seg, int *rc)
+{
+    const char *stop = memchr(r->p, ';', (size_t)(r->end - r->p));
+    size_t rest = (size_t)((stop ? stop : r->end) - r->p);
+    if (rest % COMMIT_CLAIM_ENTRY_LEN) {
+        *rc = -EINVAL;
+        return -1;
+    }
+    size_t n = rest / COMMIT_CLAIM_ENTRY_LEN;
+    if (n && !(seg->held = malloc(n * sizeof(*seg->held)))) {
+        *rc = -ENOMEM;
+        return -1;
+    }
+    for (size_t i = 0; i < n; i++) {
+        if (*r->p < '0' || *r->p > '9') {
+            *rc = -EINVAL;
+            return -1;
+        }
+        seg->held[i].family = (uint8_t)(*r->p++ - '0');
+        uint64_t h = 0;
+        for (int k = 0; k < HASH_CHARS; k++) {
+            int v = b64_value(*r->p++);
+            if (v < 0 || (k == 0 && v > 0xf)) {
+                *rc = -EINVAL;
+                return -1;
+            }
+            h = h << 6 | (uint64_t)v;
+        }
+        seg->held[i].hash = h;
+        seg->held_count = i + 1;
+    }
+    if (n)
+        qsort(seg->held, n, sizeof(*seg->held), compare_series);
+    return 0;
+}
+
 int commit_claim_decode(const char *text, size_t len, struct commit_claim *out)
 {
     memset(out, 0, sizeof(*out));
@@ -173,35 +230,24 @@ int commit_claim_decode(const char *text, size_t len, struct commit_claim *out)
             out->dead_letters[out->dead_letter_count++] = v;
         } while (expect(&r, ","));
     }
-    if (!expect(&r, ";h="))
+    out->segments = calloc(COMMIT_CLAIM_MAX_SEGMENTS, sizeof(*out->segments));
+    if (!out->segments) {
+        rc = -ENOMEM;
         goto fail;
-    size_t rest = (size_t)(r.end - r.p);
-    if (rest % COMMIT_CLAIM_ENTRY_LEN)
-        goto fail;
-    size_t n = rest / COMMIT_CLAIM_ENTRY_LEN;
-    if (n) {
-        out->held = malloc(n * sizeof(*out->held));
-        if (!out->held) {
-            rc = -ENOMEM;
-            goto fail;
-        }
     }
-    for (size_t i = 0; i < n; i++) {
-        if (*r.p < '0' || *r.p > '9')
+    out->segments[0].upto = out->upto;
+    for (;;) {
+        struct claim_segment *seg = &out->segments[out->segment_count++];
+        if (!expect(&r, ";h=") || read_entries(&r, seg, &rc))
             goto fail;
-        out->held[i].family = (uint8_t)(*r.p++ - '0');
-        uint64_t h = 0;
-        for (int k = 0; k < HASH_CHARS; k++) {
-            int v = b64_value(*r.p++);
-            if (v < 0 || (k == 0 && v > 0xf))
-                goto fail;
-            h = h << 6 | (uint64_t)v;
-        }
-        out->held[i].hash = h;
+        out->upto = seg->upto;
+        if (r.p == r.end)
+            break;
+        if (out->segment_count == COMMIT_CLAIM_MAX_SEGMENTS || !expect(&r, ";u=") ||
+            !read_decimal(&r, &out->segments[out->segment_count].upto) ||
+            out->segments[out->segment_count].upto <= seg->upto)
+            goto fail;
     }
-    out->held_count = n;
-    if (n)
-        qsort(out->held, n, sizeof(*out->held), compare_series);
     return 0;
 fail:
     commit_claim_clear(out);
@@ -210,16 +256,33 @@ fail:
 
 void commit_claim_clear(struct commit_claim *c)
 {
-    free(c->held);
+    for (size_t i = 0; c->segments && i < COMMIT_CLAIM_MAX_SEGMENTS; i++)
+        free(c->segments[i].held);
+    free(c->segments);
     free(c->dead_letters);
     memset(c, 0, sizeof(*c));
 }
 
-bool commit_claim_holds(const struct commit_claim *c, unsigned family, uint64_t hash)
+const struct claim_segment *commit_claim_segment(const struct commit_claim *c, int64_t offset)
+{
+    for (size_t i = 0; i < c->segment_count; i++)
+        if (offset < c->segments[i].upto)
+            return &c->segments[i];
+    return NULL;
+}
+
+bool claim_segment_holds(const struct claim_segment *s, unsigned family, uint64_t hash)
 {
     struct claim_series key = {(uint8_t)family, hash};
-    return c->held_count && family <= 9 &&
-           bsearch(&key, c->held, c->held_count, sizeof(key), compare_series) != NULL;
+    return s->held_count && family <= 9 &&
+           bsearch(&key, s->held, s->held_count, sizeof(key), compare_series) != NULL;
+}
+
+bool commit_claim_holds(const struct commit_claim *c, int64_t offset, unsigned family,
+                        uint64_t hash)
+{
+    const struct claim_segment *s = commit_claim_segment(c, offset);
+    return s && claim_segment_holds(s, family, hash);
 }
 
 static int compare_offset(const void *a, const void *b)

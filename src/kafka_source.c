@@ -262,6 +262,12 @@ static int compare_sighted_offset(const void *a, const void *b)
     return x->origin_offset < y->origin_offset ? -1 : x->origin_offset > y->origin_offset;
 }
 
+static int compare_offset(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
 /* Does a first-shown series hold back events of partition p? Its own
  * partition's, and any partition's when several fed it. */
 static bool sighted_concerns(const struct first_sight *f, const struct partition_state *p,
@@ -272,52 +278,104 @@ static bool sighted_concerns(const struct first_sight *f, const struct partition
     return f->origin == p->index + 1 && f->origin_offset < upto;
 }
 
-/*
- * Adds to plan the claim the required viewers' latest scrapes support:
- * events up to the lowest claim_upto were seen except in the series those
- * scrapes showed first. When the text would exceed
- * kafka.commit_metadata_max_bytes, the claim ends before the creating
- * offset of the first series left out (their events all come later).
- * Caller holds registry_lock.
- */
-static void plan_claim(struct kafka_source *ks, struct partition_state *p, struct commit_plan *plan)
+/* Every series the required viewers' latest scrapes showed first, one
+ * entry each, sorted by identity; *n is set. NULL when there are none or
+ * memory ran out (*n 0). Caller holds registry_lock. */
+static struct first_sight *sighted_union(struct kafka_source *ks, size_t *n)
 {
-    size_t max_bytes = (size_t)ks->cfg->kafka_commit_metadata_max_bytes;
-    int64_t upto = INT64_MAX;
-    size_t total = 0;
-    for (int v = 0; v < MAX_VIEWERS; v++) {
-        if (!(ks->required_viewers & (1u << v)))
-            continue;
-        if (p->claim_upto[v] + 1 < upto)
-            upto = p->claim_upto[v] + 1;
-        total += ks->viewer_claims[v].sighted_count;
-    }
-    if (max_bytes == 0 || upto <= plan->offset)
-        return;
-    struct first_sight *held = total ? malloc(total * sizeof(*held)) : NULL;
-    int64_t *letters = NULL;
-    struct claim_series *series = NULL;
-    size_t n = 0, n_letters = 0;
-    if (total && !held)
-        goto out;
-    for (int v = 0; v < MAX_VIEWERS; v++) {
+    size_t total = 0, count = 0;
+    for (int v = 0; v < MAX_VIEWERS; v++)
+        if (ks->required_viewers & (1u << v))
+            total += ks->viewer_claims[v].sighted_count;
+    struct first_sight *all = total ? malloc(total * sizeof(*all)) : NULL;
+    for (int v = 0; all && v < MAX_VIEWERS; v++) {
         const struct viewer_claim *vc = &ks->viewer_claims[v];
-        if (!(ks->required_viewers & (1u << v)))
-            continue;
-        for (size_t i = 0; i < vc->sighted_count; i++)
-            if (sighted_concerns(&vc->sighted[i], p, upto))
-                held[n++] = vc->sighted[i];
+        if (ks->required_viewers & (1u << v)) {
+            memcpy(all + count, vc->sighted, vc->sighted_count * sizeof(*all));
+            count += vc->sighted_count;
+        }
     }
-    /* One entry per series (viewers overlap); then the ones every claim
-     * must name (fed by several partitions) first, the rest by creating
-     * offset, so cutting from the end shortens the claim's range. */
-    if (n)
-        qsort(held, n, sizeof(*held), compare_sighted_id);
-    size_t unique = 0, fixed = 0;
-    for (size_t i = 0; i < n; i++)
-        if (!unique || compare_sighted_id(&held[unique - 1], &held[i]) != 0)
-            held[unique++] = held[i];
-    n = unique;
+    if (count)
+        qsort(all, count, sizeof(*all), compare_sighted_id);
+    size_t unique = 0;
+    for (size_t i = 0; i < count; i++)
+        if (!unique || compare_sighted_id(&all[unique - 1], &all[i]) != 0)
+            all[unique++] = all[i];
+    *n = all ? unique : 0;
+    return all;
+}
+
+static bool sighted_has(const struct first_sight *all, size_t n, unsigned family, uint64_t hash)
+{
+    struct first_sight key = {.family = (enum metric_family)family, .hash = hash};
+    return n && bsearch(&key, all, n, sizeof(key), compare_sighted_id) != NULL;
+}
+
+/* A claim under construction: segments with their own held arrays. */
+struct claim_draft {
+    struct claim_segment segs[COMMIT_CLAIM_MAX_SEGMENTS];
+    size_t count;
+    int64_t *letters;
+    size_t n_letters;
+};
+
+static void draft_free(struct claim_draft *d)
+{
+    for (size_t i = 0; i < d->count; i++)
+        free(d->segs[i].held);
+    free(d->letters);
+}
+
+static size_t draft_len(const struct claim_draft *d)
+{
+    return commit_claim_encoded_len(d->letters, d->n_letters, d->segs, d->count);
+}
+
+/*
+ * The previous owner's segments past `from`, each narrowed to the series
+ * this process has not shown yet once every required viewer's latest
+ * scrape covered the whole segment (this process re-added those series'
+ * events; the others it skipped, as the previous owner's scrapes had shown
+ * them). Returns false on allocation failure.
+ */
+static bool draft_inherited(struct claim_draft *d, const struct partition_state *p, int64_t from,
+                            int64_t covered, const struct first_sight *all, size_t n_all)
+{
+    for (size_t i = 0; i < p->inherited.segment_count; i++) {
+        const struct claim_segment *in = &p->inherited.segments[i];
+        if (in->upto <= from)
+            continue;
+        struct claim_segment *out = &d->segs[d->count++];
+        out->upto = in->upto;
+        out->held = in->held_count ? malloc(in->held_count * sizeof(*out->held)) : NULL;
+        if (in->held_count && !out->held)
+            return false;
+        for (size_t k = 0; k < in->held_count; k++)
+            if (covered < in->upto || sighted_has(all, n_all, in->held[k].family, in->held[k].hash))
+                out->held[out->held_count++] = in->held[k];
+    }
+    return true;
+}
+
+/*
+ * This process's own segment [from, upto): every increment its required
+ * viewers' latest scrapes showed, except in the series they showed first.
+ * Those concerning p are held: p's own by creating offset, and any fed by
+ * several partitions. When the text would exceed max_bytes, the segment
+ * ends before the creating offset of the first series left out (their
+ * events all come later). Returns false on allocation failure.
+ */
+static bool draft_own(struct kafka_source *ks, struct claim_draft *d,
+                      const struct partition_state *p, int64_t from, int64_t upto,
+                      const struct first_sight *all, size_t n_all, size_t max_bytes)
+{
+    struct first_sight *held = n_all ? malloc(n_all * sizeof(*held)) : NULL;
+    if (n_all && !held)
+        return false;
+    size_t n = 0, fixed = 0;
+    for (size_t i = 0; i < n_all; i++)
+        if (sighted_concerns(&all[i], p, upto))
+            held[n++] = all[i];
     for (size_t i = 0; i < n; i++)
         if (held[i].spread || held[i].origin == 0) {
             struct first_sight tmp = held[fixed];
@@ -326,59 +384,102 @@ static void plan_claim(struct kafka_source *ks, struct partition_state *p, struc
         }
     if (n > fixed)
         qsort(held + fixed, n - fixed, sizeof(*held), compare_sighted_offset);
-
-    pthread_mutex_lock(&p->dlq_lock);
-    letters = p->dlq_count ? malloc(p->dlq_count * sizeof(int64_t)) : NULL;
-    for (size_t i = 0; letters && i < p->dlq_count; i++)
-        if (p->dlq_pending[i] >= plan->offset && p->dlq_pending[i] < upto)
-            letters[n_letters++] = p->dlq_pending[i];
-    bool lost_letters = p->dlq_count && !letters;
-    pthread_mutex_unlock(&p->dlq_lock);
-    if (lost_letters)
-        goto out;
-
-    size_t len;
+    struct claim_segment *seg = &d->segs[d->count++];
+    seg->upto = upto;
+    seg->held = n ? malloc(n * sizeof(*seg->held)) : NULL;
+    if (n && !seg->held) {
+        free(held);
+        return false;
+    }
+    for (size_t i = 0; i < n; i++)
+        seg->held[i] = (struct claim_series){(uint8_t)held[i].family, held[i].hash};
+    seg->held_count = n;
     bool cut = false;
-    while ((len = commit_claim_encoded_len(upto, letters, n_letters, n)) > max_bytes) {
+    while (draft_len(d) > max_bytes && seg->held_count > fixed) {
         cut = true;
-        if (n == fixed)
-            break; /* not even the required part fits: no claim */
-        upto = held[--n].origin_offset;
-        while (n_letters && letters[n_letters - 1] >= upto)
-            n_letters--;
+        seg->upto = held[--seg->held_count].origin_offset;
     }
     if (cut) /* relaxed: a statistic */
         atomic_fetch_add_explicit(&ks->claims_cut, 1, memory_order_relaxed);
-    if (len > max_bytes)
-        goto out;
-    if (upto <= plan->offset)
-        goto out;
-    series = n ? malloc(n * sizeof(*series)) : NULL;
-    char *text = malloc(len);
-    if ((n && !series) || !text) {
-        free(text);
-        goto out;
+    if (seg->upto <= from || draft_len(d) > max_bytes) {
+        free(seg->held);
+        d->count--;
     }
-    for (size_t i = 0; i < n; i++)
-        series[i] = (struct claim_series){(uint8_t)held[i].family, held[i].hash};
-    struct commit_claim claim = {.upto = upto,
-                                 .schema = ks->schema,
-                                 .held = series,
-                                 .held_count = n,
-                                 .dead_letters = letters,
-                                 .dead_letter_count = n_letters};
-    int written = commit_claim_encode(&claim, text, len);
+    free(held);
+    return true;
+}
+
+/*
+ * Adds to plan the claim the required viewers' latest scrapes support (see
+ * commit_claim.h), within kafka.commit_metadata_max_bytes. While this
+ * process is still inside its predecessor's claim, the claim is that one,
+ * narrowed, followed by this process's own segment. Caller holds
+ * registry_lock.
+ */
+static void plan_claim(struct kafka_source *ks, struct partition_state *p, struct commit_plan *plan)
+{
+    size_t max_bytes = (size_t)ks->cfg->kafka_commit_metadata_max_bytes;
+    int64_t covered = INT64_MAX; /* every required viewer's latest cut reaches below this */
+    for (int v = 0; v < MAX_VIEWERS; v++)
+        if ((ks->required_viewers & (1u << v)) && p->claim_upto[v] + 1 < covered)
+            covered = p->claim_upto[v] + 1;
+    bool inside = p->inherited_text && plan->offset < p->inherited.upto;
+    if (max_bytes == 0 || (!inside && covered <= plan->offset))
+        return;
+    struct claim_draft d = {.count = 0};
+    size_t n_all = 0;
+    struct first_sight *all = sighted_union(ks, &n_all);
+    int64_t own_from = inside ? p->inherited.upto : plan->offset;
+    int64_t applied = atomic_load_explicit(&p->applied, memory_order_relaxed);
+    if (inside && !draft_inherited(&d, p, plan->offset, covered, all, n_all))
+        goto out;
+    /* Dead letters past the offset not yet acknowledged: ours, and the
+     * predecessor's this process has not re-read yet. */
+    pthread_mutex_lock(&p->dlq_lock);
+    size_t cap = p->dlq_count + (inside ? p->inherited.dead_letter_count : 0);
+    d.letters = cap ? malloc(cap * sizeof(int64_t)) : NULL;
+    for (size_t i = 0; d.letters && i < p->dlq_count; i++)
+        if (p->dlq_pending[i] >= plan->offset)
+            d.letters[d.n_letters++] = p->dlq_pending[i];
+    pthread_mutex_unlock(&p->dlq_lock);
+    if (cap && !d.letters)
+        goto out;
+    for (size_t i = 0; inside && i < p->inherited.dead_letter_count; i++) {
+        int64_t o = p->inherited.dead_letters[i];
+        if (o >= plan->offset && o > applied)
+            d.letters[d.n_letters++] = o;
+    }
+    if (d.n_letters)
+        qsort(d.letters, d.n_letters, sizeof(int64_t), compare_offset);
+    if (covered > own_from && d.count < COMMIT_CLAIM_MAX_SEGMENTS &&
+        !draft_own(ks, &d, p, own_from, covered, all, n_all, max_bytes))
+        goto out;
+    if (d.count == 0)
+        goto out;
+    /* letters past the claim are not its business */
+    int64_t end = d.segs[d.count - 1].upto;
+    while (d.n_letters && d.letters[d.n_letters - 1] >= end)
+        d.n_letters--;
+    size_t len = draft_len(&d);
+    if (len > max_bytes)
+        goto out; /* the predecessor's claim alone no longer fits: plan_commit re-sends it */
+    char *text = malloc(len);
+    struct commit_claim claim = {.schema = ks->schema,
+                                 .segments = d.segs,
+                                 .segment_count = d.count,
+                                 .dead_letters = d.letters,
+                                 .dead_letter_count = d.n_letters};
+    int written = text ? commit_claim_encode(&claim, text, len) : -ENOMEM;
     if (written < 0) {
         free(text);
         goto out;
     }
     plan->meta = text;
     plan->meta_len = (size_t)written;
-    plan->upto = upto;
+    plan->upto = end;
 out:
-    free(series);
-    free(letters);
-    free(held);
+    draft_free(&d);
+    free(all);
 }
 
 /* Caller holds registry_lock. Returns false when there is nothing new to
@@ -391,17 +492,19 @@ static bool plan_commit(struct kafka_source *ks, struct partition_state *p, bool
     if (plan->offset <= 0 || plan->offset < atomic_load(&p->committed) ||
         plan->offset < p->sent_offset)
         return false;
-    if (p->inherited_text && plan->offset < p->inherited.upto) {
-        /* The previous owner's claim still reaches past our offset, and
-         * ours could not name the events this process skipped under it. */
+    bool inside = p->inherited_text && plan->offset < p->inherited.upto;
+    if (!applied_all && ks->cfg->kafka_commit_mode == COMMIT_MODE_SCRAPE)
+        plan_claim(ks, p, plan);
+    if (inside && !plan->meta) {
+        /* No claim of our own could be made (a revocation commits what it
+         * applied, or it did not fit): the predecessor's claim still
+         * describes the offsets past ours. */
         plan->meta = malloc(p->inherited_len);
         if (plan->meta) {
             memcpy(plan->meta, p->inherited_text, p->inherited_len);
             plan->meta_len = p->inherited_len;
             plan->upto = p->inherited.upto;
         }
-    } else if (!applied_all && ks->cfg->kafka_commit_mode == COMMIT_MODE_SCRAPE) {
-        plan_claim(ks, p, plan);
     }
     uint64_t digest = plan->meta ? XXH3_64bits(plan->meta, plan->meta_len) : 0;
     if (plan->offset == p->sent_offset && plan->upto == p->sent_upto && digest == p->sent_digest) {
@@ -604,7 +707,10 @@ static void inherit_claim(struct kafka_source *ks, struct partition_state *p,
     p->inherited_len = tp->metadata_size;
     p->inherited = claim;
     snprintf(upto, sizeof(upto), "%lld", (long long)claim.upto);
-    snprintf(held, sizeof(held), "%zu", claim.held_count);
+    size_t held_count = 0;
+    for (size_t i = 0; i < claim.segment_count; i++)
+        held_count += claim.segments[i].held_count;
+    snprintf(held, sizeof(held), "%zu", held_count);
     log_info("resuming under the previous owner's claim: offsets below upto are added to its "
              "held series only",
              "topic", p->topic, "partition", partition, "upto", upto, "held_series", held, NULL);
@@ -897,7 +1003,7 @@ static struct partition_state *state_for(struct consumer *c, const rd_kafka_mess
 
 static bool claim_holds(const void *ctx, enum metric_family family, uint64_t hash)
 {
-    return commit_claim_holds(ctx, (unsigned)family, hash);
+    return claim_segment_holds(ctx, (unsigned)family, hash);
 }
 
 static void handle_message(struct consumer *c, rd_kafka_message_t *m)
@@ -929,7 +1035,7 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *m)
         /* Counted by the previous owner, and seen by scrapes except in its
          * held series: add it to those only, and re-send its dead letter
          * only if that was never acknowledged. */
-        struct series_filter held = {claim_holds, &p->inherited};
+        struct series_filter held = {claim_holds, commit_claim_segment(&p->inherited, m->offset)};
         enum reject_reason reason = ingest_replay(c->worker, payload, len, &held);
         if (reason != REJECT_NONE && ks->dlq && commit_claim_dead_letter(&p->inherited, m->offset))
             dead_letter(ks, p, m, reason);
