@@ -68,11 +68,11 @@ struct partition_state {
     /* every event up to here observed by the viewer except in the series
      * its latest scrape showed first (viewer_claim): the claim's upto - 1 */
     int64_t claim_upto[MAX_VIEWERS];
-    _Atomic int64_t committed;      /* next offset committed, -1 for none */
-    int64_t sent_offset, sent_upto; /* the last commit sent, its claim's upto */
-    uint64_t sent_digest;           /* and a hash of its claim text */
-    int worker;                     /* the worker it is forwarded to; -1 when not assigned */
-    _Atomic bool assigned;          /* checked by workers inside the gate */
+    _Atomic int64_t committed; /* next offset committed, -1 for none */
+    int64_t sent_offset;       /* the last commit sent, -1 for none or to resend */
+    uint64_t sent_digest;      /* and a hash of its claim text (0: none) */
+    int worker;                /* the worker it is forwarded to; -1 when not assigned */
+    _Atomic bool assigned;     /* checked by workers inside the gate */
     /* The previous owner's claim, read from the committed metadata at
      * assignment: messages below inherited.upto were counted by it and are
      * replayed into its held series only. Written by the owning consumer
@@ -170,7 +170,7 @@ struct kafka_source {
     uint64_t schema; /* metrics_schema_hash */
 
     _Atomic uint64_t rebalances, commits, commit_failures, duplicates, dlq_produced, dlq_failures,
-        messages, replayed, claims_cut;
+        replayed, claims_cut;
     atomic_bool dlq_acked; /* a letter was acknowledged since the last commit */
 };
 
@@ -212,7 +212,7 @@ static struct partition_state *registry_find(struct kafka_source *ks, const char
     p->worker = -1;
     for (int v = 0; v < MAX_VIEWERS; v++)
         p->last_done[v] = p->observed_by[v] = p->claim_upto[v] = -1;
-    p->sent_offset = p->sent_upto = -1;
+    p->sent_offset = -1;
     pthread_mutex_init(&p->dlq_lock, NULL);
     ks->parts[ks->part_count++] = p;
     return p;
@@ -250,8 +250,7 @@ static int64_t commit_target(struct kafka_source *ks, struct partition_state *p,
  * offsets past it (see commit_claim.h). */
 struct commit_plan {
     int64_t offset;
-    int64_t upto; /* the claim's upto; == offset when there is no claim */
-    char *meta;   /* malloc'd claim text, NULL for none */
+    char *meta; /* malloc'd claim text, NULL for none */
     size_t meta_len;
 };
 
@@ -275,19 +274,27 @@ static int compare_offset(const void *a, const void *b)
     return x < y ? -1 : x > y;
 }
 
+/* A first-shown series whose events may sit on any partition: several fed
+ * it, or its origin is unknown. */
+static bool sighted_everywhere(const struct first_sight *f)
+{
+    return f->spread || f->origin == 0;
+}
+
 /* Does a first-shown series hold back events of partition p? Its own
  * partition's, and any partition's when several fed it. */
 static bool sighted_concerns(const struct first_sight *f, const struct partition_state *p,
                              int64_t upto)
 {
-    if (f->spread || f->origin == 0)
+    if (sighted_everywhere(f))
         return true;
     return f->origin == p->index + 1 && f->origin_offset < upto;
 }
 
 /* Every series the required viewers' latest scrapes showed first, one
  * entry each, sorted by identity; *n is set. NULL when there are none or
- * memory ran out (*n 0). Caller holds registry_lock. */
+ * memory ran out (*n 0). Built once per commit round. Caller holds
+ * registry_lock. */
 static struct first_sight *sighted_union(struct kafka_source *ks, size_t *n)
 {
     size_t total = 0, count = 0;
@@ -384,7 +391,7 @@ static bool draft_own(struct kafka_source *ks, struct claim_draft *d,
         if (sighted_concerns(&all[i], p, upto))
             held[n++] = all[i];
     for (size_t i = 0; i < n; i++)
-        if (held[i].spread || held[i].origin == 0) {
+        if (sighted_everywhere(&held[i])) {
             struct first_sight tmp = held[fixed];
             held[fixed++] = held[i];
             held[i] = tmp;
@@ -423,7 +430,8 @@ static bool draft_own(struct kafka_source *ks, struct claim_draft *d,
  * narrowed, followed by this process's own segment. Caller holds
  * registry_lock.
  */
-static void plan_claim(struct kafka_source *ks, struct partition_state *p, struct commit_plan *plan)
+static void plan_claim(struct kafka_source *ks, struct partition_state *p,
+                       const struct first_sight *all, size_t n_all, struct commit_plan *plan)
 {
     size_t max_bytes = (size_t)ks->cfg->kafka_commit_metadata_max_bytes;
     int64_t covered = INT64_MAX; /* every required viewer's latest cut reaches below this */
@@ -434,8 +442,6 @@ static void plan_claim(struct kafka_source *ks, struct partition_state *p, struc
     if (max_bytes == 0 || (!inside && covered <= plan->offset))
         return;
     struct claim_draft d = {.count = 0};
-    size_t n_all = 0;
-    struct first_sight *all = sighted_union(ks, &n_all);
     int64_t own_from = inside ? p->inherited.upto : plan->offset;
     int64_t applied = atomic_load_explicit(&p->applied, memory_order_relaxed);
     if (inside && !draft_inherited(&d, p, plan->offset, covered, all, n_all))
@@ -483,25 +489,29 @@ static void plan_claim(struct kafka_source *ks, struct partition_state *p, struc
     }
     plan->meta = text;
     plan->meta_len = (size_t)written;
-    plan->upto = end;
 out:
     draft_free(&d);
-    free(all);
 }
 
-/* Caller holds registry_lock. Returns false when there is nothing new to
- * send for p. */
+/* Does this commit carry claims of its own? Not when it commits all that
+ * was applied (revocation, periodic mode). */
+static bool claims_apply(const struct kafka_source *ks, bool applied_all)
+{
+    return !applied_all && ks->cfg->kafka_commit_mode == COMMIT_MODE_SCRAPE;
+}
+
+/* Caller holds registry_lock. all/n_all: sighted_union. Returns false
+ * when there is nothing new to send for p. */
 static bool plan_commit(struct kafka_source *ks, struct partition_state *p, bool applied_all,
-                        struct commit_plan *plan)
+                        const struct first_sight *all, size_t n_all, struct commit_plan *plan)
 {
     *plan = (struct commit_plan){.offset = commit_target(ks, p, applied_all)};
-    plan->upto = plan->offset;
     if (plan->offset <= 0 || plan->offset < atomic_load(&p->committed) ||
         plan->offset < p->sent_offset)
         return false;
     bool inside = p->inherited_text && plan->offset < p->inherited.upto;
-    if (!applied_all && ks->cfg->kafka_commit_mode == COMMIT_MODE_SCRAPE)
-        plan_claim(ks, p, plan);
+    if (claims_apply(ks, applied_all))
+        plan_claim(ks, p, all, n_all, plan);
     if (inside && !plan->meta) {
         /* No claim of our own could be made (a revocation commits what it
          * applied, or it did not fit): the predecessor's claim still
@@ -510,16 +520,14 @@ static bool plan_commit(struct kafka_source *ks, struct partition_state *p, bool
         if (plan->meta) {
             memcpy(plan->meta, p->inherited_text, p->inherited_len);
             plan->meta_len = p->inherited_len;
-            plan->upto = p->inherited.upto;
         }
     }
     uint64_t digest = plan->meta ? XXH3_64bits(plan->meta, plan->meta_len) : 0;
-    if (plan->offset == p->sent_offset && plan->upto == p->sent_upto && digest == p->sent_digest) {
+    if (plan->offset == p->sent_offset && digest == p->sent_digest) {
         free(plan->meta);
         return false;
     }
     p->sent_offset = plan->offset;
-    p->sent_upto = plan->upto;
     p->sent_digest = digest;
     return true;
 }
@@ -534,12 +542,14 @@ static void commit_owned(struct kafka_source *ks, const rd_kafka_topic_partition
                          bool applied_all, bool async)
 {
     rd_kafka_topic_partition_list_t *list = NULL;
+    size_t n_all = 0;
+    struct first_sight *all = claims_apply(ks, applied_all) ? sighted_union(ks, &n_all) : NULL;
     for (size_t i = 0; i < ks->part_count; i++) {
         struct partition_state *p = ks->parts[i];
         struct commit_plan plan;
         if (p->worker < 0 ||
             (only && !rd_kafka_topic_partition_list_find(only, p->topic, p->partition)) ||
-            !plan_commit(ks, p, applied_all, &plan))
+            !plan_commit(ks, p, applied_all, all, n_all, &plan))
             continue;
         if (!list)
             list = rd_kafka_topic_partition_list_new(8);
@@ -550,6 +560,7 @@ static void commit_owned(struct kafka_source *ks, const rd_kafka_topic_partition
         tp->metadata = plan.meta;
         tp->metadata_size = plan.meta_len;
     }
+    free(all);
     if (!list)
         return;
     rd_kafka_resp_err_t err = rd_kafka_commit(ks->rk, list, async ? 1 : 0);
@@ -560,7 +571,7 @@ static void commit_owned(struct kafka_source *ks, const rd_kafka_topic_partition
             struct partition_state *p =
                 registry_find(ks, list->elems[i].topic, list->elems[i].partition, false);
             if (p)
-                p->sent_offset = p->sent_upto = -1; /* send again next time */
+                p->sent_offset = -1; /* send again next time */
         }
     } else if (!async) {
         for (int i = 0; i < list->cnt; i++) {
@@ -659,7 +670,7 @@ static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (!p)
             continue;
         if (err || offsets->elems[i].err)
-            p->sent_offset = p->sent_upto = -1; /* send again at the next chance */
+            p->sent_offset = -1; /* send again at the next chance */
         else if (offsets->elems[i].offset > atomic_load(&p->committed))
             atomic_store(&p->committed, offsets->elems[i].offset);
     }
@@ -678,7 +689,7 @@ static void inherit_claim(struct kafka_source *ks, struct partition_state *p,
     free(p->inherited_text);
     p->inherited_text = NULL;
     p->inherited_len = 0;
-    p->sent_offset = p->sent_upto = -1;
+    p->sent_offset = -1;
     if (!tp || tp->err || tp->offset < 0)
         return;
     atomic_store(&p->committed, tp->offset);
@@ -1165,7 +1176,7 @@ static void ks_scrape_first_sight(struct event_source *src, const struct first_s
         s->sighted_cap = cap;
     }
     s->sighted[s->sighted_count++] = *fs;
-    if (fs->spread || fs->origin == 0)
+    if (sighted_everywhere(fs))
         s->spread_first = true;
     else if (fs->origin - 1 < s->count && fs->origin_offset < s->first_shown[fs->origin - 1])
         s->first_shown[fs->origin - 1] = fs->origin_offset;

@@ -77,6 +77,16 @@ class Ctx:
         self.kb.create_topics({topic: partitions, dlq: dlq_partitions})
         return topic, dlq
 
+    def keyed_stream(self, name, partitions, events, count, seed):
+        """A workdir, a topic and its dead-letter topic, and `count` generated
+        events (0.3% defective) keyed by team: (wd, topic, dlq, es, rest,
+        tail), tail holding each partition's last event."""
+        wd = self.workdir(name)
+        topic, dlq = self.topics(name, partitions)
+        es = kh.generate(self.args.workdir, events, count, seed=seed, bad_ratio=0.003)
+        rest, tail = kh.split_tail_per_partition(kh.keyed(es.lines), partitions)
+        return wd, topic, dlq, es, rest, tail
+
 
 # ---------------------------------------------------------------------------
 # shared steps
@@ -395,15 +405,12 @@ def test_kill_restart(ctx):
 def _kill_restart_once(ctx, run, runs):
     name = "kill_restart" if runs == 1 else "kill_restart#%d" % (run + 1)
     res = ctx.res
-    wd = ctx.workdir(name.replace("#", "-"))
     parts = 8
     seed = ctx.seed + 2 + 1000 * run
-    topic, dlq = ctx.topics(name.replace("#", "-"), parts)
     rng = random.Random(seed)
-    es = kh.generate(ctx.args.workdir, "events-kill-%d" % seed, ctx.args.count_kill, seed=seed, bad_ratio=0.003)
+    wd, topic, dlq, es, rest, tail = ctx.keyed_stream(
+        name.replace("#", "-"), parts, "events-kill-%d" % seed, ctx.args.count_kill, seed)
     count = es.count
-    pairs = kh.keyed(es.lines)
-    rest, tail = kh.split_tail_per_partition(pairs, parts)
     n_pre = len(rest) * 3 // 10
     n_burst = len(rest) // 10
     preload = rest[:n_pre]
@@ -521,13 +528,10 @@ def kill_info(n, t_kill, ready_after, delay, streamed, snap, prev):
 
 def test_two_daemons(ctx):
     name, res = "two_daemons", ctx.res
-    wd = ctx.workdir(name)
     parts = 8
-    topic, dlq = ctx.topics(name, parts)
-    es = kh.generate(ctx.args.workdir, "events-two", ctx.args.count_two, seed=ctx.seed + 3, bad_ratio=0.003)
+    wd, topic, dlq, es, rest, tail = ctx.keyed_stream(name, parts, "events-two", ctx.args.count_two,
+                                                      ctx.seed + 3)
     count = es.count
-    pairs = kh.keyed(es.lines)
-    rest, tail = kh.split_tail_per_partition(pairs, parts)
     preload, stream = rest[: len(rest) // 3], rest[len(rest) // 3:]
     kh.produce_pairs(ctx.boot, topic, preload, wd, "preload")
     group = "g-" + name
@@ -585,13 +589,10 @@ def test_two_daemons(ctx):
 
 def test_broker_restart(ctx):
     name, res = "broker_restart", ctx.res
-    wd = ctx.workdir(name)
     parts = 4
-    topic, dlq = ctx.topics(name, parts)
-    es = kh.generate(ctx.args.workdir, "events-broker", ctx.args.count_broker, seed=ctx.seed + 4, bad_ratio=0.003)
+    wd, topic, dlq, es, rest, tail = ctx.keyed_stream(name, parts, "events-broker",
+                                                      ctx.args.count_broker, ctx.seed + 4)
     count = es.count
-    pairs = kh.keyed(es.lines)
-    rest, tail = kh.split_tail_per_partition(pairs, parts)
     q = len(rest) // 4
     preload, stream1, stream2, after = rest[:q], rest[q:2 * q], rest[2 * q:3 * q], rest[3 * q:]
     kh.produce_pairs(ctx.boot, topic, preload, wd, "preload")
