@@ -43,10 +43,24 @@ void counter_table_free(struct counter_table *table);
 struct counter_series *counter_table_get(struct counter_table *table,
                                          const struct label_value *values);
 
-/* The series' identity hash (XXH3 of the label values, stable across
- * processes and runs): what a restarted process compares with a commit's
- * held series. */
+/* The series' identity hash (stable across processes, runs and byte
+ * orders): what a restarted process compares with a commit's held series.
+ * It is label_set_hash of each value's label_hash. */
 uint64_t counter_table_hash(const struct counter_table *table, const struct label_value *values);
+
+/* The hash of one label value (XXH3-64 of its bytes). Callers that look up
+ * several tables with the same values hash each value once and combine. */
+uint64_t label_hash(const char *ptr, size_t len);
+
+/* The identity hash of a label set from its values' label_hash, in label
+ * order. Two sets that differ in exactly one value whose label_hash
+ * differs never collide (each step is a bijection of the running hash). */
+uint64_t label_set_hash(const uint64_t *value_hashes, size_t count);
+
+/* counter_table_get for a caller that has the set's hash already; hash
+ * must equal counter_table_hash(table, values). */
+struct counter_series *counter_table_get_hashed(struct counter_table *table,
+                                                const struct label_value *values, uint64_t hash);
 
 /* Lock-free; relaxed ordering because a sum needs no ordering with other
  * memory, only atomicity. */

@@ -19,6 +19,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+/* Inlined: label values are short, and a call into the shared library
+ * cost more than hashing them (several lookups per event). */
+#define XXH_INLINE_ALL
 #include <xxhash.h>
 
 struct counter_series {
@@ -63,14 +66,36 @@ static int64_t wall_ms(void)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+uint64_t label_hash(const char *ptr, size_t len)
+{
+    return XXH3_64bits(ptr, len);
+}
+
+uint64_t label_set_hash(const uint64_t *value_hashes, size_t count)
+{
+    /* Per value: xor, rotate, multiply by an odd constant, all bijections
+     * of h, so one differing value always changes the result; the rotate
+     * and multiply make the fold order-sensitive. Splitmix64's finalizer
+     * then spreads every input bit over the bits the table masks with. */
+    uint64_t h = 0x9e3779b97f4a7c15ULL ^ count;
+    for (size_t i = 0; i < count; i++) {
+        h ^= value_hashes[i];
+        h = (h << 27 | h >> 37) * 0xbf58476d1ce4e5b9ULL;
+    }
+    h ^= h >> 30;
+    h *= 0xbf58476d1ce4e5b9ULL;
+    h ^= h >> 27;
+    h *= 0x94d049bb133111ebULL;
+    h ^= h >> 31;
+    return h;
+}
+
 static uint64_t hash_labels(const struct label_value *values, size_t n)
 {
-    /* Chaining the seed keeps ("ab","c") and ("a","bc") apart without
-     * copying the values into one buffer. */
-    uint64_t h = 0x9e3779b97f4a7c15ULL;
+    uint64_t hashes[COUNTER_TABLE_MAX_LABELS];
     for (size_t i = 0; i < n; i++)
-        h = XXH3_64bits_withSeed(values[i].ptr, values[i].len, h + values[i].len);
-    return h;
+        hashes[i] = label_hash(values[i].ptr, values[i].len);
+    return label_set_hash(hashes, n);
 }
 
 static const char *series_bytes(const struct counter_table *t, const struct counter_series *s)
@@ -235,9 +260,9 @@ uint64_t counter_table_hash(const struct counter_table *t, const struct label_va
     return hash_labels(values, t->label_count);
 }
 
-struct counter_series *counter_table_get(struct counter_table *t, const struct label_value *values)
+struct counter_series *counter_table_get_hashed(struct counter_table *t,
+                                                const struct label_value *values, uint64_t hash)
 {
-    uint64_t hash = hash_labels(values, t->label_count);
     size_t slot;
     struct counter_series *s = probe(t, hash, values, &slot);
     if (!s)
@@ -254,6 +279,11 @@ struct counter_series *counter_table_get(struct counter_table *t, const struct l
         s = t->overflow;
     }
     return s;
+}
+
+struct counter_series *counter_table_get(struct counter_table *t, const struct label_value *values)
+{
+    return counter_table_get_hashed(t, values, hash_labels(values, t->label_count));
 }
 
 void counter_series_add(struct counter_series *series, uint64_t delta)

@@ -708,7 +708,8 @@ static void inherit_claim(struct kafka_source *ks, struct partition_state *p,
         return;
     }
     if (claim.schema != ks->schema) {
-        log_warn("commit claim from a process with other labels (events.extra_labels) ignored; "
+        log_warn("commit claim from a process with other labels (events.extra_labels) or "
+                 "another version's series hash ignored; "
                  "events after the committed offset are counted again",
                  "topic", p->topic, "partition", partition, NULL);
         commit_claim_clear(&claim);

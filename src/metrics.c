@@ -25,6 +25,10 @@
 
 #include "process_metrics.h"
 
+/* Changes whenever counter_table_hash does (2: label_set_hash of per-value
+ * hashes; 1 was a seed-chained XXH3). */
+#define SERIES_HASH_VERSION "series-hash-2"
+
 #define METRICS_MAX_WORKERS    256
 #define METRICS_MAX_COLLECTORS 16
 
@@ -46,7 +50,8 @@ struct metrics {
     struct counter_table *gpu;
     struct counter_table *mismatch;
     size_t extra_label_count;
-    struct metrics_worker *workers; /* METRICS_MAX_WORKERS slots */
+    uint64_t token_kind_hashes[TOKEN_KIND_COUNT]; /* label_hash of token_kind_labels */
+    struct metrics_worker *workers;               /* METRICS_MAX_WORKERS slots */
     _Atomic size_t worker_count;
     struct collector collectors[METRICS_MAX_COLLECTORS];
     size_t collector_count;
@@ -88,6 +93,8 @@ struct metrics *metrics_new(const struct exporter_config *cfg)
     if (!m->cost || !m->tokens || !m->gpu || !m->mismatch || !m->workers)
         goto fail;
     memset(m->workers, 0, sizeof(struct metrics_worker) * METRICS_MAX_WORKERS);
+    for (int k = 0; k < TOKEN_KIND_COUNT; k++)
+        m->token_kind_hashes[k] = label_hash(token_kind_labels[k].ptr, token_kind_labels[k].len);
     m->start_ms = process_start_time_ms();
     m->replicas = &cfg->kafka_commit_replicas;
     return m;
@@ -122,38 +129,57 @@ struct counter_table *metrics_cost_table(struct metrics *m)
     return m->cost;
 }
 
-/* Adds the event's cost, tokens and GPU-seconds to their series (only to
- * those `held` names, when given). */
-static bool filter_holds(const struct series_filter *held, const struct counter_table *t,
-                         enum metric_family family, const struct label_value *labels)
+/* One family's series for labels[] (with their label_hash in hashes[]),
+ * or NULL when `held` is given and does not name it. */
+static struct counter_series *series_of(struct counter_table *t, enum metric_family family,
+                                        const struct label_value *labels, const uint64_t *hashes,
+                                        const struct series_filter *held)
 {
-    return !held || held->holds(held->ctx, family, counter_table_hash(t, labels));
+    uint64_t hash = label_set_hash(hashes, counter_table_label_count(t));
+    if (held && !held->holds(held->ctx, family, hash))
+        return NULL;
+    return counter_table_get_hashed(t, labels, hash);
 }
 
+/* Adds the event's cost, tokens and GPU-seconds to their series (only to
+ * those `held` names, when given). Each label value is hashed once for
+ * all the families that carry it (an LLM event looks up to five series). */
 static void add_usage(struct metrics *m, const struct event *ev, const struct series_filter *held)
 {
     struct label_value labels[3 + EVENT_MAX_EXTRA_LABELS] = {ev->team, ev->project, ev->source};
-    for (size_t i = 0; i < m->extra_label_count; i++)
+    uint64_t hashes[3 + EVENT_MAX_EXTRA_LABELS];
+    uint64_t team = label_hash(ev->team.ptr, ev->team.len);
+    uint64_t project = label_hash(ev->project.ptr, ev->project.len);
+    hashes[0] = team;
+    hashes[1] = project;
+    hashes[2] = label_hash(ev->source.ptr, ev->source.len);
+    for (size_t i = 0; i < m->extra_label_count; i++) {
         labels[3 + i] = ev->extra[i];
-    if (filter_holds(held, m->cost, METRIC_FAMILY_COST, labels)) {
-        if (ev->cost_nanos)
-            counter_table_add(m->cost, labels, ev->cost_nanos);
-        else
-            counter_table_get(m->cost, labels); /* a $0 event still shows its series */
+        hashes[3 + i] = label_hash(ev->extra[i].ptr, ev->extra[i].len);
     }
+    struct counter_series *s = series_of(m->cost, METRIC_FAMILY_COST, labels, hashes, held);
+    if (s)
+        counter_series_add(s, ev->cost_nanos); /* a $0 event still shows its series */
 
-    for (int k = 0; k < TOKEN_KIND_COUNT; k++) {
-        if (!ev->tokens[k])
-            continue;
-        struct label_value tl[5] = {ev->team, ev->project, ev->provider, ev->model,
-                                    token_kind_labels[k]};
-        if (filter_holds(held, m->tokens, METRIC_FAMILY_TOKENS, tl))
-            counter_table_add(m->tokens, tl, ev->tokens[k]);
+    if (event_has_tokens(ev)) {
+        struct label_value tl[5] = {ev->team, ev->project, ev->provider, ev->model};
+        uint64_t th[5] = {team, project, label_hash(ev->provider.ptr, ev->provider.len),
+                          label_hash(ev->model.ptr, ev->model.len)};
+        for (int k = 0; k < TOKEN_KIND_COUNT; k++) {
+            if (!ev->tokens[k])
+                continue;
+            tl[4] = token_kind_labels[k];
+            th[4] = m->token_kind_hashes[k];
+            if ((s = series_of(m->tokens, METRIC_FAMILY_TOKENS, tl, th, held)))
+                counter_series_add(s, ev->tokens[k]);
+        }
     }
     if (event_has_gpu_usage(ev)) {
         struct label_value gl[4] = {ev->team, ev->project, ev->instance_type, ev->gpu_type};
-        if (filter_holds(held, m->gpu, METRIC_FAMILY_GPU, gl))
-            counter_table_add(m->gpu, gl, ev->gpu_count * ev->duration_nanos);
+        uint64_t gh[4] = {team, project, label_hash(ev->instance_type.ptr, ev->instance_type.len),
+                          label_hash(ev->gpu_type.ptr, ev->gpu_type.len)};
+        if ((s = series_of(m->gpu, METRIC_FAMILY_GPU, gl, gh, held)))
+            counter_series_add(s, ev->gpu_count * ev->duration_nanos);
     }
 }
 
@@ -182,7 +208,8 @@ void metrics_replay_event(struct metrics_worker *w, const struct event *ev, bool
     add_usage(m, ev, held);
     struct label_value v[2];
     mismatch_labels_of(ev, v);
-    if (mismatch && filter_holds(held, m->mismatch, METRIC_FAMILY_MISMATCH, v))
+    if (mismatch && (!held || held->holds(held->ctx, METRIC_FAMILY_MISMATCH,
+                                          counter_table_hash(m->mismatch, v))))
         counter_table_add(m->mismatch, v, 1);
 }
 
@@ -300,8 +327,15 @@ static const struct counter_table *family_table(const struct metrics *m, size_t 
 
 uint64_t metrics_schema_hash(const struct metrics *m)
 {
-    /* FNV-1a over every family's label names, in order, NUL-separated. */
+    /* FNV-1a over the series hash's version, then every family's label
+     * names, in order, NUL-separated: a claim names series by hash, so a
+     * process that hashes label sets otherwise must not read it. */
     uint64_t h = 0xcbf29ce484222325ULL;
+    for (const char *c = SERIES_HASH_VERSION;; c++) {
+        h = (h ^ (unsigned char)*c) * 0x100000001b3ULL;
+        if (!*c)
+            break;
+    }
     for (size_t f = 0; f < METRIC_FAMILY_COUNT; f++) {
         const struct counter_table *t = family_table(m, f);
         for (size_t i = 0; i < counter_table_label_count(t); i++) {
