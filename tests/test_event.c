@@ -864,6 +864,84 @@ static void test_labels_object(void **state)
         REJECT_INVALID_LABEL);
 }
 
+/* Decodes text from a buffer of exactly its length (so a sanitizer sees
+ * any read past it) and checks the reason and, if accepted, the team. */
+static void check_exact(void **state, const char *text, size_t len, enum reject_reason want,
+                        const char *team)
+{
+    char *buf = malloc(len);
+    assert_non_null(buf);
+    memcpy(buf, text, len);
+    struct event ev;
+    enum reject_reason got = event_decode(*state, buf, len, &ev);
+    if (got != want)
+        fail_msg("%s, want %s: %.*s", reject_reason_name(got), reject_reason_name(want), (int)len,
+                 text);
+    if (want == REJECT_NONE)
+        assert_label(ev.team, team);
+    free(buf);
+}
+
+/* The string scan steps over 8 or 16 bytes at a time: a closing quote,
+ * backslash, control byte or non-ASCII byte at every offset from the
+ * string's start, with the string far from the end of the text and as its
+ * last bytes (where the scan cannot take whole steps). */
+static void test_string_scan_offsets(void **state)
+{
+    static const char *const tails[] = {"}", ",\"cost_usd\":1,\"other\":\"xxxxxxxxxxxxxxxx\"}"};
+    for (size_t t = 0; t < 2; t++) {
+        for (size_t k = 0; k <= 40; k++) {
+            char a[64], text[256], want[128];
+            memset(a, 'a', k);
+            a[k] = '\0';
+            /* Quote at offset k. */
+            int n = snprintf(text, sizeof(text), "{\"team\":\"%s\"%s", a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_NONE, k ? a : "unattributed");
+            /* Escape at offset k, then more plain bytes. */
+            n = snprintf(text, sizeof(text), "{\"team\":\"%s\\nbcdefghijklmnopq\"%s", a, tails[t]);
+            snprintf(want, sizeof(want), "%s\nbcdefghijklmnopq", a);
+            check_exact(state, text, (size_t)n, REJECT_NONE, want);
+            /* Invalid UTF-8 before an escape further on. */
+            n = snprintf(text, sizeof(text),
+                         "{\"team\":\"%s\xff"
+                         "bcdefghijklmnopq\\n\"%s",
+                         a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_LABEL, NULL);
+            /* A control byte at offset k. */
+            n = snprintf(text, sizeof(text),
+                         "{\"team\":\"%s\x01"
+                         "bcdefghijklmnopq\"%s",
+                         a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_JSON, NULL);
+            /* Non-ASCII at offset k: valid, then invalid UTF-8. */
+            n = snprintf(text, sizeof(text),
+                         "{\"team\":\"%s\xc3\xa9"
+                         "bcdefghijklmnopq\"%s",
+                         a, tails[t]);
+            snprintf(want, sizeof(want),
+                     "%s\xc3\xa9"
+                     "bcdefghijklmnopq",
+                     a);
+            check_exact(state, text, (size_t)n, REJECT_NONE, want);
+            n = snprintf(text, sizeof(text),
+                         "{\"team\":\"%s\x80"
+                         "bcdefghijklmnopq\"%s",
+                         a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_LABEL, NULL);
+            /* Invalid UTF-8 as the string's last byte, right before the
+             * quote, and non-ASCII bytes right after it (another string's,
+             * not this one's). */
+            n = snprintf(text, sizeof(text), "{\"team\":\"%s\xff\"%s", a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_LABEL, NULL);
+            n = snprintf(text, sizeof(text), "{\"team\":\"%s\",\"x\":\"\xff\xff\"%s", a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_NONE, k ? a : "unattributed");
+            /* Unterminated at every length. */
+            n = snprintf(text, sizeof(text), "{\"cost_usd\":1,\"team\":\"%s", a);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_JSON, NULL);
+        }
+    }
+}
+
 static void test_utf8_valid_fast_path(void **state)
 {
     (void)state;
@@ -925,6 +1003,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reason_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels_object, setup, teardown),
         cmocka_unit_test(test_utf8_valid_fast_path),
+        cmocka_unit_test_setup_teardown(test_string_scan_offsets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
