@@ -405,6 +405,9 @@ static inline bool is_ws(char c)
 
 static inline const char *skip_ws(const char *p, const char *end)
 {
+    /* Compact events have no whitespace: one compare says so. */
+    if (p < end && (unsigned char)*p > ' ')
+        return p;
     while (p < end && is_ws(*p))
         p++;
     return p;
