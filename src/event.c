@@ -394,6 +394,7 @@ struct jnum {
     const char *frac_p;
     size_t n_int;
     size_t n_frac;
+    uint64_t digits; /* int_p frac_p as an integer, if n_int + n_frac <= 19 */
     int64_t exp;
     bool neg;
 };
@@ -644,11 +645,14 @@ static inline enum reject_reason parse_number(struct parser *ps, const char **pp
     if (n->neg)
         p++;
     n->int_p = p;
+    /* The digits' value is gathered on the way (it wraps past 19 digits,
+     * where nothing reads it), so amounts need not read them again. */
+    uint64_t v = 0;
     if (p < end && *p == '0') {
         p++;
     } else if (p < end && *p >= '1' && *p <= '9') {
-        while (p < end && is_digit(*p))
-            p++;
+        for (; p < end && is_digit(*p); p++)
+            v = v * 10 + (uint64_t)(*p - '0');
     } else {
         return REJECT_INVALID_JSON;
     }
@@ -657,12 +661,13 @@ static inline enum reject_reason parse_number(struct parser *ps, const char **pp
     n->n_frac = 0;
     if (p < end && *p == '.') {
         n->frac_p = ++p;
-        while (p < end && is_digit(*p))
-            p++;
+        for (; p < end && is_digit(*p); p++)
+            v = v * 10 + (uint64_t)(*p - '0');
         n->n_frac = (size_t)(p - n->frac_p);
         if (n->n_frac == 0)
             return REJECT_INVALID_JSON;
     }
+    n->digits = v;
     n->exp = 0;
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
@@ -687,38 +692,14 @@ static inline unsigned num_digit(const struct jnum *n, size_t i)
     return (unsigned)((i < n->n_int ? n->int_p[i] : n->frac_p[i - n->n_int]) - '0');
 }
 
-/*
- * The magnitude of n times 10^scale, rounded to the nearest integer with
- * ties away from zero, computed on the decimal digits (no floating point):
- * the digits form one sequence, the exponent only moves the decimal point,
- * the digits left of it form the integer, and the first digit right of it
- * decides the rounding. Returns 0, or -ERANGE above max (after rounding).
- * *exact (if given) tells whether no non-zero digit was rounded away;
- * *nonzero whether the value is not zero.
- */
-static int decimal_to_fixed(const struct jnum *n, int scale, uint64_t max, uint64_t *out,
-                            bool *exact, bool *nonzero)
+/* decimal_to_fixed for any number: the digits form one sequence, the
+ * exponent only moves the decimal point, the digits left of it form the
+ * integer, and the first digit right of it decides the rounding. */
+static int decimal_to_fixed_general(const struct jnum *n, int scale, uint64_t max, uint64_t *out,
+                                    bool *exact, bool *nonzero) __attribute__((noinline));
+static int decimal_to_fixed_general(const struct jnum *n, int scale, uint64_t max, uint64_t *out,
+                                    bool *exact, bool *nonzero)
 {
-    static const uint64_t pow10[] = {1,      10,      100,      1000,      10000,
-                                     100000, 1000000, 10000000, 100000000, 1000000000};
-    /* Fast path, nearly every real amount ("0.0125", "1200"): no exponent,
-     * no digit past the scale, and below 10^19 so nothing can overflow. */
-    if (n->exp == 0 && n->n_frac <= (size_t)scale && n->n_int + (size_t)scale <= 19 && scale <= 9) {
-        uint64_t v = 0;
-        for (size_t i = 0; i < n->n_int; i++)
-            v = v * 10 + (uint64_t)(n->int_p[i] - '0');
-        for (size_t i = 0; i < n->n_frac; i++)
-            v = v * 10 + (uint64_t)(n->frac_p[i] - '0');
-        v *= pow10[(size_t)scale - n->n_frac];
-        if (nonzero)
-            *nonzero = v != 0;
-        if (v > max)
-            return -ERANGE;
-        if (exact)
-            *exact = true;
-        *out = v;
-        return 0;
-    }
     size_t total = n->n_int + n->n_frac;
     size_t first = 0;
     while (first < total && num_digit(n, first) == 0)
@@ -767,6 +748,34 @@ static int decimal_to_fixed(const struct jnum *n, int scale, uint64_t max, uint6
         return -ERANGE;
     if (exact)
         *exact = !inexact;
+    *out = v;
+    return 0;
+}
+
+/*
+ * The magnitude of n times 10^scale, rounded to the nearest integer with
+ * ties away from zero, computed on the decimal digits (no floating point).
+ * Returns 0, or -ERANGE above max (after rounding). *exact (if given) tells
+ * whether no non-zero digit was rounded away; *nonzero whether the value is
+ * not zero.
+ */
+static inline int decimal_to_fixed(const struct jnum *n, int scale, uint64_t max, uint64_t *out,
+                                   bool *exact, bool *nonzero)
+{
+    static const uint64_t pow10[] = {1,      10,      100,      1000,      10000,
+                                     100000, 1000000, 10000000, 100000000, 1000000000};
+    /* Fast path, nearly every real amount ("0.0125", "1200"): no exponent,
+     * no digit past the scale, and below 10^19 so nothing can overflow
+     * (parse_number has the digits' value, as there are at most 19). */
+    if (n->exp != 0 || n->n_frac > (size_t)scale || n->n_int + (size_t)scale > 19 || scale > 9)
+        return decimal_to_fixed_general(n, scale, max, out, exact, nonzero);
+    uint64_t v = n->digits * pow10[(size_t)scale - n->n_frac];
+    if (nonzero)
+        *nonzero = v != 0;
+    if (v > max)
+        return -ERANGE;
+    if (exact)
+        *exact = true;
     *out = v;
     return 0;
 }

@@ -417,6 +417,75 @@ static void test_long_digit_strings(void **state)
     assert_int_equal(ev.cost_nanos, 1000000000);
 }
 
+/* Amounts are computed while the number is read when it has at most 19
+ * digits, no exponent and no digit past the scale; each side of those
+ * limits must give the exact value. */
+static void test_amount_fast_path_limits(void **state)
+{
+    (void)state;
+    struct event_decoder *d = decoder_with(UINT64_MAX, 65536, 16);
+    assert_non_null(d);
+    static const struct {
+        const char *text;
+        enum reject_reason reason;
+        uint64_t nanos;
+    } cases[] = {
+        {"9999999999.999999999", REJECT_NONE, 9999999999999999999ULL},  /* 19 digits */
+        {"1999999999.9999999999", REJECT_NONE, 2000000000000000000ULL}, /* 20, rounds */
+        {"18446744073.709551615", REJECT_NONE, UINT64_MAX},             /* 20 */
+        {"18446744073.709551616", REJECT_INVALID_COST, 0},
+        {"18446744073.7095516154", REJECT_NONE, UINT64_MAX},
+        {"18446744073.7095516155", REJECT_INVALID_COST, 0},
+        {"99999999999", REJECT_INVALID_COST, 0},
+        {"0.1e1", REJECT_NONE, 1000000000},
+        {"0.1E0", REJECT_NONE, 100000000},
+        {"0.123456789", REJECT_NONE, 123456789},
+        {"0.1234567891", REJECT_NONE, 123456789},
+        {"0.1234567895", REJECT_NONE, 123456790},
+        {"0.0000000000", REJECT_NONE, 0},
+        {"00", REJECT_INVALID_JSON, 0},
+        {"0.000000001", REJECT_NONE, 1},
+        {"1.", REJECT_INVALID_JSON, 0},
+    };
+    char json[128];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct event ev;
+        int n = snprintf(json, sizeof(json), "{\"cost_usd\":%s}", cases[i].text);
+        enum reject_reason got = event_decode(d, json, (size_t)n, &ev);
+        if (got != cases[i].reason || (got == REJECT_NONE && ev.cost_nanos != cases[i].nanos))
+            fail_msg("cost %s: got %s %llu", cases[i].text, reject_reason_name(got),
+                     (unsigned long long)ev.cost_nanos);
+    }
+    /* Token counts: 16, 17, 19, 20 and 21 digits against the 2^53 cap. */
+    static const struct {
+        const char *text;
+        enum reject_reason reason;
+        uint64_t count;
+    } counts[] = {
+        {"9007199254740992", REJECT_NONE, 9007199254740992ULL},
+        {"9007199254740993", REJECT_INVALID_TOKENS, 0},
+        {"9007199254740992.0", REJECT_NONE, 9007199254740992ULL},
+        {"90071992547409920e-1", REJECT_NONE, 9007199254740992ULL},
+        {"1000000000000000000", REJECT_INVALID_TOKENS, 0},
+        {"18446744073709551615", REJECT_INVALID_TOKENS, 0},
+        {"184467440737095516160", REJECT_INVALID_TOKENS, 0},
+        {"0", REJECT_NONE, 0},
+        {"5.0", REJECT_NONE, 5},
+        {"5.5", REJECT_INVALID_TOKENS, 0},
+    };
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        struct event ev;
+        int n =
+            snprintf(json, sizeof(json), "{\"cost_usd\":1,\"input_tokens\":%s}", counts[i].text);
+        enum reject_reason got = event_decode(d, json, (size_t)n, &ev);
+        if (got != counts[i].reason ||
+            (got == REJECT_NONE && ev.tokens[TOKEN_INPUT] != counts[i].count))
+            fail_msg("tokens %s: got %s %llu", counts[i].text, reject_reason_name(got),
+                     (unsigned long long)ev.tokens[TOKEN_INPUT]);
+    }
+    event_decoder_free(d);
+}
+
 enum count_field { TOKENS, GPUS, DURATION };
 
 static void test_counts_and_usage(void **state)
@@ -987,6 +1056,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_cost_exponents_and_rounding, setup, teardown),
         cmocka_unit_test(test_cost_beyond_double_exactness),
         cmocka_unit_test_setup_teardown(test_long_digit_strings, setup, teardown),
+        cmocka_unit_test(test_amount_fast_path_limits),
         cmocka_unit_test_setup_teardown(test_counts_and_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_negative_zero_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch_timestamps, setup, teardown),
