@@ -295,6 +295,70 @@ static void test_rfc3339(void **state)
     assert_int_equal(ms % 1000, 123);
 }
 
+/* The producers' shape "YYYY-MM-DDTHH:MM:SS.mmmZ" has a fast path; every
+ * other shape takes the general one. */
+static void test_rfc3339_shapes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ts;
+        int rc;
+        int64_t ms;
+    } cases[] = {
+        {"2026-11-23T00:00:00.000Z", 0, 1795392000000LL},
+        {"2026-11-23T10:00:00.250Z", 0, 1795428000250LL},
+        {"2026-11-23t10:00:00.250z", 0, 1795428000250LL},
+        {"2026-11-23T10:00:00.25Z", 0, 1795428000250LL},
+        {"2026-11-23T10:00:00.2500Z", 0, 1795428000250LL},
+        {"2026-11-23T10:00:00.250+01:00", 0, 1795424400250LL},
+        {"2026-11-23T10:00:00Z", 0, 1795428000000LL},
+        {"2024-02-29T23:59:60.999Z", 0, 1709251200999LL},
+        {"0000-01-01T00:00:00.000Z", 0, -62167219200000LL},
+        {"9999-12-31T23:59:59.999Z", 0, 253402300799999LL},
+        {"2023-02-29T00:00:00.000Z", -EINVAL, 0},
+        {"2026-13-01T00:00:00.000Z", -EINVAL, 0},
+        {"2026-00-01T00:00:00.000Z", -EINVAL, 0},
+        {"2026-04-31T00:00:00.000Z", -EINVAL, 0},
+        {"2026-11-00T00:00:00.000Z", -EINVAL, 0},
+        {"2026-11-23T24:00:00.000Z", -EINVAL, 0},
+        {"2026-11-23T10:60:00.000Z", -EINVAL, 0},
+        {"2026-11-23T10:00:61.000Z", -EINVAL, 0},
+        {"2026-11-23T10:00:00.000+", -EINVAL, 0},
+        {"2026-11-23T10:00:00.0000", -EINVAL, 0},
+        {"2026-11-23 10:00:00.000Z", -EINVAL, 0},
+        {"2026-11-23T10:00:00,000Z", -EINVAL, 0},
+        {"2026-11-23T10:00:00.000ZZ", -EINVAL, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t ms = 0;
+        int rc = parse_rfc3339(cases[i].ts, strlen(cases[i].ts), &ms);
+        if (rc != cases[i].rc || (rc == 0 && ms != cases[i].ms))
+            fail_msg("%s: got %d %lld", cases[i].ts, rc, (long long)ms);
+    }
+    /* Every byte of the fast shape replaced by bytes around the digits and
+     * separators: the fast path must agree with the general one, which
+     * takes the same text with a lowercase 't' or 'z'. */
+    static const unsigned char subst[] = {'/', '0', '1', '2',  '5',  '9',  ':',  '-',  '.',
+                                          'T', 'Z', ' ', 0x00, 0x7f, 0x80, 0xf9, 0xfa, 0xff};
+    for (size_t pos = 0; pos < 24; pos++) {
+        for (size_t k = 0; k < sizeof(subst); k++) {
+            char fast[24], slow[24];
+            memcpy(fast, "2024-02-29T23:59:59.999Z", 24);
+            fast[pos] = (char)subst[k];
+            memcpy(slow, fast, 24);
+            if (pos != 10)
+                slow[10] = 't';
+            else if (pos != 23)
+                slow[23] = 'z';
+            int64_t a = 1, b = 2;
+            int ra = parse_rfc3339(fast, 24, &a), rb = parse_rfc3339(slow, 24, &b);
+            if (ra != rb || (ra == 0 && a != b))
+                fail_msg("byte %zu = 0x%02x: %d %lld vs %d %lld", pos, subst[k], ra, (long long)a,
+                         rb, (long long)b);
+        }
+    }
+}
+
 /* ---- strict single-pass decoder: grammar, exact amounts, strings ---- */
 
 static struct event_decoder *decoder_with(uint64_t max_cost_nanos, size_t max_bytes, int depth)
@@ -1053,6 +1117,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_valid_event_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8_and_escapes, setup, teardown),
         cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_rfc3339_shapes),
         cmocka_unit_test_setup_teardown(test_cost_exponents_and_rounding, setup, teardown),
         cmocka_unit_test(test_cost_beyond_double_exactness),
         cmocka_unit_test_setup_teardown(test_long_digit_strings, setup, teardown),
