@@ -158,6 +158,7 @@ static inline uint64_t load64(const char *p)
     return w;
 }
 
+#ifndef __SSE2__ /* else skip_plain uses SSE2 */
 /* Non-zero iff one of the 8 bytes is '"', '\\' or below 0x20. Each term is
  * the exact "has a zero byte" / "has a byte < n" test from Bit Twiddling
  * Hacks. A term may also flag bytes above a true hit (the borrow runs up),
@@ -169,6 +170,7 @@ static inline uint64_t string_specials(uint64_t w)
     uint64_t b = w ^ (ONES * '\\');
     return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w)) & HIGHS;
 }
+#endif
 
 bool utf8_valid(const char *str, size_t len)
 {
