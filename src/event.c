@@ -621,7 +621,7 @@ static inline const char *skip_plain(const char *p, const char *end, uint64_t *h
         p += 16;
     }
     if (nonascii)
-        *high = HIGHS;
+        *high |= HIGHS;
 #else
     while (end - p >= 8) {
         uint64_t w = load64(p);
