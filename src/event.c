@@ -12,11 +12,13 @@
  *    and converted in place. Unknown values are skipped by an iterative
  *    validator (skip_value) that enforces the grammar and the depth limit
  *    without recursion, so a hostile max_depth cannot exhaust the stack.
- *  - Strings are scanned 8 bytes at a time (SWAR) for '"', '\\' and control
- *    bytes. A string without escapes is returned as a pointer into the
- *    input; one with escapes is unescaped into the decoder's scratch buffer,
- *    which is sized from max_bytes at creation: an unescaped string is never
- *    longer than its source text, so all strings of an event fit.
+ *  - Strings are scanned 16 bytes at a time (SSE2, the x86-64 baseline;
+ *    elsewhere 8 at a time, SWAR) for '"', '\\' and control bytes, jumping
+ *    to the first one found. A string without escapes is returned as a
+ *    pointer into the input; one with escapes is unescaped into the
+ *    decoder's scratch buffer, which is sized from max_bytes at creation:
+ *    an unescaped string is never longer than its source text, so all
+ *    strings of an event fit.
  *  - Numbers are never converted through a double. Their text is split into
  *    integer digits, fraction digits and a decimal exponent, and amounts are
  *    computed from the digits by moving the decimal point (decimal_to_fixed):
@@ -62,6 +64,9 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef __SSE2__
+#include <emmintrin.h>
+#endif
 
 #include "money.h"
 
@@ -153,15 +158,19 @@ static inline uint64_t load64(const char *p)
     return w;
 }
 
+#ifndef __SSE2__ /* else skip_plain uses SSE2 */
 /* Non-zero iff one of the 8 bytes is '"', '\\' or below 0x20. Each term is
  * the exact "has a zero byte" / "has a byte < n" test from Bit Twiddling
- * Hacks; only existence matters, the byte loop finds the position. */
+ * Hacks. A term may also flag bytes above a true hit (the borrow runs up),
+ * never below one, so the lowest flag of the three is the first special
+ * byte: on a little-endian load that is the lowest set bit. */
 static inline uint64_t string_specials(uint64_t w)
 {
     uint64_t q = w ^ (ONES * '"');
     uint64_t b = w ^ (ONES * '\\');
     return (((q - ONES) & ~q) | ((b - ONES) & ~b) | ((w - ONES * 0x20) & ~w)) & HIGHS;
 }
+#endif
 
 bool utf8_valid(const char *str, size_t len)
 {
@@ -231,35 +240,74 @@ static int64_t days_from_civil(int y, int m, int d)
     return era * 146097 + doe - 719468;
 }
 
-int parse_rfc3339(const char *s, size_t len, int64_t *epoch_ms)
+/* The fields of an RFC 3339 timestamp, before their ranges are checked. */
+struct civil_time {
+    int year, month, day, hour, minute, second, ms, offset_min;
+};
+
+/* The shape producers send, "YYYY-MM-DDTHH:MM:SS.mmmZ", checked with three
+ * word compares and split without loops. False for any other text, which
+ * the general parser then takes (so nothing here may reject). */
+static bool rfc3339_common(const char *s, size_t len, struct civil_time *t)
 {
-    int year, month, day, hour, minute, second, ms = 0;
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    /* Per word: the separators' bytes, a mask of them, and of the digits. */
+    static const uint64_t sep[3] = {0x2d00002d00000000ULL, 0x00003a0000540000ULL,
+                                    0x5a0000002e00003aULL};
+    static const uint64_t sep_mask[3] = {0xff0000ff00000000ULL, 0x0000ff0000ff0000ULL,
+                                         0xff000000ff0000ffULL};
+    if (len != 24)
+        return false;
+    uint64_t bad = 0;
+    for (int i = 0; i < 3; i++) {
+        uint64_t w = load64(s + 8 * i), digits = ~sep_mask[i];
+        /* A digit's high nibble is 3, before and after adding 6; a carry out
+         * of a byte only comes from one that fails either test itself. */
+        uint64_t nibbles = (w & ONES * 0xf0) | ((w + ONES * 0x06) & ONES * 0xf0) >> 4;
+        bad |= ((w ^ sep[i]) & sep_mask[i]) | ((nibbles ^ ONES * 0x33) & digits);
+    }
+    if (bad)
+        return false;
+#define D(i) (s[i] - '0')
+    t->year = D(0) * 1000 + D(1) * 100 + D(2) * 10 + D(3);
+    t->month = D(5) * 10 + D(6);
+    t->day = D(8) * 10 + D(9);
+    t->hour = D(11) * 10 + D(12);
+    t->minute = D(14) * 10 + D(15);
+    t->second = D(17) * 10 + D(18);
+    t->ms = D(20) * 100 + D(21) * 10 + D(22);
+#undef D
+    t->offset_min = 0;
+    return true;
+#else
+    (void)s, (void)len, (void)t;
+    return false;
+#endif
+}
+
+/* Any RFC 3339 text this parser accepts, split into fields. */
+static int rfc3339_general(const char *s, size_t len, struct civil_time *t)
+{
     if (len < 20 || s[4] != '-' || s[7] != '-' || (s[10] != 'T' && s[10] != 't') || s[13] != ':' ||
         s[16] != ':')
         return -EINVAL;
-    if (parse_digits(s, 4, &year) || parse_digits(s + 5, 2, &month) ||
-        parse_digits(s + 8, 2, &day) || parse_digits(s + 11, 2, &hour) ||
-        parse_digits(s + 14, 2, &minute) || parse_digits(s + 17, 2, &second))
-        return -EINVAL;
-    if (month < 1 || month > 12 || day < 1 || day > mdays[month - 1] || hour > 23 || minute > 59 ||
-        second > 60)
-        return -EINVAL;
-    bool leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
-    if (month == 2 && day == 29 && !leap)
+    if (parse_digits(s, 4, &t->year) || parse_digits(s + 5, 2, &t->month) ||
+        parse_digits(s + 8, 2, &t->day) || parse_digits(s + 11, 2, &t->hour) ||
+        parse_digits(s + 14, 2, &t->minute) || parse_digits(s + 17, 2, &t->second))
         return -EINVAL;
     size_t i = 19;
+    t->ms = 0;
     if (i < len && s[i] == '.') {
         size_t digits = 0;
         for (i++; i < len && s[i] >= '0' && s[i] <= '9'; i++, digits++)
             if (digits < 3)
-                ms = ms * 10 + (s[i] - '0');
+                t->ms = t->ms * 10 + (s[i] - '0');
         if (digits == 0)
             return -EINVAL;
         for (; digits < 3; digits++)
-            ms *= 10;
+            t->ms *= 10;
     }
-    int offset_min = 0;
+    t->offset_min = 0;
     if (i < len && (s[i] == 'Z' || s[i] == 'z')) {
         i++;
     } else if (i + 6 == len && (s[i] == '+' || s[i] == '-') && s[i + 3] == ':') {
@@ -267,16 +315,29 @@ int parse_rfc3339(const char *s, size_t len, int64_t *epoch_ms)
         if (parse_digits(s + i + 1, 2, &oh) || parse_digits(s + i + 4, 2, &om) || oh > 23 ||
             om > 59)
             return -EINVAL;
-        offset_min = (oh * 60 + om) * (s[i] == '+' ? 1 : -1);
+        t->offset_min = (oh * 60 + om) * (s[i] == '+' ? 1 : -1);
         i += 6;
     } else {
         return -EINVAL;
     }
-    if (i != len)
+    return i == len ? 0 : -EINVAL;
+}
+
+int parse_rfc3339(const char *s, size_t len, int64_t *epoch_ms)
+{
+    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    struct civil_time t;
+    if (!rfc3339_common(s, len, &t) && rfc3339_general(s, len, &t))
         return -EINVAL;
-    int64_t secs = days_from_civil(year, month, day) * 86400 + hour * 3600 + minute * 60 + second -
-                   (int64_t)offset_min * 60;
-    *epoch_ms = secs * 1000 + ms;
+    if (t.month < 1 || t.month > 12 || t.day < 1 || t.day > mdays[t.month - 1] || t.hour > 23 ||
+        t.minute > 59 || t.second > 60)
+        return -EINVAL;
+    bool leap = (t.year % 4 == 0 && t.year % 100 != 0) || t.year % 400 == 0;
+    if (t.month == 2 && t.day == 29 && !leap)
+        return -EINVAL;
+    int64_t secs = days_from_civil(t.year, t.month, t.day) * 86400 + t.hour * 3600 + t.minute * 60 +
+                   t.second - (int64_t)t.offset_min * 60;
+    *epoch_ms = secs * 1000 + t.ms;
     return 0;
 }
 
@@ -387,6 +448,7 @@ struct jnum {
     const char *frac_p;
     size_t n_int;
     size_t n_frac;
+    uint64_t digits; /* int_p frac_p as an integer, if n_int + n_frac <= 19 */
     int64_t exp;
     bool neg;
 };
@@ -398,6 +460,9 @@ static inline bool is_ws(char c)
 
 static inline const char *skip_ws(const char *p, const char *end)
 {
+    /* Compact events have no whitespace: one compare says so. */
+    if (p < end && (unsigned char)*p > ' ')
+        return p;
     while (p < end && is_ws(*p))
         p++;
     return p;
@@ -528,20 +593,62 @@ static enum reject_reason unescape_string(struct parser *ps, const char *start, 
     return REJECT_NONE;
 }
 
-/* Parses a string whose opening quote is just before *pp; leaves *pp after
- * the closing quote. */
-static inline enum reject_reason parse_string(struct parser *ps, const char **pp, struct jstr *s)
+/* Skips the plain bytes of a string from p, accumulating them into *high
+ * (whose 0x80 bits tell whether any was non-ASCII). Returns the first '"',
+ * '\\' or control byte, or a point close to the end from where the byte
+ * loop finds it. Only bytes of the string may reach *high: the bytes past
+ * the special one in the same vector or word are not the string's. */
+static inline const char *skip_plain(const char *p, const char *end, uint64_t *high)
 {
-    const char *p = *pp, *end = ps->end;
-    const char *start = p;
-    uint64_t high = 0;
+#ifdef __SSE2__
+    /* x86-64 baseline: 16 bytes a step, the positions as bit masks. The
+     * last 15 bytes of a text are left to the byte loop (rare: a string
+     * there is at most the last value of an event). */
+    const __m128i quote = _mm_set1_epi8('"'), bslash = _mm_set1_epi8('\\');
+    const __m128i ctl = _mm_set1_epi8(0x1f);
+    unsigned nonascii = 0;
+    while (end - p >= 16) {
+        __m128i v = _mm_loadu_si128((const __m128i *)(const void *)p);
+        __m128i sp = _mm_or_si128(_mm_or_si128(_mm_cmpeq_epi8(v, quote), _mm_cmpeq_epi8(v, bslash)),
+                                  _mm_cmpeq_epi8(_mm_max_epu8(v, ctl), ctl));
+        unsigned special = (unsigned)_mm_movemask_epi8(sp);
+        if (special) {
+            nonascii |= (unsigned)_mm_movemask_epi8(v) & ((special & -special) - 1);
+            p += __builtin_ctz(special);
+            break;
+        }
+        nonascii |= (unsigned)_mm_movemask_epi8(v);
+        p += 16;
+    }
+    if (nonascii)
+        *high |= HIGHS;
+#else
     while (end - p >= 8) {
         uint64_t w = load64(p);
-        if (string_specials(w))
+        uint64_t special = string_specials(w);
+        if (special) {
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+            *high |= w & ((special & -special) - 1);
+            p += __builtin_ctzll(special) / 8;
+#endif
             break;
-        high |= w;
+        }
+        *high |= w;
         p += 8;
     }
+#endif
+    return p;
+}
+
+/* The rest of a string from p, where skip_plain stopped short of a closing
+ * quote: near the end of the text, at a backslash or at a control byte. */
+static enum reject_reason string_rest(struct parser *ps, const char *start, const char *p,
+                                      const char **pp, uint64_t high, struct jstr *s)
+    __attribute__((noinline));
+static enum reject_reason string_rest(struct parser *ps, const char *start, const char *p,
+                                      const char **pp, uint64_t high, struct jstr *s)
+{
+    const char *end = ps->end;
     for (;; p++) {
         if (p == end)
             return REJECT_INVALID_JSON;
@@ -565,6 +672,25 @@ static inline enum reject_reason parse_string(struct parser *ps, const char **pp
     return REJECT_NONE;
 }
 
+/* Parses a string whose opening quote is just before *pp; leaves *pp after
+ * the closing quote. Inline only up to the common end: a closing quote with
+ * no escape before it. */
+static inline enum reject_reason parse_string(struct parser *ps, const char **pp, struct jstr *s)
+{
+    const char *start = *pp, *end = ps->end;
+    uint64_t high = 0;
+    const char *p = skip_plain(start, end, &high);
+    if (p == end || *p != '"')
+        return string_rest(ps, start, p, pp, high, s);
+    s->ptr = start;
+    s->len = (size_t)(p - start);
+    s->high = (high & HIGHS) != 0;
+    s->nul = false;
+    s->escaped = false;
+    *pp = p + 1;
+    return REJECT_NONE;
+}
+
 /* Parses an RFC 8259 number starting at *pp ('-' or a digit). */
 static inline enum reject_reason parse_number(struct parser *ps, const char **pp, struct jnum *n)
 {
@@ -573,11 +699,14 @@ static inline enum reject_reason parse_number(struct parser *ps, const char **pp
     if (n->neg)
         p++;
     n->int_p = p;
+    /* The digits' value is gathered on the way (it wraps past 19 digits,
+     * where nothing reads it), so amounts need not read them again. */
+    uint64_t v = 0;
     if (p < end && *p == '0') {
         p++;
     } else if (p < end && *p >= '1' && *p <= '9') {
-        while (p < end && is_digit(*p))
-            p++;
+        for (; p < end && is_digit(*p); p++)
+            v = v * 10 + (uint64_t)(*p - '0');
     } else {
         return REJECT_INVALID_JSON;
     }
@@ -586,12 +715,13 @@ static inline enum reject_reason parse_number(struct parser *ps, const char **pp
     n->n_frac = 0;
     if (p < end && *p == '.') {
         n->frac_p = ++p;
-        while (p < end && is_digit(*p))
-            p++;
+        for (; p < end && is_digit(*p); p++)
+            v = v * 10 + (uint64_t)(*p - '0');
         n->n_frac = (size_t)(p - n->frac_p);
         if (n->n_frac == 0)
             return REJECT_INVALID_JSON;
     }
+    n->digits = v;
     n->exp = 0;
     if (p < end && (*p == 'e' || *p == 'E')) {
         p++;
@@ -616,38 +746,14 @@ static inline unsigned num_digit(const struct jnum *n, size_t i)
     return (unsigned)((i < n->n_int ? n->int_p[i] : n->frac_p[i - n->n_int]) - '0');
 }
 
-/*
- * The magnitude of n times 10^scale, rounded to the nearest integer with
- * ties away from zero, computed on the decimal digits (no floating point):
- * the digits form one sequence, the exponent only moves the decimal point,
- * the digits left of it form the integer, and the first digit right of it
- * decides the rounding. Returns 0, or -ERANGE above max (after rounding).
- * *exact (if given) tells whether no non-zero digit was rounded away;
- * *nonzero whether the value is not zero.
- */
-static int decimal_to_fixed(const struct jnum *n, int scale, uint64_t max, uint64_t *out,
-                            bool *exact, bool *nonzero)
+/* decimal_to_fixed for any number: the digits form one sequence, the
+ * exponent only moves the decimal point, the digits left of it form the
+ * integer, and the first digit right of it decides the rounding. */
+static int decimal_to_fixed_general(const struct jnum *n, int scale, uint64_t max, uint64_t *out,
+                                    bool *exact, bool *nonzero) __attribute__((noinline));
+static int decimal_to_fixed_general(const struct jnum *n, int scale, uint64_t max, uint64_t *out,
+                                    bool *exact, bool *nonzero)
 {
-    static const uint64_t pow10[] = {1,      10,      100,      1000,      10000,
-                                     100000, 1000000, 10000000, 100000000, 1000000000};
-    /* Fast path, nearly every real amount ("0.0125", "1200"): no exponent,
-     * no digit past the scale, and below 10^19 so nothing can overflow. */
-    if (n->exp == 0 && n->n_frac <= (size_t)scale && n->n_int + (size_t)scale <= 19 && scale <= 9) {
-        uint64_t v = 0;
-        for (size_t i = 0; i < n->n_int; i++)
-            v = v * 10 + (uint64_t)(n->int_p[i] - '0');
-        for (size_t i = 0; i < n->n_frac; i++)
-            v = v * 10 + (uint64_t)(n->frac_p[i] - '0');
-        v *= pow10[(size_t)scale - n->n_frac];
-        if (nonzero)
-            *nonzero = v != 0;
-        if (v > max)
-            return -ERANGE;
-        if (exact)
-            *exact = true;
-        *out = v;
-        return 0;
-    }
     size_t total = n->n_int + n->n_frac;
     size_t first = 0;
     while (first < total && num_digit(n, first) == 0)
@@ -696,6 +802,34 @@ static int decimal_to_fixed(const struct jnum *n, int scale, uint64_t max, uint6
         return -ERANGE;
     if (exact)
         *exact = !inexact;
+    *out = v;
+    return 0;
+}
+
+/*
+ * The magnitude of n times 10^scale, rounded to the nearest integer with
+ * ties away from zero, computed on the decimal digits (no floating point).
+ * Returns 0, or -ERANGE above max (after rounding). *exact (if given) tells
+ * whether no non-zero digit was rounded away; *nonzero whether the value is
+ * not zero.
+ */
+static inline int decimal_to_fixed(const struct jnum *n, int scale, uint64_t max, uint64_t *out,
+                                   bool *exact, bool *nonzero)
+{
+    static const uint64_t pow10[] = {1,      10,      100,      1000,      10000,
+                                     100000, 1000000, 10000000, 100000000, 1000000000};
+    /* Fast path, nearly every real amount ("0.0125", "1200"): no exponent,
+     * no digit past the scale, and below 10^19 so nothing can overflow
+     * (parse_number has the digits' value, as there are at most 19). */
+    if (n->exp != 0 || n->n_frac > (size_t)scale || n->n_int + (size_t)scale > 19 || scale > 9)
+        return decimal_to_fixed_general(n, scale, max, out, exact, nonzero);
+    uint64_t v = n->digits * pow10[(size_t)scale - n->n_frac];
+    if (nonzero)
+        *nonzero = v != 0;
+    if (v > max)
+        return -ERANGE;
+    if (exact)
+        *exact = true;
     *out = v;
     return 0;
 }

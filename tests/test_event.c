@@ -295,6 +295,70 @@ static void test_rfc3339(void **state)
     assert_int_equal(ms % 1000, 123);
 }
 
+/* The producers' shape "YYYY-MM-DDTHH:MM:SS.mmmZ" has a fast path; every
+ * other shape takes the general one. */
+static void test_rfc3339_shapes(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *ts;
+        int rc;
+        int64_t ms;
+    } cases[] = {
+        {"2026-11-23T00:00:00.000Z", 0, 1795392000000LL},
+        {"2026-11-23T10:00:00.250Z", 0, 1795428000250LL},
+        {"2026-11-23t10:00:00.250z", 0, 1795428000250LL},
+        {"2026-11-23T10:00:00.25Z", 0, 1795428000250LL},
+        {"2026-11-23T10:00:00.2500Z", 0, 1795428000250LL},
+        {"2026-11-23T10:00:00.250+01:00", 0, 1795424400250LL},
+        {"2026-11-23T10:00:00Z", 0, 1795428000000LL},
+        {"2024-02-29T23:59:60.999Z", 0, 1709251200999LL},
+        {"0000-01-01T00:00:00.000Z", 0, -62167219200000LL},
+        {"9999-12-31T23:59:59.999Z", 0, 253402300799999LL},
+        {"2023-02-29T00:00:00.000Z", -EINVAL, 0},
+        {"2026-13-01T00:00:00.000Z", -EINVAL, 0},
+        {"2026-00-01T00:00:00.000Z", -EINVAL, 0},
+        {"2026-04-31T00:00:00.000Z", -EINVAL, 0},
+        {"2026-11-00T00:00:00.000Z", -EINVAL, 0},
+        {"2026-11-23T24:00:00.000Z", -EINVAL, 0},
+        {"2026-11-23T10:60:00.000Z", -EINVAL, 0},
+        {"2026-11-23T10:00:61.000Z", -EINVAL, 0},
+        {"2026-11-23T10:00:00.000+", -EINVAL, 0},
+        {"2026-11-23T10:00:00.0000", -EINVAL, 0},
+        {"2026-11-23 10:00:00.000Z", -EINVAL, 0},
+        {"2026-11-23T10:00:00,000Z", -EINVAL, 0},
+        {"2026-11-23T10:00:00.000ZZ", -EINVAL, 0},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int64_t ms = 0;
+        int rc = parse_rfc3339(cases[i].ts, strlen(cases[i].ts), &ms);
+        if (rc != cases[i].rc || (rc == 0 && ms != cases[i].ms))
+            fail_msg("%s: got %d %lld", cases[i].ts, rc, (long long)ms);
+    }
+    /* Every byte of the fast shape replaced by bytes around the digits and
+     * separators: the fast path must agree with the general one, which
+     * takes the same text with a lowercase 't' or 'z'. */
+    static const unsigned char subst[] = {'/', '0', '1', '2',  '5',  '9',  ':',  '-',  '.',
+                                          'T', 'Z', ' ', 0x00, 0x7f, 0x80, 0xf9, 0xfa, 0xff};
+    for (size_t pos = 0; pos < 24; pos++) {
+        for (size_t k = 0; k < sizeof(subst); k++) {
+            char fast[24], slow[24];
+            memcpy(fast, "2024-02-29T23:59:59.999Z", 24);
+            fast[pos] = (char)subst[k];
+            memcpy(slow, fast, 24);
+            if (pos != 10)
+                slow[10] = 't';
+            else if (pos != 23)
+                slow[23] = 'z';
+            int64_t a = 1, b = 2;
+            int ra = parse_rfc3339(fast, 24, &a), rb = parse_rfc3339(slow, 24, &b);
+            if (ra != rb || (ra == 0 && a != b))
+                fail_msg("byte %zu = 0x%02x: %d %lld vs %d %lld", pos, subst[k], ra, (long long)a,
+                         rb, (long long)b);
+        }
+    }
+}
+
 /* ---- strict single-pass decoder: grammar, exact amounts, strings ---- */
 
 static struct event_decoder *decoder_with(uint64_t max_cost_nanos, size_t max_bytes, int depth)
@@ -415,6 +479,75 @@ static void test_long_digit_strings(void **state)
     snprintf(json, sizeof(json), "{\"cost_usd\":1.%s}", digits);
     assert_int_equal(decode(state, json, &ev), REJECT_NONE);
     assert_int_equal(ev.cost_nanos, 1000000000);
+}
+
+/* Amounts are computed while the number is read when it has at most 19
+ * digits, no exponent and no digit past the scale; each side of those
+ * limits must give the exact value. */
+static void test_amount_fast_path_limits(void **state)
+{
+    (void)state;
+    struct event_decoder *d = decoder_with(UINT64_MAX, 65536, 16);
+    assert_non_null(d);
+    static const struct {
+        const char *text;
+        enum reject_reason reason;
+        uint64_t nanos;
+    } cases[] = {
+        {"9999999999.999999999", REJECT_NONE, 9999999999999999999ULL},  /* 19 digits */
+        {"1999999999.9999999999", REJECT_NONE, 2000000000000000000ULL}, /* 20, rounds */
+        {"18446744073.709551615", REJECT_NONE, UINT64_MAX},             /* 20 */
+        {"18446744073.709551616", REJECT_INVALID_COST, 0},
+        {"18446744073.7095516154", REJECT_NONE, UINT64_MAX},
+        {"18446744073.7095516155", REJECT_INVALID_COST, 0},
+        {"99999999999", REJECT_INVALID_COST, 0},
+        {"0.1e1", REJECT_NONE, 1000000000},
+        {"0.1E0", REJECT_NONE, 100000000},
+        {"0.123456789", REJECT_NONE, 123456789},
+        {"0.1234567891", REJECT_NONE, 123456789},
+        {"0.1234567895", REJECT_NONE, 123456790},
+        {"0.0000000000", REJECT_NONE, 0},
+        {"00", REJECT_INVALID_JSON, 0},
+        {"0.000000001", REJECT_NONE, 1},
+        {"1.", REJECT_INVALID_JSON, 0},
+    };
+    char json[128];
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        struct event ev;
+        int n = snprintf(json, sizeof(json), "{\"cost_usd\":%s}", cases[i].text);
+        enum reject_reason got = event_decode(d, json, (size_t)n, &ev);
+        if (got != cases[i].reason || (got == REJECT_NONE && ev.cost_nanos != cases[i].nanos))
+            fail_msg("cost %s: got %s %llu", cases[i].text, reject_reason_name(got),
+                     (unsigned long long)ev.cost_nanos);
+    }
+    /* Token counts: 16, 17, 19, 20 and 21 digits against the 2^53 cap. */
+    static const struct {
+        const char *text;
+        enum reject_reason reason;
+        uint64_t count;
+    } counts[] = {
+        {"9007199254740992", REJECT_NONE, 9007199254740992ULL},
+        {"9007199254740993", REJECT_INVALID_TOKENS, 0},
+        {"9007199254740992.0", REJECT_NONE, 9007199254740992ULL},
+        {"90071992547409920e-1", REJECT_NONE, 9007199254740992ULL},
+        {"1000000000000000000", REJECT_INVALID_TOKENS, 0},
+        {"18446744073709551615", REJECT_INVALID_TOKENS, 0},
+        {"184467440737095516160", REJECT_INVALID_TOKENS, 0},
+        {"0", REJECT_NONE, 0},
+        {"5.0", REJECT_NONE, 5},
+        {"5.5", REJECT_INVALID_TOKENS, 0},
+    };
+    for (size_t i = 0; i < sizeof(counts) / sizeof(counts[0]); i++) {
+        struct event ev;
+        int n =
+            snprintf(json, sizeof(json), "{\"cost_usd\":1,\"input_tokens\":%s}", counts[i].text);
+        enum reject_reason got = event_decode(d, json, (size_t)n, &ev);
+        if (got != counts[i].reason ||
+            (got == REJECT_NONE && ev.tokens[TOKEN_INPUT] != counts[i].count))
+            fail_msg("tokens %s: got %s %llu", counts[i].text, reject_reason_name(got),
+                     (unsigned long long)ev.tokens[TOKEN_INPUT]);
+    }
+    event_decoder_free(d);
 }
 
 enum count_field { TOKENS, GPUS, DURATION };
@@ -864,6 +997,84 @@ static void test_labels_object(void **state)
         REJECT_INVALID_LABEL);
 }
 
+/* Decodes text from a buffer of exactly its length (so a sanitizer sees
+ * any read past it) and checks the reason and, if accepted, the team. */
+static void check_exact(void **state, const char *text, size_t len, enum reject_reason want,
+                        const char *team)
+{
+    char *buf = malloc(len);
+    assert_non_null(buf);
+    memcpy(buf, text, len);
+    struct event ev;
+    enum reject_reason got = event_decode(*state, buf, len, &ev);
+    if (got != want)
+        fail_msg("%s, want %s: %.*s", reject_reason_name(got), reject_reason_name(want), (int)len,
+                 text);
+    if (want == REJECT_NONE)
+        assert_label(ev.team, team);
+    free(buf);
+}
+
+/* The string scan steps over 8 or 16 bytes at a time: a closing quote,
+ * backslash, control byte or non-ASCII byte at every offset from the
+ * string's start, with the string far from the end of the text and as its
+ * last bytes (where the scan cannot take whole steps). */
+static void test_string_scan_offsets(void **state)
+{
+    static const char *const tails[] = {"}", ",\"cost_usd\":1,\"other\":\"xxxxxxxxxxxxxxxx\"}"};
+    for (size_t t = 0; t < 2; t++) {
+        for (size_t k = 0; k <= 40; k++) {
+            char a[64], text[256], want[128];
+            memset(a, 'a', k);
+            a[k] = '\0';
+            /* Quote at offset k. */
+            int n = snprintf(text, sizeof(text), "{\"team\":\"%s\"%s", a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_NONE, k ? a : "unattributed");
+            /* Escape at offset k, then more plain bytes. */
+            n = snprintf(text, sizeof(text), "{\"team\":\"%s\\nbcdefghijklmnopq\"%s", a, tails[t]);
+            snprintf(want, sizeof(want), "%s\nbcdefghijklmnopq", a);
+            check_exact(state, text, (size_t)n, REJECT_NONE, want);
+            /* Invalid UTF-8 before an escape further on. */
+            n = snprintf(text, sizeof(text),
+                         "{\"team\":\"%s\xff"
+                         "bcdefghijklmnopq\\n\"%s",
+                         a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_LABEL, NULL);
+            /* A control byte at offset k. */
+            n = snprintf(text, sizeof(text),
+                         "{\"team\":\"%s\x01"
+                         "bcdefghijklmnopq\"%s",
+                         a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_JSON, NULL);
+            /* Non-ASCII at offset k: valid, then invalid UTF-8. */
+            n = snprintf(text, sizeof(text),
+                         "{\"team\":\"%s\xc3\xa9"
+                         "bcdefghijklmnopq\"%s",
+                         a, tails[t]);
+            snprintf(want, sizeof(want),
+                     "%s\xc3\xa9"
+                     "bcdefghijklmnopq",
+                     a);
+            check_exact(state, text, (size_t)n, REJECT_NONE, want);
+            n = snprintf(text, sizeof(text),
+                         "{\"team\":\"%s\x80"
+                         "bcdefghijklmnopq\"%s",
+                         a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_LABEL, NULL);
+            /* Invalid UTF-8 as the string's last byte, right before the
+             * quote, and non-ASCII bytes right after it (another string's,
+             * not this one's). */
+            n = snprintf(text, sizeof(text), "{\"team\":\"%s\xff\"%s", a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_LABEL, NULL);
+            n = snprintf(text, sizeof(text), "{\"team\":\"%s\",\"x\":\"\xff\xff\"%s", a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_NONE, k ? a : "unattributed");
+            /* Unterminated at every length. */
+            n = snprintf(text, sizeof(text), "{\"cost_usd\":1,\"team\":\"%s", a);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_JSON, NULL);
+        }
+    }
+}
+
 static void test_utf8_valid_fast_path(void **state)
 {
     (void)state;
@@ -906,9 +1117,11 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_large_valid_event_and_reuse, setup, teardown),
         cmocka_unit_test_setup_teardown(test_utf8_and_escapes, setup, teardown),
         cmocka_unit_test(test_rfc3339),
+        cmocka_unit_test(test_rfc3339_shapes),
         cmocka_unit_test_setup_teardown(test_cost_exponents_and_rounding, setup, teardown),
         cmocka_unit_test(test_cost_beyond_double_exactness),
         cmocka_unit_test_setup_teardown(test_long_digit_strings, setup, teardown),
+        cmocka_unit_test(test_amount_fast_path_limits),
         cmocka_unit_test_setup_teardown(test_counts_and_usage, setup, teardown),
         cmocka_unit_test_setup_teardown(test_negative_zero_cost, setup, teardown),
         cmocka_unit_test_setup_teardown(test_epoch_timestamps, setup, teardown),
@@ -925,6 +1138,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reason_precedence, setup, teardown),
         cmocka_unit_test_setup_teardown(test_labels_object, setup, teardown),
         cmocka_unit_test(test_utf8_valid_fast_path),
+        cmocka_unit_test_setup_teardown(test_string_scan_offsets, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
