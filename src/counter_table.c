@@ -103,6 +103,37 @@ static const char *series_bytes(const struct counter_table *t, const struct coun
     return (const char *)&s->lens[t->label_count];
 }
 
+static inline uint64_t load64(const char *p)
+{
+    uint64_t w;
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+static inline uint32_t load32(const char *p)
+{
+    uint32_t w;
+    memcpy(&w, p, sizeof(w));
+    return w;
+}
+
+/* memcmp(a, b, n) == 0 for the short label values of a lookup, inline: a
+ * call per label cost more than the compare. Overlapping word loads cover
+ * the tail; never reads outside either buffer. */
+static inline bool bytes_equal(const char *a, const char *b, size_t n)
+{
+    if (n >= 8) {
+        for (size_t i = 0; i + 8 < n; i += 8)
+            if (load64(a + i) != load64(b + i))
+                return false;
+        return load64(a + n - 8) == load64(b + n - 8);
+    }
+    if (n >= 4)
+        return load32(a) == load32(b) && load32(a + n - 4) == load32(b + n - 4);
+    /* 1 to 3 bytes: indexes 0, n/2 and n-1 cover them all */
+    return n == 0 || (a[0] == b[0] && a[n / 2] == b[n / 2] && a[n - 1] == b[n - 1]);
+}
+
 static bool series_matches(const struct counter_table *t, const struct counter_series *s,
                            uint64_t hash, const struct label_value *values)
 {
@@ -110,9 +141,8 @@ static bool series_matches(const struct counter_table *t, const struct counter_s
         return false;
     const char *p = series_bytes(t, s);
     for (size_t i = 0; i < t->label_count; i++) {
-        /* len 0 may come with a NULL ptr, which memcmp must not see */
-        if (s->lens[i] != values[i].len ||
-            (values[i].len && memcmp(p, values[i].ptr, values[i].len) != 0))
+        /* len 0 may come with a NULL ptr, which bytes_equal never reads */
+        if (s->lens[i] != values[i].len || !bytes_equal(p, values[i].ptr, values[i].len))
             return false;
         p += values[i].len;
     }

@@ -34,9 +34,16 @@ struct price_table {
     size_t gpu_count, gpu_cap;
     struct gpu_type_price *by_type; /* few entries: searched linearly */
     size_t by_type_count, by_type_cap;
-    /* index + 1 into llm / gpu; 0 is empty */
-    uint32_t *llm_index, *gpu_index;
+    struct index_slot *llm_index, *gpu_index;
     size_t llm_mask, gpu_mask;
+};
+
+/* An index slot carries its key's hash and lengths, so a lookup compares
+ * the strings of the one entry that matches them (once per priced event). */
+struct index_slot {
+    uint64_t hash;
+    uint32_t entry;      /* index + 1 into llm / gpu; 0 is empty */
+    uint32_t len1, len2; /* provider and model, or instance_type and 0 */
 };
 
 const char *price_table_bundled_dir(void)
@@ -62,13 +69,14 @@ static const struct llm_price *find_llm(const struct price_table *t, const char 
 {
     if (!t->llm_index)
         return NULL;
-    for (size_t i = llm_key_hash(provider, plen, model, mlen) & t->llm_mask;;
-         i = (i + 1) & t->llm_mask) {
-        uint32_t slot = t->llm_index[i];
-        if (!slot)
+    uint64_t hash = llm_key_hash(provider, plen, model, mlen);
+    for (size_t i = hash & t->llm_mask;; i = (i + 1) & t->llm_mask) {
+        const struct index_slot *slot = &t->llm_index[i];
+        if (!slot->entry)
             return NULL;
-        const struct llm_price *p = &t->llm[slot - 1];
-        if (str_eq(p->provider, provider, plen) && str_eq(p->model, model, mlen))
+        const struct llm_price *p = &t->llm[slot->entry - 1];
+        if (slot->hash == hash && slot->len1 == plen && slot->len2 == mlen &&
+            memcmp(p->provider, provider, plen) == 0 && memcmp(p->model, model, mlen) == 0)
             return p;
     }
 }
@@ -77,14 +85,24 @@ static const struct gpu_price *find_gpu(const struct price_table *t, const char 
 {
     if (!t->gpu_index)
         return NULL;
-    for (size_t i = XXH3_64bits(type, len) & t->gpu_mask;; i = (i + 1) & t->gpu_mask) {
-        uint32_t slot = t->gpu_index[i];
-        if (!slot)
+    uint64_t hash = XXH3_64bits(type, len);
+    for (size_t i = hash & t->gpu_mask;; i = (i + 1) & t->gpu_mask) {
+        const struct index_slot *slot = &t->gpu_index[i];
+        if (!slot->entry)
             return NULL;
-        const struct gpu_price *p = &t->gpu[slot - 1];
-        if (str_eq(p->instance_type, type, len))
+        const struct gpu_price *p = &t->gpu[slot->entry - 1];
+        if (slot->hash == hash && slot->len1 == len && memcmp(p->instance_type, type, len) == 0)
             return p;
     }
+}
+
+static void index_put(struct index_slot *index, size_t mask, uint64_t hash, size_t entry,
+                      size_t len1, size_t len2)
+{
+    size_t i = hash & mask;
+    while (index[i].entry)
+        i = (i + 1) & mask;
+    index[i] = (struct index_slot){hash, (uint32_t)entry + 1, (uint32_t)len1, (uint32_t)len2};
 }
 
 static int build_index(struct price_table *t)
@@ -92,29 +110,25 @@ static int build_index(struct price_table *t)
     size_t cap = 16;
     while (cap < t->llm_count * 4)
         cap *= 2;
-    t->llm_index = calloc(cap, sizeof(uint32_t));
+    t->llm_index = calloc(cap, sizeof(*t->llm_index));
     t->llm_mask = cap - 1;
     cap = 16;
     while (cap < t->gpu_count * 4)
         cap *= 2;
-    t->gpu_index = calloc(cap, sizeof(uint32_t));
+    t->gpu_index = calloc(cap, sizeof(*t->gpu_index));
     t->gpu_mask = cap - 1;
     if (!t->llm_index || !t->gpu_index)
         return -ENOMEM;
     for (size_t k = 0; k < t->llm_count; k++) {
         const struct llm_price *p = &t->llm[k];
-        size_t i = llm_key_hash(p->provider, strlen(p->provider), p->model, strlen(p->model)) &
-                   t->llm_mask;
-        while (t->llm_index[i])
-            i = (i + 1) & t->llm_mask;
-        t->llm_index[i] = (uint32_t)k + 1;
+        size_t plen = strlen(p->provider), mlen = strlen(p->model);
+        index_put(t->llm_index, t->llm_mask, llm_key_hash(p->provider, plen, p->model, mlen), k,
+                  plen, mlen);
     }
     for (size_t k = 0; k < t->gpu_count; k++) {
         const struct gpu_price *p = &t->gpu[k];
-        size_t i = XXH3_64bits(p->instance_type, strlen(p->instance_type)) & t->gpu_mask;
-        while (t->gpu_index[i])
-            i = (i + 1) & t->gpu_mask;
-        t->gpu_index[i] = (uint32_t)k + 1;
+        size_t len = strlen(p->instance_type);
+        index_put(t->gpu_index, t->gpu_mask, XXH3_64bits(p->instance_type, len), k, len, 0);
     }
     return 0;
 }

@@ -230,6 +230,31 @@ static void test_hashed_lookup(void **state)
     counter_table_free(c);
 }
 
+/* Label bytes are compared whenever the hashes agree. Forcing one hash
+ * onto two label sets that differ in a single byte, at every position of
+ * values 1 to 24 bytes long, must still give two series. */
+static void test_equal_hash_different_bytes(void **state)
+{
+    (void)state;
+    const char *const one[] = {"v"};
+    for (size_t len = 1; len <= 24; len++) {
+        for (size_t at = 0; at < len; at++) {
+            struct counter_table *t = counter_table_new(one, 1, 4);
+            char a[32], b[32];
+            memset(a, 'x', len);
+            memcpy(b, a, len);
+            b[at] = 'y';
+            struct label_value va[] = {{a, (uint32_t)len}}, vb[] = {{b, (uint32_t)len}};
+            uint64_t h = counter_table_hash(t, va);
+            struct counter_series *sa = counter_table_get_hashed(t, va, h);
+            assert_ptr_equal(counter_table_get_hashed(t, va, h), sa);
+            assert_ptr_not_equal(counter_table_get_hashed(t, vb, h), sa);
+            assert_int_equal(counter_table_series_count(t), 2);
+            counter_table_free(t);
+        }
+    }
+}
+
 #define STRESS_THREADS 4
 #define STRESS_KEYS    500
 #define STRESS_ROUNDS  200
@@ -340,6 +365,7 @@ int main(void)
         cmocka_unit_test(test_first_read_per_viewer_is_zero),
         cmocka_unit_test(test_origin_spread_and_hash),
         cmocka_unit_test(test_hashed_lookup),
+        cmocka_unit_test(test_equal_hash_different_bytes),
         cmocka_unit_test(test_concurrent_exact_sums),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
