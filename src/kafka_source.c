@@ -413,9 +413,12 @@ static bool draft_own(struct kafka_source *ks, struct claim_draft *d,
         cut = true;
         seg->upto = held[--seg->held_count].origin_offset;
     }
-    if (cut) /* relaxed: a statistic */
+    /* Too big even with only the series held on every partition: the
+     * segment is dropped, a cut to nothing. */
+    bool too_big = draft_len(d) > max_bytes;
+    if (cut || too_big) /* relaxed: a statistic */
         atomic_fetch_add_explicit(&ks->claims_cut, 1, memory_order_relaxed);
-    if (seg->upto <= from || draft_len(d) > max_bytes) {
+    if (seg->upto <= from || too_big) {
         free(seg->held);
         d->count--;
     }
@@ -506,12 +509,19 @@ static bool plan_commit(struct kafka_source *ks, struct partition_state *p, bool
                         const struct first_sight *all, size_t n_all, struct commit_plan *plan)
 {
     *plan = (struct commit_plan){.offset = commit_target(ks, p, applied_all)};
-    if (plan->offset <= 0 || plan->offset < atomic_load(&p->committed) ||
+    if (plan->offset < 0 || plan->offset < atomic_load(&p->committed) ||
         plan->offset < p->sent_offset)
         return false;
     bool inside = p->inherited_text && plan->offset < p->inherited.upto;
     if (claims_apply(ks, applied_all))
         plan_claim(ks, p, all, n_all, plan);
+    /* Offset 0 alone says nothing (a partition starts there), but with a
+     * claim it says what scrapes saw: the first scrape of a new partition
+     * first-shows series its offset-0 event created, so its commit is
+     * offset 0 plus a claim. Skipping it let a crash before the next
+     * scrape re-count outcomes that scrape had shown. */
+    if (plan->offset == 0 && !plan->meta && !inside)
+        return false;
     if (inside && !plan->meta) {
         /* No claim of our own could be made (a revocation commits what it
          * applied, or it did not fit): the predecessor's claim still

@@ -381,7 +381,10 @@ TEST_KAFKA_PROPERTIES = {
     "session.timeout.ms": "3000",
     "heartbeat.interval.ms": "500",
 }
-BROKER_EXTRA_PROPS = "group.min.session.timeout.ms=1000\n"
+# offset.metadata.max.bytes: room for the commit claims of the kill test,
+# whose preload creates about a thousand series in its first scrapes (see
+# KILL_CLAIM_BYTES in test_kafka_delivery.py).
+BROKER_EXTRA_PROPS = "group.min.session.timeout.ms=1000\noffset.metadata.max.bytes=65536\n"
 
 
 def _yaml_str(s):
