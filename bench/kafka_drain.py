@@ -268,11 +268,16 @@ def main(argv=None):
     def med(rs, f):
         return statistics.median(f(r) for r in rs)
 
+    def rate(r):
+        # the daemon's runs report their rate; raw and python runs a duration
+        if "rate" in r:
+            return r["rate"]
+        return r["messages"] / r["seconds"] if r["seconds"] > 0 else float("inf")
+
     results = {}
     for k, rs in runs.items():
         if rs:
-            results[k] = {"rate": med(rs, lambda r: r["rate"] if "rate" in r else
-                                      r["messages"] / r["seconds"] if r["seconds"] > 0 else float("inf")),
+            results[k] = {"rate": med(rs, rate),
                           "rate_total": med(rs, lambda r: r["messages"] / r["seconds_total"]),
                           "seconds": med(rs, lambda r: r["seconds"]),
                           "cpu_per_m": med(rs, lambda r: r["cpu_seconds"] / (r["messages"] / 1e6)),
@@ -298,8 +303,6 @@ def main(argv=None):
     if args.runs > 1:
         # Same-round ratios: each round's drains share the machine's state
         # of the moment, so their ratio is steadier than a ratio of medians.
-        def rate(r):
-            return r["rate"] if "rate" in r else r["messages"] / r["seconds"]
         per_round = [rate(a) / rate(b) for a, b in zip(runs["ai-finops-exporter"], runs["raw librdkafka"])]
         print("daemon/raw     throughput per round %s, median %.2fx" % (
             " ".join("%.2f" % x for x in per_round), statistics.median(per_round)))

@@ -640,6 +640,19 @@ static inline const char *skip_plain(const char *p, const char *end, uint64_t *h
     return p;
 }
 
+/* A string without escapes, [start, quote): it points into the input. */
+static inline enum reject_reason plain_string(const char *start, const char *quote, const char **pp,
+                                              uint64_t high, struct jstr *s)
+{
+    s->ptr = start;
+    s->len = (size_t)(quote - start);
+    s->high = (high & HIGHS) != 0;
+    s->nul = false;
+    s->escaped = false;
+    *pp = quote + 1;
+    return REJECT_NONE;
+}
+
 /* The rest of a string from p, where skip_plain stopped short of a closing
  * quote: near the end of the text, at a backslash or at a control byte. */
 static enum reject_reason string_rest(struct parser *ps, const char *start, const char *p,
@@ -663,13 +676,7 @@ static enum reject_reason string_rest(struct parser *ps, const char *start, cons
             return REJECT_INVALID_JSON;
         high |= c;
     }
-    s->ptr = start;
-    s->len = (size_t)(p - start);
-    s->high = (high & HIGHS) != 0;
-    s->nul = false;
-    s->escaped = false;
-    *pp = p + 1;
-    return REJECT_NONE;
+    return plain_string(start, p, pp, high, s);
 }
 
 /* Parses a string whose opening quote is just before *pp; leaves *pp after
@@ -682,13 +689,7 @@ static inline enum reject_reason parse_string(struct parser *ps, const char **pp
     const char *p = skip_plain(start, end, &high);
     if (p == end || *p != '"')
         return string_rest(ps, start, p, pp, high, s);
-    s->ptr = start;
-    s->len = (size_t)(p - start);
-    s->high = (high & HIGHS) != 0;
-    s->nul = false;
-    s->escaped = false;
-    *pp = p + 1;
-    return REJECT_NONE;
+    return plain_string(start, p, pp, high, s);
 }
 
 /* Parses an RFC 8259 number starting at *pp ('-' or a digit). */

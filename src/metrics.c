@@ -206,11 +206,14 @@ void metrics_replay_event(struct metrics_worker *w, const struct event *ev, bool
 {
     struct metrics *m = w->registry;
     add_usage(m, ev, held);
+    if (!mismatch)
+        return;
     struct label_value v[2];
     mismatch_labels_of(ev, v);
-    if (mismatch && (!held || held->holds(held->ctx, METRIC_FAMILY_MISMATCH,
-                                          counter_table_hash(m->mismatch, v))))
-        counter_table_add(m->mismatch, v, 1);
+    uint64_t h[2] = {label_hash(v[0].ptr, v[0].len), label_hash(v[1].ptr, v[1].len)};
+    struct counter_series *s = series_of(m->mismatch, METRIC_FAMILY_MISMATCH, v, h, held);
+    if (s)
+        counter_series_add(s, 1);
 }
 
 void metrics_record_mismatch(struct metrics_worker *w, const struct event *ev)
