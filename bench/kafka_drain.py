@@ -14,7 +14,10 @@ other, each with a fresh consumer group:
       from /proc/PID/stat; its counters are also checked against the
       generator's exact totals;
   (b) bench/raw_drain.c: T plain librdkafka consumers that parse nothing
-      (the floor), compiled here with gcc -O2 -lrdkafka;
+      (the floor), compiled here with gcc -O2 -lrdkafka and linked with the
+      same allocator as --binary (jemalloc when it links jemalloc: under
+      glibc's malloc the raw drain is slower, and the floor would flatter
+      the daemon);
   (c) bench/python_baseline.py: confluent-kafka + prometheus_client, json.loads
       and a labeled Counter per event (Debian python3-confluent-kafka and
       python3-prometheus-client, run with /usr/bin/python3).
@@ -217,11 +220,15 @@ def main(argv=None):
     os.makedirs(workdir, exist_ok=True)
 
     raw_bin = os.path.join(workdir, "raw_drain")
+    raw_alloc = binary_allocator(args.binary)
     subprocess.run(["gcc", "-O2", "-Wall", "-o", raw_bin, os.path.join(ROOT, "bench", "raw_drain.c"),
-                    "-lrdkafka", "-lpthread"], check=True)
+                    "-lrdkafka", "-lpthread"] + (["-ljemalloc"] if raw_alloc == "jemalloc" else []), check=True)
+    if binary_allocator(raw_bin) != raw_alloc:
+        raise RuntimeError("raw_drain did not link %s like %s" % (raw_alloc, args.binary))
     have_python = subprocess.run([args.python, "-c", "import confluent_kafka, prometheus_client"],
                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL).returncode == 0
-    print("machine: %d cores, %s" % (os.cpu_count(), _cpu_model()), flush=True)
+    print("machine: %d cores, %s; allocator of the daemon and the raw drain: %s"
+          % (os.cpu_count(), _cpu_model(), raw_alloc), flush=True)
     broker_dir = os.path.join(workdir, "broker")
     shutil.rmtree(broker_dir, ignore_errors=True)
     daemons = [("ai-finops-exporter", args.binary)]
@@ -323,6 +330,12 @@ def main(argv=None):
             k, "yes (%d/%d runs)" % (len(runs[k]), len(runs[k])) if not bad else
             "NO\n" + "\n".join(bad[0]["diffs"]), ",".join(exits)))
     return 0 if exact else 1
+
+
+def binary_allocator(path):
+    """'jemalloc' when the executable links libjemalloc, else 'glibc malloc'."""
+    p = subprocess.run(["ldd", path], stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    return "jemalloc" if b"libjemalloc" in p.stdout else "glibc malloc"
 
 
 def _cpu_model():
