@@ -14,20 +14,25 @@ other, each with a fresh consumer group:
       from /proc/PID/stat; its counters are also checked against the
       generator's exact totals;
   (b) bench/raw_drain.c: T plain librdkafka consumers that parse nothing
-      (the floor), compiled here with gcc -O2 -lrdkafka and linked with the
-      same allocator as --binary (jemalloc when it links jemalloc: under
-      glibc's malloc the raw drain is slower, and the floor would flatter
-      the daemon);
+      (the floor: one handle per thread), compiled here with gcc -O2
+      -lrdkafka and linked with the same allocator as --binary (jemalloc
+      when it links jemalloc: under glibc's malloc the raw drain is slower,
+      and the floor would flatter the daemon);
+  (b') the same in the daemon's shape: one handle, its partitions routed to
+      T threads, the daemon's queue defaults. (a) against (b') is what
+      decoding, pricing and adding cost; (b') against (b) what one shared
+      handle (one broker thread per broker) costs;
   (c) bench/python_baseline.py: confluent-kafka + prometheus_client, json.loads
       and a labeled Counter per event (Debian python3-confluent-kafka and
       python3-prometheus-client, run with /usr/bin/python3).
 
 Prints events/s and CPU per million events for each, and the ratios
-daemon/raw and daemon/python. Events/s are measured from the first consumed
-event to the last (the daemon's between scrapes, see (a)); "incl. start"
-adds process start and the group join.
+daemon/raw, daemon/raw-shared, raw-shared/raw and daemon/python. Events/s
+are measured from the first consumed event to the last (the daemon's
+between scrapes, see (a)); "incl. start" adds process start and the group
+join.
 
-With --runs K, (a) and (b) are repeated K times on the same topic (and
+With --runs K, (a), (b) and (b') are repeated K times on the same topic (and
 --baseline-binary OTHER, when given, is drained in each round right after
 --binary, for a before/after comparison in one session); medians are
 reported. The Python baseline runs once (--python-runs).
@@ -234,7 +239,7 @@ def main(argv=None):
     daemons = [("ai-finops-exporter", args.binary)]
     if args.baseline_binary:
         daemons.append(("baseline exporter", args.baseline_binary))
-    runs = {k: [] for k in ["raw librdkafka"] + [k for k, _ in daemons] + ["python baseline"]}
+    runs = {k: [] for k in ["raw librdkafka", "raw shared"] + [k for k, _ in daemons] + ["python baseline"]}
     try:
         with KafkaBroker(broker_dir, keep_workdir=False) as kb:
             topic, dlq = "bench.ai-costs", "bench.ai-costs-dlq"
@@ -249,9 +254,13 @@ def main(argv=None):
             print("draining %d events from %d partitions with %d consumer thread(s), %d round(s)..."
                   % (n, args.partitions, args.threads, args.runs), flush=True)
             for rnd in range(args.runs):
-                r = run_json([raw_bin, kb.bootstrap, topic, str(args.partitions), str(args.threads), str(n)])
-                runs["raw librdkafka"].append(r)
-                line = ["raw %.0f/s %.2f CPU-s/M" % (r["messages"] / r["seconds"], r["cpu_seconds"] / (r["messages"] / 1e6))]
+                line = []
+                for k, shape in (("raw librdkafka", "handles"), ("raw shared", "shared")):
+                    r = run_json([raw_bin, kb.bootstrap, topic, str(args.partitions), str(args.threads), str(n), shape])
+                    runs[k].append(r)
+                    line.append("%s %.0f/s %.2f CPU-s/M" % ("raw" if shape == "handles" else "raw shared",
+                                                           r["messages"] / r["seconds"],
+                                                           r["cpu_seconds"] / (r["messages"] / 1e6)))
                 order = daemons if rnd % 2 == 0 else daemons[::-1]
                 for k, binary in order:
                     r = run_daemon(args, binary, kb.bootstrap, topic, dlq, n, totals, workdir)
@@ -293,26 +302,30 @@ def main(argv=None):
     print("%-34s %12s %14s %10s %18s %5s" % ("", "events/s", "incl. start", "wall s", "CPU-s / 1M events", "runs"))
     labels = {"ai-finops-exporter": "ai-finops-exporter (%d threads)" % args.threads,
               "baseline exporter": "baseline exporter (%d threads)" % args.threads,
-              "raw librdkafka": "raw librdkafka (%d consumers)" % args.threads,
+              "raw librdkafka": "raw librdkafka (%d handles)" % args.threads,
+              "raw shared": "raw, daemon's shape (1 handle)",
               "python baseline": "python (confluent-kafka+prom)"}
-    for k in ("ai-finops-exporter", "baseline exporter", "raw librdkafka", "python baseline"):
+    for k in ("ai-finops-exporter", "baseline exporter", "raw librdkafka", "raw shared", "python baseline"):
         r = results.get(k)
         if not r:
             continue
         print("%-34s %12.0f %14.0f %10.2f %18.2f %5d" % (
             labels[k], r["rate"], r["rate_total"], r["seconds"], r["cpu_per_m"], r["n"]))
     d = results["ai-finops-exporter"]
-    raw = results["raw librdkafka"]
     print()
     if args.runs > 1:
         print("(medians over the runs of each row)")
-    print("daemon/raw     throughput %.2fx, CPU per event %.2fx" % (d["rate"] / raw["rate"], d["cpu_per_m"] / raw["cpu_per_m"]))
-    if args.runs > 1:
-        # Same-round ratios: each round's drains share the machine's state
-        # of the moment, so their ratio is steadier than a ratio of medians.
-        per_round = [rate(a) / rate(b) for a, b in zip(runs["ai-finops-exporter"], runs["raw librdkafka"])]
-        print("daemon/raw     throughput per round %s, median %.2fx" % (
-            " ".join("%.2f" % x for x in per_round), statistics.median(per_round)))
+    for name, num, den in (("daemon/raw", "ai-finops-exporter", "raw librdkafka"),
+                           ("daemon/raw-shared", "ai-finops-exporter", "raw shared"),
+                           ("raw-shared/raw", "raw shared", "raw librdkafka")):
+        x, y = results[num], results[den]
+        print("%-17s throughput %.2fx, CPU per event %.2fx" % (name, x["rate"] / y["rate"], x["cpu_per_m"] / y["cpu_per_m"]))
+        if args.runs > 1:
+            # Same-round ratios: each round's drains share the machine's state
+            # of the moment, so their ratio is steadier than a ratio of medians.
+            per_round = [rate(a) / rate(b) for a, b in zip(runs[num], runs[den])]
+            print("%-17s throughput per round %s, median %.2fx" % (
+                name, " ".join("%.2f" % v for v in per_round), statistics.median(per_round)))
     print("daemon         %.2fM events per CPU-second (%.2fM/s per consumer thread)" % (
         1.0 / d["cpu_per_m"], d["rate"] / 1e6 / args.threads))
     if "python baseline" in results:
