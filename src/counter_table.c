@@ -24,6 +24,8 @@
 #define XXH_INLINE_ALL
 #include <xxhash.h>
 
+#include "unaligned.h"
+
 struct counter_series {
     _Atomic uint64_t value;
     uint64_t hash;
@@ -101,20 +103,6 @@ static uint64_t hash_labels(const struct label_value *values, size_t n)
 static const char *series_bytes(const struct counter_table *t, const struct counter_series *s)
 {
     return (const char *)&s->lens[t->label_count];
-}
-
-static inline uint64_t load64(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, sizeof(w));
-    return w;
-}
-
-static inline uint32_t load32(const char *p)
-{
-    uint32_t w;
-    memcpy(&w, p, sizeof(w));
-    return w;
 }
 
 /* memcmp(a, b, n) == 0 for the short label values of a lookup, inline: a

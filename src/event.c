@@ -69,6 +69,7 @@
 #endif
 
 #include "money.h"
+#include "unaligned.h"
 
 struct event_decoder {
     struct event_limits limits;
@@ -150,13 +151,6 @@ void event_decoder_free(struct event_decoder *d)
 
 #define ONES  0x0101010101010101ULL
 #define HIGHS 0x8080808080808080ULL
-
-static inline uint64_t load64(const char *p)
-{
-    uint64_t w;
-    memcpy(&w, p, sizeof(w)); /* unaligned-safe; compiles to one load */
-    return w;
-}
 
 #ifndef __SSE2__ /* else skip_plain uses SSE2 */
 /* Non-zero iff one of the 8 bytes is '"', '\\' or below 0x20. Each term is
