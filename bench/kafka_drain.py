@@ -26,8 +26,9 @@ other, each with a fresh consumer group:
       and a labeled Counter per event (Debian python3-confluent-kafka and
       python3-prometheus-client, run with /usr/bin/python3).
 
-Prints events/s and CPU per million events for each, and the ratios
-daemon/raw, daemon/raw-shared, raw-shared/raw and daemon/python. Events/s
+Prints events/s and CPU per million events for each, the CPU split between
+librdkafka's own threads and the application's (bench/threadcpu.py), and the
+ratios daemon/raw, daemon/raw-shared, raw-shared/raw and daemon/python. Events/s
 are measured from the first consumed event to the last (the daemon's
 between scrapes, see (a)); "incl. start" adds process start and the group
 join.
@@ -61,6 +62,7 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import expo  # noqa: E402
 import gen_events  # noqa: E402
 import kafka_harness as kh  # noqa: E402
+import threadcpu  # noqa: E402
 from kafka_broker import KafkaBroker  # noqa: E402
 
 SCRAPE_INTERVAL = 0.1  # the daemon's rate is measured to +-0.1 s
@@ -170,6 +172,7 @@ def run_daemon(args, binary, boot, topic, dlq, n, totals, workdir):
         if done is None:
             raise RuntimeError("the daemon counted %d of %d events in an hour" % (last, n))
         cpu = proc_cpu_seconds(d.pid)
+        rdk_cpu, _ = threadcpu.split(d.pid)
         # exactness: one more scrape (every series has been shown once)
         status, body = kh.http_get(d.metrics_url, timeout=60)
         ex = expo.parse(body)
@@ -184,10 +187,21 @@ def run_daemon(args, binary, boot, topic, dlq, n, totals, workdir):
         # events/s between the first scrape that showed events and the one that showed them all
         # (events counted before the first scrape are left out of the rate, not of the CPU)
         rate = (last - first_count) / (done - first) if done > first else float("inf")
-        return {"messages": last, "rate": rate, "seconds": done - first, "seconds_total": done - t0, "cpu_seconds": cpu,
-                "exact": not diffs, "diffs": diffs, "exit": rc}
+        return check_split("daemon", {"messages": last, "rate": rate, "seconds": done - first,
+                                      "seconds_total": done - t0, "cpu_seconds": cpu,
+                                      "librdkafka_cpu_seconds": rdk_cpu, "exact": not diffs, "diffs": diffs,
+                                      "exit": rc})
     finally:
         d.close()
+
+
+def check_split(what, r):
+    """The librdkafka share is part of the whole: both come from the same clock
+    ticks (up to two ticks apart, as /proc and getrusage round differently)."""
+    rdk, cpu = r["librdkafka_cpu_seconds"], r["cpu_seconds"]
+    if not 0 <= rdk <= cpu + 2.0 / os.sysconf("SC_CLK_TCK"):
+        raise RuntimeError("%s: librdkafka's threads used %.3f of %.3f CPU-s" % (what, rdk, cpu))
+    return r
 
 
 def run_json(cmd):
@@ -195,7 +209,7 @@ def run_json(cmd):
     out = p.stdout.decode().strip().splitlines()
     if p.returncode != 0 or not out:
         raise RuntimeError("%s exited %d: %s" % (cmd[0], p.returncode, p.stderr.decode("utf-8", "replace")[-2000:]))
-    return json.loads(out[-1])
+    return check_split(" ".join(os.path.basename(c) for c in cmd[:2]), json.loads(out[-1]))
 
 
 def main(argv=None):
@@ -297,6 +311,9 @@ def main(argv=None):
                           "rate_total": med(rs, lambda r: r["messages"] / r["seconds_total"]),
                           "seconds": med(rs, lambda r: r["seconds"]),
                           "cpu_per_m": med(rs, lambda r: r["cpu_seconds"] / (r["messages"] / 1e6)),
+                          "rdk_per_m": med(rs, lambda r: r["librdkafka_cpu_seconds"] / (r["messages"] / 1e6)),
+                          "app_per_m": med(rs, lambda r: (r["cpu_seconds"] - r["librdkafka_cpu_seconds"])
+                                           / (r["messages"] / 1e6)),
                           "n": len(rs)}
     print()
     print("%-34s %12s %14s %10s %18s %5s" % ("", "events/s", "incl. start", "wall s", "CPU-s / 1M events", "runs"))
@@ -311,7 +328,19 @@ def main(argv=None):
             continue
         print("%-34s %12.0f %14.0f %10.2f %18.2f %5d" % (
             labels[k], r["rate"], r["rate_total"], r["seconds"], r["cpu_per_m"], r["n"]))
+    # Where the CPU goes: librdkafka's own threads (fetch, decompress, build
+    # messages) against the application's (poll, then whatever it does with
+    # each message). The daemon's application threads minus the raw drain's
+    # in the daemon's shape is what decoding, pricing and adding cost.
+    print()
+    print("%-34s %18s %18s %12s" % ("CPU-us per event (medians)", "librdkafka threads", "application threads", "all"))
+    for k in ("ai-finops-exporter", "baseline exporter", "raw librdkafka", "raw shared", "python baseline"):
+        r = results.get(k)
+        if r:
+            print("%-34s %18.3f %18.3f %12.3f" % (labels[k], r["rdk_per_m"], r["app_per_m"], r["cpu_per_m"]))
     d = results["ai-finops-exporter"]
+    print("decode+price+add in the daemon: %.3f CPU-us per event (its application threads minus the raw "
+          "drain's in its shape)" % (d["app_per_m"] - results["raw shared"]["app_per_m"]))
     print()
     if args.runs > 1:
         print("(medians over the runs of each row)")

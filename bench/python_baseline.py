@@ -10,7 +10,8 @@ to a prometheus_client Counter labeled by team, project and source; rejects
 Needs python3-confluent-kafka and python3-prometheus-client (Debian), so run
 it with the system interpreter (/usr/bin/python3). Prints one JSON line like
 raw_drain: messages, seconds (first message to last), seconds_total,
-cpu_seconds, and the sum of costs it counted (a float, for a sanity check).
+cpu_seconds, librdkafka_cpu_seconds (its threads' share, bench/threadcpu.py),
+and the sum of costs it counted (a float, for a sanity check).
 """
 
 import json
@@ -20,6 +21,8 @@ import time
 
 from confluent_kafka import OFFSET_BEGINNING, Consumer, KafkaError, TopicPartition
 from prometheus_client import CollectorRegistry, Counter
+
+import threadcpu
 
 
 def main(argv):
@@ -74,10 +77,12 @@ def main(argv):
             first = now
         last = time.monotonic()
     t1 = time.monotonic()
+    rdk_cpu, _ = threadcpu.split()
     c.close()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"messages": n, "seconds": (last or t1) - (first or t0), "seconds_total": t1 - t0,
-                      "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 3), "cost_sum_float": total}))
+                      "cpu_seconds": round(ru.ru_utime + ru.ru_stime, 3),
+                      "librdkafka_cpu_seconds": round(rdk_cpu, 3), "cost_sum_float": total}))
     return 0 if n >= expected else 1
 
 
