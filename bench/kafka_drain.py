@@ -172,7 +172,7 @@ def run_daemon(args, binary, boot, topic, dlq, n, totals, workdir):
         if done is None:
             raise RuntimeError("the daemon counted %d of %d events in an hour" % (last, n))
         cpu = proc_cpu_seconds(d.pid)
-        rdk_cpu, _ = threadcpu.split(d.pid)
+        rdk_cpu = threadcpu.librdkafka_seconds(d.pid)
         # exactness: one more scrape (every series has been shown once)
         status, body = kh.http_get(d.metrics_url, timeout=60)
         ex = expo.parse(body)

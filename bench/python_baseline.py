@@ -77,7 +77,7 @@ def main(argv):
             first = now
         last = time.monotonic()
     t1 = time.monotonic()
-    rdk_cpu, _ = threadcpu.split()
+    rdk_cpu = threadcpu.librdkafka_seconds()
     c.close()
     ru = resource.getrusage(resource.RUSAGE_SELF)
     print(json.dumps({"messages": n, "seconds": (last or t1) - (first or t0), "seconds_total": t1 - t0,

@@ -1,4 +1,4 @@
-"""CPU seconds of a process's threads, split into librdkafka's own threads
+"""CPU seconds of a process's threads, split between librdkafka's own threads
 (named "rdk:...": fetching, decompressing, building messages) and the rest
 (the application's: polling, and whatever it does with each message).
 Shared by bench/kafka_drain.py and bench/python_baseline.py; raw_drain.c
@@ -8,11 +8,12 @@ counted, so read it before the consumer is closed."""
 import os
 
 
-def split(pid="self"):
-    """Returns (librdkafka_cpu_seconds, all_threads_cpu_seconds)."""
+def librdkafka_seconds(pid="self"):
+    """CPU seconds of the process's librdkafka threads; the rest of its
+    CPU (/proc/PID/stat) is the application's."""
     tick = os.sysconf("SC_CLK_TCK")
     base = "/proc/%s/task" % pid
-    rdk = total = 0
+    rdk = 0
     for tid in os.listdir(base):
         try:
             with open("%s/%s/comm" % (base, tid)) as f:
@@ -22,8 +23,6 @@ def split(pid="self"):
         except OSError:
             continue  # the thread ended meanwhile
         # fields[0] is the state (field 3): utime is field 14, stime field 15
-        cpu = (int(fields[11]) + int(fields[12])) / tick
-        total += cpu
         if comm.startswith("rdk:"):
-            rdk += cpu
-    return rdk, total
+            rdk += (int(fields[11]) + int(fields[12])) / tick
+    return rdk
