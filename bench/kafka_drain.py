@@ -141,13 +141,6 @@ def preload_loadgen(loadgen, boot, topic, count, seed, workdir):
     return ev["produced"], totals, None
 
 
-def proc_cpu_seconds(pid):
-    with open("/proc/%d/stat" % pid) as f:
-        fields = f.read().rsplit(")", 1)[1].split()
-    # fields[0] is the state (field 3): utime is field 14, stime field 15
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-
-
 def run_daemon(args, binary, boot, topic, dlq, n, totals, workdir):
     d = kh.Daemon(binary, workdir, "bench-daemon", boot, topic, "bench-daemon-%d" % time.time(), dlq,
                   threads=args.threads, properties={}, log_level="warn")
@@ -171,7 +164,7 @@ def run_daemon(args, binary, boot, topic, dlq, n, totals, workdir):
             time.sleep(SCRAPE_INTERVAL)
         if done is None:
             raise RuntimeError("the daemon counted %d of %d events in an hour" % (last, n))
-        cpu = proc_cpu_seconds(d.pid)
+        cpu = threadcpu.process_seconds(d.pid)
         rdk_cpu = threadcpu.librdkafka_seconds(d.pid)
         # exactness: one more scrape (every series has been shown once)
         status, body = kh.http_get(d.metrics_url, timeout=60)
@@ -196,8 +189,9 @@ def run_daemon(args, binary, boot, topic, dlq, n, totals, workdir):
 
 
 def check_split(what, r):
-    """The librdkafka share is part of the whole: both come from the same clock
-    ticks (up to two ticks apart, as /proc and getrusage round differently)."""
+    """The librdkafka share is part of the whole. Both count clock ticks, read
+    a moment apart (and the whole through getrusage in raw_drain and Python,
+    which rounds otherwise): two ticks of slack."""
     rdk, cpu = r["librdkafka_cpu_seconds"], r["cpu_seconds"]
     if not 0 <= rdk <= cpu + 2.0 / os.sysconf("SC_CLK_TCK"):
         raise RuntimeError("%s: librdkafka's threads used %.3f of %.3f CPU-s" % (what, rdk, cpu))
