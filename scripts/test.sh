@@ -8,6 +8,9 @@
 #   build-tsan/  TSan: unit tests (the multi-threaded table stress test) and the
 #                Kafka tests at reduced size (librdkafka's C11 threads are made
 #                visible by tests/support/tsan_c11_threads.c; tests/tsan.supp)
+#   platform     tests/platform/run.sh: the container image, the compose stack,
+#                the Helm chart and deploy/ against a local kube-apiserver, the
+#                alerts and the dashboard against a real Prometheus
 # Exits non-zero if any test fails. Timing never fails a test.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -37,6 +40,13 @@ export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$root/
 run_config build ""
 run_config build-asan "unit|fuzz|integration|kafka" -DFINOPS_SANITIZE_ADDRESS=ON
 run_config build-tsan "unit|kafka" -DFINOPS_SANITIZE_THREAD=ON
+
+# The platform: image, compose stack, chart, Strimzi resources, API server,
+# alerts and dashboard (tests/platform/; tools cached by scripts/tools.sh).
+echo "=== test platform"
+if ! "$root/tests/platform/run.sh" "$root/build"; then
+  status=1
+fi
 
 if [ $status -ne 0 ]; then
   echo "test.sh: FAILED"
