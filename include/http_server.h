@@ -2,13 +2,16 @@
  * http_server.h - the HTTP endpoint (libmicrohttpd): /metrics, /healthz,
  * /readyz and an index page, GET and HEAD only.
  *
- * One internal polling thread (epoll) serves every connection and renders
- * scrapes; connection count, per-IP count and idle timeout are bounded.
- * A scrape is "completed" when its whole body was handed to the socket;
+ * A small pool of polling threads (epoll) serves the connections, so a
+ * probe never waits for a scrape; scrapes render one at a time.
+ * Connection count, per-IP count and idle timeout are bounded. A scrape
+ * is "completed" when its whole body was handed to the socket;
  * on_scrape_complete then runs (the Kafka source gates commits on it).
+ * A HEAD on the telemetry path is not a scrape: no render, no hooks.
  *
- * Thread-safety: start/stop from the main thread; callbacks run on the
- * HTTP thread.
+ * Thread-safety: start/stop from the main thread; the scrape callbacks
+ * run on HTTP threads, one call at a time (serialized by the server);
+ * ready() may run concurrently with them.
  */
 #ifndef AI_FINOPS_HTTP_SERVER_H
 #define AI_FINOPS_HTTP_SERVER_H

@@ -18,6 +18,7 @@
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
+#include <regex.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -270,7 +271,8 @@ static const struct option options[] = {
                 "expression starting with ^, each listed once",
      .metavar = "TOPIC,...",
      .help = "Kafka topics to consume. A name starting with \"^\" is a regular expression "
-             "(librdkafka pattern subscription)."},
+             "(librdkafka pattern subscription). Neither may name or match kafka.dlq_topic "
+             "(refused at start: rejected events would loop)."},
     {.name = "kafka.threads",
      .flag = "--kafka.threads",
      .type = OPT_INT,
@@ -1833,6 +1835,46 @@ static int apply_flag(struct exporter_config *cfg, const struct option *o, const
     return rc;
 }
 
+/*
+ * Rejected events are produced to kafka.dlq_topic: a subscription that
+ * also reads that topic rejects them again and loops for ever. Patterns
+ * are matched with POSIX extended regular expressions, close to
+ * librdkafka's own; one that does not compile cannot be checked, so it is
+ * refused too.
+ */
+static int check_dlq_not_subscribed(const struct exporter_config *cfg, char *errbuf, size_t errlen)
+{
+    const char *dlq = cfg->kafka_dlq_topic;
+
+    if (!dlq || dlq[0] == '\0')
+        return 0;
+    for (size_t i = 0; i < cfg->kafka_topics.count; i++) {
+        const char *topic = cfg->kafka_topics.items[i];
+        bool matches;
+        if (topic[0] == '^') {
+            regex_t re;
+            if (regcomp(&re, topic, REG_EXTENDED | REG_NOSUB) != 0)
+                return msgf(errbuf, errlen, -EINVAL,
+                            "kafka.topics: '%.*s' is not a regular expression the exporter can "
+                            "check against kafka.dlq_topic; write it in POSIX extended syntax "
+                            "or list the topics by name",
+                            QUOTE(topic));
+            matches = regexec(&re, dlq, 0, NULL, 0) == 0;
+            regfree(&re);
+        } else {
+            matches = strcmp(topic, dlq) == 0;
+        }
+        if (matches)
+            return msgf(errbuf, errlen, -EINVAL,
+                        "kafka.topics: '%.*s' subscribes the dead-letter topic '%s', so every "
+                        "rejected event would be read, rejected and dead-lettered again; narrow "
+                        "the pattern (e.g. '^ai-costs$|^ai-api-costs$') or set another "
+                        "kafka.dlq_topic",
+                        QUOTE(topic), dlq);
+    }
+    return 0;
+}
+
 int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
                       enum config_action *action, char *errbuf, size_t errlen)
 {
@@ -1935,6 +1977,8 @@ int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
     for (size_t i = 0; i < nsettings; i++)
         if ((rc = apply_flag(&fresh, settings[i].opt, settings[i].value, errbuf, errlen)) != 0)
             goto out;
+    if ((rc = check_dlq_not_subscribed(&fresh, errbuf, errlen)) != 0)
+        goto out;
     config_replace(cfg, &fresh);
     *action = check ? CONFIG_ACTION_CHECK : CONFIG_ACTION_RUN;
 out:

@@ -14,18 +14,26 @@
 #include <errno.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <zlib.h>
 
 #include "log.h"
 
 #define RENDER_MAX_BYTES (512u * 1024 * 1024)
+/* Threads serving connections: one may wait on a stuck scrape while the
+ * others answer probes. */
+#define HTTP_THREADS 4
 
 struct http_server {
     struct http_server_options options;
     struct MHD_Daemon *daemon;
+    /* Serializes scrapes: their render, hooks and completion. Probes never
+     * take it. Guards last_render_size and next_scrape_id. */
+    pthread_mutex_t scrape_lock;
     size_t last_render_size;
     uint64_t next_scrape_id;
     char *telemetry_path;
@@ -132,11 +140,58 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, cons
     return ret;
 }
 
+/* A HEAD gets a scrape's headers without its render: rendering would show
+ * new series (as 0) to a client that reads no body. */
+static enum MHD_Result serve_metrics_head(struct MHD_Connection *c, enum expo_format fmt)
+{
+    struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+                            fmt == EXPO_OPENMETRICS ? EXPO_OPENMETRICS_CONTENT_TYPE
+                                                    : EXPO_TEXT_CONTENT_TYPE);
+    MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+    MHD_destroy_response(r);
+    return ret;
+}
+
+/* Takes scrape_lock, giving up after the connection timeout: a scrape stuck
+ * behind another is answered 503 rather than holding a thread for ever. */
+static bool lock_scrapes(struct http_server *s)
+{
+    struct timespec deadline;
+    clock_gettime(CLOCK_REALTIME, &deadline);
+    deadline.tv_sec +=
+        (time_t)(s->options.connection_timeout_seconds ? s->options.connection_timeout_seconds
+                                                       : 10);
+    return pthread_mutex_timedlock(&s->scrape_lock, &deadline) == 0;
+}
+
+static enum MHD_Result serve_metrics_locked(struct http_server *s, struct MHD_Connection *c,
+                                            struct request_state *st, enum expo_format fmt);
+
 static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connection *c,
-                                     struct request_state *st)
+                                     struct request_state *st, bool head)
 {
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
     enum expo_format fmt = expo_negotiate(accept);
+    if (head)
+        return serve_metrics_head(c, fmt);
+    if (!lock_scrapes(s)) {
+        log_warn("scrape refused", "error", "another scrape is still rendering", NULL);
+        return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
+                         "another scrape is still rendering; try again\n");
+    }
+    enum MHD_Result ret = serve_metrics_locked(s, c, st, fmt);
+    pthread_mutex_unlock(&s->scrape_lock);
+    return ret;
+}
+
+/* Caller holds scrape_lock. */
+static enum MHD_Result serve_metrics_locked(struct http_server *s, struct MHD_Connection *c,
+                                            struct request_state *st, enum expo_format fmt)
+{
     const char *replica = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "replica");
     st->is_scrape = true;
     st->scrape_id = ++s->next_scrape_id;
@@ -221,7 +276,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
                          "method not allowed: use GET or HEAD\n");
     if (strcmp(url, s->telemetry_path) == 0)
-        return serve_metrics(s, c, st);
+        return serve_metrics(s, c, st, strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
     if (strcmp(url, "/healthz") == 0)
         return send_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n");
     if (strcmp(url, "/readyz") == 0) {
@@ -253,8 +308,13 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls,
     if (!st)
         return;
     if (st->is_scrape && code == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
-        s->options.on_scrape_complete)
+        s->options.on_scrape_complete) {
+        /* Unbounded wait: a completed scrape must be reported, and the
+         * holder is a render that ends. */
+        pthread_mutex_lock(&s->scrape_lock);
         s->options.on_scrape_complete(s->options.scrape_ctx, st->scrape_id, st->viewer);
+        pthread_mutex_unlock(&s->scrape_lock);
+    }
     free(st);
     *req_cls = NULL;
 }
@@ -287,6 +347,10 @@ int http_server_start(const struct http_server_options *o, struct http_server **
     struct http_server *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
+    if (pthread_mutex_init(&s->scrape_lock, NULL) != 0) {
+        free(s);
+        return -ENOMEM;
+    }
     s->options = *o;
     s->telemetry_path = strdup(o->telemetry_path);
     if (!s->telemetry_path) {
@@ -323,13 +387,18 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         rc = -EINVAL;
         goto fail;
     }
-    s->daemon =
-        MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, s, MHD_OPTION_CONNECTION_LIMIT,
-                         (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-                         (unsigned)o->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-                         (unsigned)o->connection_timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED,
-                         completed, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
-                         sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
+    /* MHD splits the connection limit over the pool: each thread needs one. */
+    unsigned pool_size =
+        o->max_connections < HTTP_THREADS ? (unsigned)o->max_connections : (unsigned)HTTP_THREADS;
+    if (pool_size < 1)
+        pool_size = 1;
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, handle, s, MHD_OPTION_CONNECTION_LIMIT,
+        (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
+        (unsigned)o->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)o->connection_timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
+        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE, pool_size,
+        sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(errbuf, errlen,
                  "cannot listen on %s: the address may be in use or not local "
@@ -344,6 +413,7 @@ int http_server_start(const struct http_server_options *o, struct http_server **
     return 0;
 fail:
     free(s->telemetry_path);
+    pthread_mutex_destroy(&s->scrape_lock);
     free(s);
     return rc;
 }
@@ -359,5 +429,6 @@ void http_server_stop(struct http_server *s)
         return;
     MHD_stop_daemon(s->daemon);
     free(s->telemetry_path);
+    pthread_mutex_destroy(&s->scrape_lock);
     free(s);
 }

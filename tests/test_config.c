@@ -465,6 +465,36 @@ static int parse(struct exporter_config *cfg, enum config_action *action, char *
     return config_parse_args(cfg, argc, argv, action, errbuf, sizeof errbuf);
 }
 
+/* A subscription that reads the dead-letter topic would loop rejected
+ * events for ever: refused at start, by name and by pattern. */
+static void test_dlq_topic_not_subscribed(void **state)
+{
+    struct exporter_config cfg;
+    enum config_action action;
+    (void)state;
+    char *by_pattern[] = {"prog", "--kafka.topics=^ai-costs.*", NULL};
+    char *by_name[] = {"prog", "--kafka.topics=ai-costs,ai-costs-dlq", NULL};
+    char *moved[] = {"prog", "--kafka.topics=^ai-costs.*", "--kafka.dlq-topic=finops-dlq", NULL};
+    char *disabled[] = {"prog", "--kafka.topics=^ai-costs.*", "--kafka.dlq-topic=", NULL};
+    char *anchored[] = {"prog", "--kafka.topics=^ai-costs$|^ai-api-costs$", NULL};
+    char *unparsable[] = {"prog", "--kafka.topics=^ai-(costs", NULL};
+
+    config_init_defaults(&cfg);
+    assert_int_equal(parse(&cfg, &action, by_pattern), -EINVAL);
+    assert_string_equal(errbuf, "kafka.topics: '^ai-costs.*' subscribes the dead-letter topic "
+                                "'ai-costs-dlq', so every rejected event would be read, rejected "
+                                "and dead-lettered again; narrow the pattern (e.g. "
+                                "'^ai-costs$|^ai-api-costs$') or set another kafka.dlq_topic");
+    assert_int_equal(parse(&cfg, &action, by_name), -EINVAL);
+    assert_non_null(strstr(errbuf, "'ai-costs-dlq' subscribes the dead-letter topic"));
+    assert_int_equal(parse(&cfg, &action, unparsable), -EINVAL);
+    assert_non_null(strstr(errbuf, "is not a regular expression the exporter can check"));
+    assert_int_equal(parse(&cfg, &action, moved), 0);
+    assert_int_equal(parse(&cfg, &action, disabled), 0);
+    assert_int_equal(parse(&cfg, &action, anchored), 0);
+    config_free(&cfg);
+}
+
 static void test_flags_override_file(void **state)
 {
     struct exporter_config cfg;
@@ -671,6 +701,7 @@ int main(void)
         cmocka_unit_test(test_load_twice_no_leak),
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_flags_override_file),
+        cmocka_unit_test(test_dlq_topic_not_subscribed),
         cmocka_unit_test(test_flag_forms),
         cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_help_lists_every_flag),
