@@ -64,6 +64,7 @@ struct exporter_config {
     struct string_list kafka_topics;
     int64_t kafka_threads;              /* 0 means one per online CPU */
     struct string_map kafka_properties; /* passed to librdkafka verbatim */
+    char *kafka_properties_file;        /* key=value file merged into kafka_properties */
     char *kafka_dlq_topic;              /* "" disables the dead-letter topic */
     enum commit_mode kafka_commit_mode;
     int64_t kafka_commit_interval_ms;
@@ -104,7 +105,12 @@ int config_load_buffer(struct exporter_config *cfg, const char *name, const char
  * Parses argv: --config FILE first (loaded before any flag), then each
  * option's flag (`--web.listen-address=X` or `--web.listen-address X`),
  * --input, --check-config, --help, --version, --print-config-docs.
- * Returns 0 and sets *action, or -EINVAL with a message in errbuf.
+ * Last, when kafka.properties_file is set, reads that file and adds its
+ * properties to kafka.properties (a key set in both is an error).
+ * Returns 0 and sets *action, or -EINVAL with a message in errbuf
+ * ("path:line:col: ..." for the properties file); -errno when the
+ * properties file cannot be read. Call it once per config: a second call
+ * would find the file's keys already merged and refuse them as duplicates.
  */
 int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
                       enum config_action *action, char *errbuf, size_t errlen);

@@ -65,9 +65,16 @@ int price_table_load(struct price_table **out, const char *const *paths, size_t 
                      size_t errlen);
 void price_table_free(struct price_table *table);
 
-/* The bundled tables' directory (compiled in; FINOPS_PRICES_DIR env var
- * overrides it, for relocated installs). */
+/* The bundled tables' directory: the FINOPS_PRICES_DIR environment
+ * variable if set, else price_table_locate_dir for this executable
+ * (/proc/self/exe). Thread-safe (resolved once). */
 const char *price_table_bundled_dir(void);
+
+/* Where a program at exe_path finds the bundled tables: an installed
+ * prefix's share/ai-finops-exporter/prices (beside the program's bin/) when
+ * it holds a readable llm.yaml, written into buf; else the compiled-in
+ * source-tree directory (returned as a constant, buf unused). */
+const char *price_table_locate_dir(const char *exe_path, char *buf, size_t len);
 
 /*
  * Cost of tokens[kind] for provider/model. Returns 0, or -ENOENT when the

@@ -297,6 +297,23 @@ static const struct option options[] = {
              "security.protocol, sasl.mechanism, ssl.ca.location. On the command line each "
              "flag sets one KEY=VALUE; the flag may be repeated and overrides the same key "
              "from the file."},
+    {.name = "kafka.properties_file",
+     .flag = "--kafka.properties-file",
+     .type = OPT_OPTIONAL_STRING,
+     .offset = OFF(kafka_properties_file),
+     .def = NULL,
+     .allowed = "a file path, or unset; each property in the file must not also be set in "
+                "kafka.properties",
+     .metavar = "PATH",
+     .help = "File of extra librdkafka properties, one KEY=VALUE per line (Java properties "
+             "style: blank lines and lines starting with # or ! are skipped, the line is split "
+             "at its first '=', spaces around the key and before the value are dropped, the "
+             "rest of the value is kept verbatim: no escapes or continuation lines). Meant for "
+             "credentials kept out of the YAML file, such as a mounted Kubernetes Secret holding "
+             "sasl.username and sasl.password. Its properties are added to kafka.properties "
+             "after the file and flags are applied; a property set in both places is refused "
+             "rather than silently overridden, and so is a property listed twice in the file. "
+             "Errors name the file, line and column, never a value."},
     {.name = "kafka.dlq_topic",
      .flag = "--kafka.dlq-topic",
      .type = OPT_STRING,
@@ -1698,30 +1715,34 @@ out_fresh:
     return rc;
 }
 
-int config_load_file(struct exporter_config *cfg, const char *path, char *errbuf, size_t errlen)
+/*
+ * Reads a whole file into *out (caller frees; NUL-terminated for safety, the
+ * length excludes it). `what` names the setting that gave the path, for the
+ * hint in messages.
+ */
+static int read_whole_file(const char *path, const char *what, char **out, size_t *outlen,
+                           char *errbuf, size_t errlen)
 {
     char *data = NULL, *grown;
     size_t len = 0, cap = 0;
     FILE *f;
     int rc = 0;
 
-    if (errbuf && errlen)
-        errbuf[0] = '\0';
-    if (!path || !path[0])
-        return msgf(errbuf, errlen, -EINVAL, "no configuration file path given");
+    *out = NULL;
+    *outlen = 0;
     f = fopen(path, "rb");
     if (!f) {
         rc = -errno;
-        return msgf(errbuf, errlen, rc, "%s: cannot open: %s; check the path given to --config",
-                    path, strerror(-rc));
+        return msgf(errbuf, errlen, rc, "%s: cannot open: %s; check the path given to %s", path,
+                    strerror(-rc), what);
     }
     for (;;) {
         size_t n;
-        if (len == cap) {
+        if (len + 1 >= cap) {
             if (cap >= (size_t)MAX_FILE_BYTES) {
                 rc = msgf(errbuf, errlen, -EFBIG,
-                          "%s: larger than %ld bytes; is this really the configuration file?", path,
-                          MAX_FILE_BYTES);
+                          "%s: larger than %ld bytes; is this really the file meant for %s?", path,
+                          MAX_FILE_BYTES, what);
                 goto out;
             }
             cap = cap ? cap * 2 : 4096;
@@ -1731,22 +1752,192 @@ int config_load_file(struct exporter_config *cfg, const char *path, char *errbuf
             }
             data = grown;
         }
-        n = fread(data + len, 1, cap - len, f);
+        n = fread(data + len, 1, cap - len - 1, f);
         len += n;
         if (n == 0) {
             if (ferror(f)) {
                 rc = errno ? -errno : -EIO;
-                msgf(errbuf, errlen, rc, "%s: cannot read: %s; check the path given to --config",
-                     path, strerror(-rc));
+                msgf(errbuf, errlen, rc, "%s: cannot read: %s; check the path given to %s", path,
+                     strerror(-rc), what);
                 goto out;
             }
             break;
         }
     }
-    rc = config_load_buffer(cfg, path, data, len, errbuf, errlen);
+    data[len] = '\0';
+    *out = data;
+    *outlen = len;
+    data = NULL;
 out:
     fclose(f);
     free(data);
+    return rc;
+}
+
+int config_load_file(struct exporter_config *cfg, const char *path, char *errbuf, size_t errlen)
+{
+    char *data;
+    size_t len;
+    int rc;
+
+    if (errbuf && errlen)
+        errbuf[0] = '\0';
+    if (!path || !path[0])
+        return msgf(errbuf, errlen, -EINVAL, "no configuration file path given");
+    if ((rc = read_whole_file(path, "--config", &data, &len, errbuf, errlen)) != 0)
+        return rc;
+    rc = config_load_buffer(cfg, path, data, len, errbuf, errlen);
+    free(data);
+    return rc;
+}
+
+/* ------------------------------------------------------------------------ */
+/* kafka.properties_file */
+
+static bool is_blank(char c)
+{
+    return c == ' ' || c == '\t' || c == '\f';
+}
+
+/*
+ * Adds the KEY=VALUE lines of data to props. Values may be secrets, so no
+ * message quotes one: errors point at the line and column instead. Keys
+ * already in `yaml_props` (set by the YAML file or flags) are refused so
+ * that neither source silently overrides the other.
+ */
+static int parse_properties(const char *name, const char *data, size_t len,
+                            const struct string_map *yaml_props, struct string_map *props,
+                            char *errbuf, size_t errlen)
+{
+    size_t *lines = NULL; /* line of each key in props, for duplicate messages */
+    size_t lineno = 0;
+    const char *p = data, *end = data + len;
+    char msg[512];
+    char *key = NULL;
+    int rc = 0;
+
+#define AT(ptr) name, lineno, (size_t)((ptr)-line) + 1
+    while (p < end) {
+        const char *line = p, *nl = memchr(p, '\n', (size_t)(end - p));
+        const char *eol = nl ? nl : end, *k = line, *kend, *eq, *v, *nul;
+        size_t *grown;
+        ssize_t dup;
+
+        lineno++;
+        p = nl ? nl + 1 : end;
+        if ((nul = memchr(line, '\0', (size_t)(eol - line))) != NULL) {
+            rc = msgf(errbuf, errlen, -EINVAL,
+                      "%s:%zu:%zu: contains a NUL character (\\0); the file must be text", AT(nul));
+            goto out;
+        }
+        if (eol > line && eol[-1] == '\r') /* CRLF files */
+            eol--;
+        while (k < eol && is_blank(*k))
+            k++;
+        if (k == eol || *k == '#' || *k == '!')
+            continue;
+        if (!(eq = memchr(k, '=', (size_t)(eol - k)))) {
+            rc = msgf(errbuf, errlen, -EINVAL,
+                      "%s:%zu:%zu: expected KEY=VALUE such as sasl.username=exporter; the line "
+                      "has no '='",
+                      AT(k));
+            goto out;
+        }
+        kend = eq;
+        while (kend > k && is_blank(kend[-1]))
+            kend--;
+        if (kend == k) {
+            rc = msgf(errbuf, errlen, -EINVAL, "%s:%zu:%zu: the property name before '=' is empty",
+                      AT(k));
+            goto out;
+        }
+        v = eq + 1;
+        while (v < eol && is_blank(*v))
+            v++;
+        if (eol > v && eol[-1] == '\\') {
+            rc = msgf(errbuf, errlen, -EINVAL,
+                      "%s:%zu:%zu: the line ends in '\\', but continuation lines and escapes "
+                      "are not supported; write the value on one line, verbatim",
+                      AT(eol - 1));
+            goto out;
+        }
+        free(key);
+        if (!(key = strndup(k, (size_t)(kend - k)))) {
+            rc = msgf(errbuf, errlen, -ENOMEM, "%s: out of memory", name);
+            goto out;
+        }
+        if (check_property_key(key, msg, sizeof msg) != 0) {
+            rc = msgf(errbuf, errlen, -EINVAL, "%s:%zu:%zu: %s", AT(k), msg);
+            goto out;
+        }
+        if ((dup = map_find(props, key)) >= 0) {
+            rc = msgf(errbuf, errlen, -EINVAL,
+                      "%s:%zu:%zu: duplicate key '%.*s' (first at line %zu); keep only one", AT(k),
+                      QUOTE(key), lines[dup]);
+            goto out;
+        }
+        if (map_find(yaml_props, key) >= 0) {
+            rc = msgf(errbuf, errlen, -EINVAL,
+                      "%s:%zu:%zu: '%.*s' is also set in kafka.properties; set each property "
+                      "in one place",
+                      AT(k), QUOTE(key));
+            goto out;
+        }
+        if (check_map_size(props, msg, sizeof msg) != 0) {
+            rc = msgf(errbuf, errlen, -EINVAL, "%s:%zu:%zu: %s", AT(k), msg);
+            goto out;
+        }
+        grown = realloc(lines, (props->count + 1) * sizeof *lines);
+        if (!grown) {
+            rc = msgf(errbuf, errlen, -ENOMEM, "%s: out of memory", name);
+            goto out;
+        }
+        lines = grown;
+        lines[props->count] = lineno;
+        {
+            char *value = strndup(v, (size_t)(eol - v));
+            int set = value ? map_set(props, key, value) : -ENOMEM;
+            free(value);
+            if (set != 0) {
+                rc = msgf(errbuf, errlen, -ENOMEM, "%s: out of memory", name);
+                goto out;
+            }
+        }
+    }
+#undef AT
+out:
+    free(key);
+    free(lines);
+    return rc;
+}
+
+/* Reads kafka.properties_file, if set, into cfg->kafka_properties. */
+static int merge_properties_file(struct exporter_config *cfg, char *errbuf, size_t errlen)
+{
+    struct string_map from_file = {NULL, NULL, 0};
+    const char *path = cfg->kafka_properties_file;
+    char *data = NULL;
+    size_t len;
+    int rc;
+
+    if (!path)
+        return 0;
+    if ((rc = read_whole_file(path, "kafka.properties_file", &data, &len, errbuf, errlen)) != 0)
+        return rc;
+    rc = parse_properties(path, data, len, &cfg->kafka_properties, &from_file, errbuf, errlen);
+    if (rc == 0 && cfg->kafka_properties.count + from_file.count > MAX_ITEMS)
+        rc = msgf(errbuf, errlen, -EINVAL,
+                  "%s: kafka.properties and this file together hold more than %d properties; "
+                  "remove some",
+                  path, MAX_ITEMS);
+    for (size_t i = 0; rc == 0 && i < from_file.count; i++)
+        if (map_set(&cfg->kafka_properties, from_file.keys[i], from_file.values[i]) != 0)
+            rc = msgf(errbuf, errlen, -ENOMEM, "%s: out of memory", path);
+    /* the file's text may hold secrets: do not leave copies in freed memory */
+    if (data)
+        explicit_bzero(data, len);
+    free(data);
+    map_clear(&from_file);
     return rc;
 }
 
@@ -1977,6 +2168,8 @@ int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
     for (size_t i = 0; i < nsettings; i++)
         if ((rc = apply_flag(&fresh, settings[i].opt, settings[i].value, errbuf, errlen)) != 0)
             goto out;
+    if ((rc = merge_properties_file(&fresh, errbuf, errlen)) != 0)
+        goto out;
     if ((rc = check_dlq_not_subscribed(&fresh, errbuf, errlen)) != 0)
         goto out;
     config_replace(cfg, &fresh);

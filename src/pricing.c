@@ -11,11 +11,13 @@
 #include "pricing.h"
 
 #include <errno.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 /* Inlined: keys are short; see counter_table.c. */
 #define XXH_INLINE_ALL
 #include <xxhash.h>
@@ -46,10 +48,44 @@ struct index_slot {
     uint32_t len1, len2; /* provider and model, or instance_type and 0 */
 };
 
+/* An installed program finds its tables relative to itself (so a prefix
+ * can move, as in the container image); a build run in place finds them in
+ * the source tree it was built from. */
+#define INSTALLED_PRICES_SUBDIR "share/ai-finops-exporter/prices"
+
+const char *price_table_locate_dir(const char *exe_path, char *buf, size_t len)
+{
+    const char *slash = exe_path ? strrchr(exe_path, '/') : NULL;
+    if (slash && len) {
+        int n = snprintf(buf, len, "%.*s/../" INSTALLED_PRICES_SUBDIR "/llm.yaml",
+                         (int)(slash - exe_path), exe_path);
+        if (n > 0 && (size_t)n < len && access(buf, R_OK) == 0) {
+            buf[n - strlen("/llm.yaml")] = '\0';
+            return buf;
+        }
+    }
+    return FINOPS_PRICES_DIR;
+}
+
+static char located_dir[4096];
+static const char *located;
+static pthread_once_t locate_once = PTHREAD_ONCE_INIT;
+
+static void locate_bundled(void)
+{
+    char exe[4096];
+    ssize_t n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+    exe[n > 0 ? n : 0] = '\0';
+    located = price_table_locate_dir(n > 0 ? exe : NULL, located_dir, sizeof(located_dir));
+}
+
 const char *price_table_bundled_dir(void)
 {
     const char *env = getenv("FINOPS_PRICES_DIR");
-    return env && *env ? env : FINOPS_PRICES_DIR;
+    if (env && *env)
+        return env;
+    pthread_once(&locate_once, locate_bundled);
+    return located;
 }
 
 /* ---- lookup ------------------------------------------------------------ */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "config.h"
@@ -137,6 +138,8 @@ static void test_full_file(void **state)
     assert_string_equal(cfg.kafka_properties.values[0], "SASL_SSL");
     assert_string_equal(cfg.kafka_properties.keys[2], "sasl.username");
     assert_string_equal(cfg.kafka_properties.values[2], "exporter");
+    /* only config_parse_args reads the properties file */
+    assert_string_equal(cfg.kafka_properties_file, "/etc/ai-finops/kafka/client.properties");
     assert_string_equal(cfg.kafka_dlq_topic, "");
     assert_int_equal(cfg.kafka_commit_mode, COMMIT_MODE_PERIODIC);
     assert_int_equal(cfg.kafka_commit_interval_ms, 100);
@@ -517,6 +520,7 @@ static void test_flags_override_file(void **state)
                     "--kafka.properties",
                     "security.protocol=SSL",
                     "--kafka.properties=client.id=x=y",
+                    "--kafka.properties-file=", /* unsets the file's path */
                     "--input",
                     "-",
                     "--check-config",
@@ -542,6 +546,158 @@ static void test_flags_override_file(void **state)
     assert_string_equal(cfg.kafka_properties.values[1], "PLAIN");
     assert_string_equal(cfg.kafka_properties.keys[3], "client.id");
     assert_string_equal(cfg.kafka_properties.values[3], "x=y");
+    assert_null(cfg.kafka_properties_file);
+    config_free(&cfg);
+}
+
+/* Writes text to a fresh temporary file; returns its path (static buffer). */
+static const char *temp_file(const char *text, size_t len)
+{
+    static char path[64];
+    int fd;
+    FILE *f;
+
+    snprintf(path, sizeof path, "/tmp/finops-props-XXXXXX");
+    fd = mkstemp(path);
+    assert_true(fd >= 0);
+    f = fdopen(fd, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(text, 1, len, f), len);
+    assert_int_equal(fclose(f), 0);
+    return path;
+}
+
+/* Parses `--config yaml --kafka.properties-file PROPS extra...`. */
+static int parse_with_props(struct exporter_config *cfg, const char *yaml, const char *props,
+                            size_t props_len, const char *extra_flag, char *props_path,
+                            size_t props_path_len)
+{
+    char yaml_path[64], props_arg[128], config_arg[128];
+    enum config_action action;
+    int rc;
+
+    snprintf(yaml_path, sizeof yaml_path, "%s", temp_file(yaml, strlen(yaml)));
+    snprintf(props_path, props_path_len, "%s", temp_file(props, props_len));
+    snprintf(config_arg, sizeof config_arg, "--config=%s", yaml_path);
+    snprintf(props_arg, sizeof props_arg, "--kafka.properties-file=%s", props_path);
+    /* a NULL extra_flag ends argv early */
+    char *argv[] = {"prog", config_arg, props_arg, (char *)extra_flag, NULL};
+    config_init_defaults(cfg);
+    errbuf[0] = '\0';
+    rc = parse(cfg, &action, argv);
+    unlink(yaml_path);
+    unlink(props_path);
+    return rc;
+}
+
+static void test_properties_file(void **state)
+{
+    static const char props[] = "# SASL credentials, from a Kubernetes Secret\n"
+                                "\n"
+                                "sasl.username=exporter\n"
+                                "  ! another comment style\n"
+                                "sasl.password = s3cr=t with spaces  \r\n"
+                                "\tsasl.oauthbearer.config=\n"
+                                "ssl.ca.location=/etc/ca.pem"; /* no final newline */
+    struct exporter_config cfg;
+    char path[64];
+    (void)state;
+
+    int rc =
+        parse_with_props(&cfg, "kafka:\n  properties:\n    security.protocol: SASL_SSL\n", props,
+                         sizeof props - 1, "--kafka.properties=client.id=c", path, sizeof path);
+    if (rc)
+        print_error("%s\n", errbuf);
+    assert_int_equal(rc, 0);
+    assert_int_equal(cfg.kafka_properties.count, 6);
+    /* YAML and flags first, then the file's, in file order */
+    assert_string_equal(cfg.kafka_properties.keys[0], "security.protocol");
+    assert_string_equal(cfg.kafka_properties.keys[1], "client.id");
+    assert_string_equal(cfg.kafka_properties.keys[2], "sasl.username");
+    assert_string_equal(cfg.kafka_properties.values[2], "exporter");
+    /* split at the first '=', spaces around the key and before the value
+     * dropped, the rest verbatim (trailing spaces too), CR of CRLF removed */
+    assert_string_equal(cfg.kafka_properties.keys[3], "sasl.password");
+    assert_string_equal(cfg.kafka_properties.values[3], "s3cr=t with spaces  ");
+    assert_string_equal(cfg.kafka_properties.keys[4], "sasl.oauthbearer.config");
+    assert_string_equal(cfg.kafka_properties.values[4], "");
+    assert_string_equal(cfg.kafka_properties.keys[5], "ssl.ca.location");
+    assert_string_equal(cfg.kafka_properties.values[5], "/etc/ca.pem");
+    config_free(&cfg);
+
+    /* an empty file adds nothing */
+    assert_int_equal(parse_with_props(&cfg, "", "", 0, NULL, path, sizeof path), 0);
+    assert_int_equal(cfg.kafka_properties.count, 0);
+    config_free(&cfg);
+}
+
+/* The properties file must fail with exactly "path:line:col: message". */
+static void expect_props_error(const char *yaml, const char *props, size_t len,
+                               const char *extra_flag, const char *expected_tail)
+{
+    struct exporter_config cfg;
+    char path[64], expected[512];
+
+    int rc = parse_with_props(&cfg, yaml, props, len, extra_flag, path, sizeof path);
+    snprintf(expected, sizeof expected, "%s:%s", path, expected_tail);
+    if (rc != -EINVAL || strcmp(errbuf, expected) != 0)
+        print_error("expected: %s\n     got: rc=%d %s\n", expected, rc, errbuf);
+    assert_int_equal(rc, -EINVAL);
+    assert_string_equal(errbuf, expected);
+    /* no message may quote a value: values are secrets */
+    assert_null(strstr(errbuf, "hunter2"));
+    /* a failed parse leaves the caller's config as it was: defaults */
+    assert_int_equal(cfg.kafka_properties.count, 0);
+    assert_null(cfg.kafka_properties_file);
+    config_free(&cfg);
+}
+
+static void test_properties_file_errors(void **state)
+{
+#define P(s) s, sizeof s - 1
+    (void)state;
+    expect_props_error(
+        "", P("a=1\n\n  sasl.password hunter2\n"), NULL,
+        "3:3: expected KEY=VALUE such as sasl.username=exporter; the line has no '='");
+    expect_props_error("", P("  = hunter2\n"), NULL, "1:3: the property name before '=' is empty");
+    expect_props_error("", P("sasl.password=hunter2 \\\n  more\n"), NULL,
+                       "1:23: the line ends in '\\', but continuation lines and escapes are not "
+                       "supported; write the value on one line, verbatim");
+    expect_props_error("", P("x=1\n bootstrap.servers=hunter2:9092\n"), NULL,
+                       "2:2: 'bootstrap.servers' is managed by the exporter: set kafka.brokers "
+                       "instead");
+    expect_props_error("", P("sasl.password=hunter2\n# c\nsasl.password = hunter2\n"), NULL,
+                       "3:1: duplicate key 'sasl.password' (first at line 1); keep only one");
+    /* a key in both places is refused, whether YAML or a flag set it */
+    expect_props_error("kafka:\n  properties:\n    sasl.username: u\n",
+                       P("sasl.password=hunter2\nsasl.username=hunter2\n"), NULL,
+                       "2:1: 'sasl.username' is also set in kafka.properties; set each property "
+                       "in one place");
+    expect_props_error("", P("sasl.password=hunter2\n"), "--kafka.properties=sasl.password=x",
+                       "1:1: 'sasl.password' is also set in kafka.properties; set each property "
+                       "in one place");
+    expect_props_error("", P("a=1\nb=hun\0ter2\n"), NULL,
+                       "2:6: contains a NUL character (\\0); the file must be text");
+#undef P
+}
+
+static void test_properties_file_missing(void **state)
+{
+    struct exporter_config cfg;
+    enum config_action action;
+    char *argv[] = {"prog", "--kafka.properties-file=/nonexistent/client.properties", NULL};
+    char *argv_help[] = {"prog", "--kafka.properties-file=/nonexistent/client.properties", "--help",
+                         NULL};
+    (void)state;
+
+    config_init_defaults(&cfg);
+    assert_int_equal(parse(&cfg, &action, argv), -ENOENT);
+    assert_string_equal(errbuf, "/nonexistent/client.properties: cannot open: No such file or "
+                                "directory; check the path given to kafka.properties_file");
+    assert_null(cfg.kafka_properties_file);
+    /* --help does not need the file */
+    assert_int_equal(parse(&cfg, &action, argv_help), 0);
+    assert_int_equal(action, CONFIG_ACTION_HELP);
     config_free(&cfg);
 }
 
@@ -702,6 +858,9 @@ int main(void)
         cmocka_unit_test(test_missing_file),
         cmocka_unit_test(test_flags_override_file),
         cmocka_unit_test(test_dlq_topic_not_subscribed),
+        cmocka_unit_test(test_properties_file),
+        cmocka_unit_test(test_properties_file_errors),
+        cmocka_unit_test(test_properties_file_missing),
         cmocka_unit_test(test_flag_forms),
         cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_help_lists_every_flag),

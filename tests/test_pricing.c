@@ -1,7 +1,7 @@
 /* test_pricing.c - golden cases computed by hand (tests/data/prices/
  * golden.yaml has round prices for that), the rounding rule at the last
  * nano-dollar, overflow, unknown models, table overrides, the bundled
- * tables, and pricing inside the ingest path (priced events, preference,
+ * tables and where an installed program finds them, and pricing inside the ingest path (priced events, preference,
  * mismatches). */
 #include <errno.h>
 #include <setjmp.h>
@@ -11,6 +11,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 #include <cmocka.h>
 
 #include "ingest.h"
@@ -197,6 +199,65 @@ static void test_bundled_tables(void **state)
     price_table_free(t);
 }
 
+/* An installed prefix (bin/ beside share/ai-finops-exporter/prices/) is
+ * found from the program's own path; anything else falls back to the
+ * compiled-in source tree; FINOPS_PRICES_DIR overrides both. */
+static void test_locate_installed_tables(void **state)
+{
+    (void)state;
+    char prefix[] = "/tmp/finops-prefix-XXXXXX", path[4096], exe[4096], buf[4096];
+    assert_non_null(mkdtemp(prefix));
+    const char *dirs[] = {"bin", "share", "share/ai-finops-exporter",
+                          "share/ai-finops-exporter/prices"};
+    for (size_t i = 0; i < sizeof(dirs) / sizeof(dirs[0]); i++) {
+        snprintf(path, sizeof(path), "%s/%s", prefix, dirs[i]);
+        assert_int_equal(mkdir(path, 0755), 0);
+    }
+    snprintf(exe, sizeof(exe), "%s/bin/ai-finops-exporter", prefix);
+    /* no tables in the prefix yet: the source tree's */
+    assert_string_equal(price_table_locate_dir(exe, buf, sizeof(buf)), FINOPS_PRICES_DIR);
+    assert_string_equal(price_table_locate_dir(NULL, buf, sizeof(buf)), FINOPS_PRICES_DIR);
+
+    char llm[4096 + 16];
+    snprintf(llm, sizeof(llm), "%s/share/ai-finops-exporter/prices/llm.yaml", prefix);
+    FILE *f = fopen(llm, "w");
+    assert_non_null(f);
+    fputs("models:\n  - {provider: acme, model: m1, input: \"1.00\", output: \"2.00\"}\n", f);
+    fclose(f);
+    char dir[4096], shorter[16];
+    snprintf(dir, sizeof(dir), "%s", price_table_locate_dir(exe, buf, sizeof(buf)));
+    snprintf(path, sizeof(path), "%s/bin/../share/ai-finops-exporter/prices", prefix);
+    assert_string_equal(dir, path);
+    /* a buffer too short for the path is never truncated into a wrong one */
+    assert_string_equal(price_table_locate_dir(exe, shorter, sizeof(shorter)), FINOPS_PRICES_DIR);
+
+    /* the located tables load and price */
+    snprintf(llm, sizeof(llm), "%s/llm.yaml", dir);
+    const char *paths[] = {llm};
+    struct price_table *t = NULL;
+    char err[512] = "";
+    if (price_table_load(&t, paths, 1, err, sizeof(err)))
+        fail_msg("%s", err);
+    uint64_t nanos, tokens[TOKEN_KIND_COUNT] = {1000000, 0, 0, 1000000};
+    assert_int_equal(price_table_llm_cost(t, lv("acme"), lv("m1"), tokens, &nanos), 0);
+    assert_int_equal(nanos, 3000000000ULL);
+    price_table_free(t);
+
+    /* this test program is not installed: the source tree, unless overridden */
+    assert_string_equal(price_table_bundled_dir(), FINOPS_PRICES_DIR);
+    assert_int_equal(setenv("FINOPS_PRICES_DIR", dir, 1), 0);
+    assert_string_equal(price_table_bundled_dir(), dir);
+    assert_int_equal(unsetenv("FINOPS_PRICES_DIR"), 0);
+    assert_string_equal(price_table_bundled_dir(), FINOPS_PRICES_DIR);
+
+    unlink(llm);
+    for (size_t i = sizeof(dirs) / sizeof(dirs[0]); i-- > 0;) {
+        snprintf(path, sizeof(path), "%s/%s", prefix, dirs[i]);
+        rmdir(path);
+    }
+    rmdir(prefix);
+}
+
 static void test_ingest_prices_events(void **state)
 {
     (void)state;
@@ -268,6 +329,7 @@ int main(void)
         cmocka_unit_test(test_llm_golden),      cmocka_unit_test(test_gpu_golden),
         cmocka_unit_test(test_gpu_type_golden), cmocka_unit_test(test_override_and_errors),
         cmocka_unit_test(test_bundled_tables),  cmocka_unit_test(test_ingest_prices_events),
+        cmocka_unit_test(test_locate_installed_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
