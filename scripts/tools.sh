@@ -452,11 +452,13 @@ EOF
 kubeconform_args() {
   ensure_one k8s-schemas
   ensure_one crd-schemas
-  # Built-in kinds: DIR/<kind>-<group>-<version>.json; CRDs: DIR/<group>/<kind>_<version>.json.
+  # Built-in kinds: DIR/standalone[-strict]/<kind>-<group>-<version>.json;
+  # CRDs: DIR/standalone[-strict]/<group>/<kind>_<version>.json. kubeconform's
+  # -strict picks the -strict variants (additionalProperties false).
   echo "-schema-location"
-  echo "$(k8s_schemas_dir)/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+  echo "$(k8s_schemas_dir)/standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
   echo "-schema-location"
-  echo "$(crd_schemas_dir)/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
+  echo "$(crd_schemas_dir)/standalone{{ .StrictSuffix }}/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
 }
 
 main() {
