@@ -54,7 +54,6 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(os.path.dirname(HERE))
 sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 sys.path.insert(0, HERE)
-import expo  # noqa: E402
 import kafka_harness as kh  # noqa: E402
 from kafka_broker import KafkaBroker  # noqa: E402
 from testlib import COST, EVENTS, GPU, REJECTED, TOKENS, Results, free_port  # noqa: E402
