@@ -84,7 +84,7 @@ static rd_kafka_t *consumer_new(const char *group, bool daemon_queues)
     set(conf, "enable.partition.eof", "true");
     set(conf, "auto.offset.reset", "earliest");
     if (daemon_queues) {
-        /* the daemon's defaults (src/kafka_source.c, member_init) */
+        /* the daemon's defaults (src/kafka/consumer.c, member_init) */
         set(conf, "queued.min.messages", "2000000");
         set(conf, "queued.max.messages.kbytes", "524288");
     }

@@ -45,7 +45,7 @@ struct event_source {
 struct event_source *file_source_new(const struct exporter_config *cfg, struct ingest *ingest,
                                      struct metrics *metrics);
 
-/* Kafka consumer group (see kafka_source.c). NULL with errbuf set on a
+/* Kafka consumer group (see src/kafka/). NULL with errbuf set on a
  * configuration error. */
 struct event_source *kafka_source_new(const struct exporter_config *cfg, struct ingest *ingest,
                                       struct metrics *metrics, char *errbuf, size_t errlen);

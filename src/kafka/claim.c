@@ -1,11 +1,12 @@
 /*
- * commit_claim.c - the text form of a commit claim (see commit_claim.h).
+ * claim.c - the text form of a commit claim (see commit_claim.h).
  *
  * The decoder takes bytes from the broker, written by whoever shares the
  * group id, so it checks every field and its order and bounds every
  * number; anything else is "not a claim" and the reader falls back to the
  * plain committed offset.
- * Thread-safety: no shared state.
+ * Thread-safety: no shared state; called by worker 0 (decoding at
+ * assignment) and by whichever thread plans a commit (encoding).
  */
 #include "commit_claim.h"
 
