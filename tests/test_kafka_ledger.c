@@ -255,6 +255,51 @@ static void test_claim_dropped_when_nothing_fits(void **state)
     ledger_delete(l);
 }
 
+/* The broker refuses a claim over its offset.metadata.max.bytes: each
+ * refusal halves the claim budget, so commits get through again (a claim
+ * re-sent unchanged would fail for ever); other errors leave it alone. */
+static void test_refused_claim_shrinks(void **state)
+{
+    (void)state;
+    struct ledger *l = ledger_new(1u, 4096);
+    struct partition_state *p = owned(l, "costs", 0, 999);
+    struct first_sight fs[40];
+    for (size_t i = 0; i < 40; i++)
+        fs[i] = sight_of(p, 0, 1000 + i, (int64_t)(10 + i));
+    scrape(l, 1, 1u, fs, 40);
+    rd_kafka_topic_partition_list_t *list = ledger_commit_list(l, NULL, false);
+    assert_non_null(list);
+    assert_int_equal(list->cnt, 1);
+    size_t sent = list->elems[0].metadata_size;
+    assert_true(sent > 2 * CLAIM_MIN_BYTES);
+
+    list->elems[0].err = RD_KAFKA_RESP_ERR_REBALANCE_IN_PROGRESS;
+    ledger_commit_acked(l, list, RD_KAFKA_RESP_ERR_NO_ERROR);
+    assert_int_equal(l->claim_max_bytes, 4096);
+
+    list->elems[0].err = RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
+    ledger_commit_acked(l, list, RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
+    rd_kafka_topic_partition_list_destroy(list);
+    assert_int_equal(l->claim_max_bytes, sent / 2);
+    assert_int_equal(p->sent_offset, -1);
+
+    /* refused again and again: down to no claim, which any broker takes */
+    for (int round = 0; round < 16 && l->claim_max_bytes; round++) {
+        list = ledger_commit_list(l, NULL, false);
+        assert_non_null(list);
+        assert_true(list->elems[0].metadata_size <= l->claim_max_bytes);
+        list->elems[0].err = RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
+        ledger_commit_failed(l, list);
+        rd_kafka_topic_partition_list_destroy(list);
+    }
+    assert_int_equal(l->claim_max_bytes, 0);
+    struct commit_plan pl;
+    assert_true(plan(l, p, false, &pl));
+    assert_null(pl.meta);
+    assert_true(atomic_load(&l->claims_cut) >= 1);
+    ledger_delete(l);
+}
+
 /* The previous owner's claim, read at assignment: a revocation inside it
  * re-sends it byte for byte; one of another label schema is ignored. */
 static void test_inherited_claim_resent(void **state)
@@ -359,6 +404,7 @@ int main(void)
         cmocka_unit_test(test_claim_cut_at_metadata_limit),
         cmocka_unit_test(test_claim_dropped_when_nothing_fits),
         cmocka_unit_test(test_inherited_claim_resent),
+        cmocka_unit_test(test_refused_claim_shrinks),
         cmocka_unit_test(test_commit_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -4,8 +4,8 @@
  * from; its offset stays pending on its partition, so no commit passes it,
  * until the broker acknowledges the letter.
  *
- * Threads: workers call kafka_dead_letter (it may block while the
- * producer queue is full); the dead-letter thread (dlq_poll_main) serves
+ * Threads: workers call kafka_dead_letter (it waits while the producer
+ * queue is full, until the source stops); the dead-letter thread (dlq_poll_main) serves
  * the delivery reports and commits once a letter is acknowledged; the main
  * thread creates, warms up and starts it. Locks: a partition's dlq_lock
  * around its pending list; the commit after an acknowledgement takes
@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "kafka_internal.h"
 #include "log.h"
@@ -32,6 +33,9 @@
 #define HANDOVER_ACQUIRE(ref) ((void)(ref))
 #endif
 
+/* A worker's wait for room in a full producer queue, between attempts. */
+#define QUEUE_FULL_WAIT_US (10 * 1000)
+
 static void dlq_remove(struct partition_state *p, int64_t offset)
 {
     pthread_mutex_lock(&p->dlq_lock);
@@ -47,8 +51,8 @@ static void dlq_remove(struct partition_state *p, int64_t offset)
 }
 
 /* block: wait for room when the producer queue is full (the DLQ thread
- * keeps polling); not from the delivery callback, which runs on that very
- * thread. */
+ * keeps polling) until the source stops; not from the delivery callback,
+ * which runs on that very thread. */
 static int dlq_produce(struct kafka_source *ks, struct dlq_ref *ref, const void *payload,
                        size_t len, const void *key, size_t key_len, bool block)
 {
@@ -56,17 +60,28 @@ static int dlq_produce(struct kafka_source *ks, struct dlq_ref *ref, const void 
     snprintf(partition, sizeof(partition), "%d", ref->state->partition);
     snprintf(offset, sizeof(offset), "%lld", (long long)ref->offset);
     const char *topic = ref->state->topic;
-    /* last read of *ref on this thread before the callback may free it */
-    HANDOVER_RELEASE(ref);
-    rd_kafka_resp_err_t err = rd_kafka_producev(
-        ks->dlq, RD_KAFKA_V_TOPIC(ks->cfg->kafka_dlq_topic),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY | (block ? RD_KAFKA_MSG_F_BLOCK : 0)),
-        RD_KAFKA_V_VALUE((void *)payload, len), RD_KAFKA_V_KEY((void *)key, key_len),
-        RD_KAFKA_V_HEADER("ai_finops_reason", ref->reason, -1),
-        RD_KAFKA_V_HEADER("ai_finops_source_topic", topic, -1),
-        RD_KAFKA_V_HEADER("ai_finops_source_partition", partition, -1),
-        RD_KAFKA_V_HEADER("ai_finops_source_offset", offset, -1), RD_KAFKA_V_OPAQUE(ref),
-        RD_KAFKA_V_END);
+    rd_kafka_resp_err_t err;
+    for (;;) {
+        /* last read of *ref on this thread before the callback may free it */
+        HANDOVER_RELEASE(ref);
+        err = rd_kafka_producev(ks->dlq, RD_KAFKA_V_TOPIC(ks->cfg->kafka_dlq_topic),
+                                RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+                                RD_KAFKA_V_VALUE((void *)payload, len),
+                                RD_KAFKA_V_KEY((void *)key, key_len),
+                                RD_KAFKA_V_HEADER("ai_finops_reason", ref->reason, -1),
+                                RD_KAFKA_V_HEADER("ai_finops_source_topic", topic, -1),
+                                RD_KAFKA_V_HEADER("ai_finops_source_partition", partition, -1),
+                                RD_KAFKA_V_HEADER("ai_finops_source_offset", offset, -1),
+                                RD_KAFKA_V_OPAQUE(ref), RD_KAFKA_V_END);
+        /* Not RD_KAFKA_MSG_F_BLOCK: with the dead-letter topic gone the
+         * queue stays full until message.timeout.ms, and a worker blocked
+         * in librdkafka would never see SIGTERM (the thread serving the
+         * queue stops first). Waiting here, it gives up on stop; the
+         * letter's offset stays pending, so the next owner re-reads it. */
+        if (err != RD_KAFKA_RESP_ERR__QUEUE_FULL || !block || atomic_load(&ks->stop))
+            break;
+        usleep(QUEUE_FULL_WAIT_US);
+    }
     return err ? -EIO : 0;
 }
 

@@ -175,6 +175,12 @@ bool ledger_plan_commit(struct ledger *l, struct partition_state *p, bool applie
 rd_kafka_topic_partition_list_t *
 ledger_commit_list(struct ledger *l, const rd_kafka_topic_partition_list_t *only, bool applied_all);
 void ledger_commit_failed(struct ledger *l, const rd_kafka_topic_partition_list_t *list);
+/* Below this many bytes a claim is not worth sending: no claims at all. */
+#define CLAIM_MIN_BYTES 64
+/* A commit's claim refused as too large (tp's error, else err): halves the
+ * claim budget. Caller holds registry_lock. */
+void ledger_metadata_refused(struct ledger *l, const rd_kafka_topic_partition_t *tp,
+                             rd_kafka_resp_err_t err);
 void ledger_commit_stored(struct ledger *l, const rd_kafka_topic_partition_list_t *list);
 void ledger_commit_acked(struct ledger *l, const rd_kafka_topic_partition_list_t *offsets,
                          rd_kafka_resp_err_t err);

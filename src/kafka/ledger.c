@@ -450,7 +450,38 @@ void ledger_commit_failed(struct ledger *l, const rd_kafka_topic_partition_list_
             ledger_find(l, list->elems[i].topic, list->elems[i].partition, false);
         if (p)
             p->sent_offset = -1; /* send again next time */
+        ledger_metadata_refused(l, &list->elems[i], RD_KAFKA_RESP_ERR_NO_ERROR);
     }
+}
+
+/*
+ * The broker refuses a commit whose metadata exceeds its
+ * offset.metadata.max.bytes, and re-sending the same claim would fail for
+ * ever (every commit lost until a restart re-counts everything since the
+ * last good one). So a refused claim halves the claim budget: claims are
+ * cut to fit (counted in claims_cut, with the window docs/delivery.md
+ * states), and after at most log2(kafka.commit_metadata_max_bytes)
+ * refusals a commit carries no claim at all, which every broker accepts.
+ * Caller holds registry_lock.
+ */
+void ledger_metadata_refused(struct ledger *l, const rd_kafka_topic_partition_t *tp,
+                             rd_kafka_resp_err_t err)
+{
+    if ((tp->err ? tp->err : err) != RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE)
+        return;
+    size_t sent = tp->metadata_size;
+    size_t limit = sent / 2 < l->claim_max_bytes ? sent / 2 : l->claim_max_bytes / 2;
+    if (limit < CLAIM_MIN_BYTES)
+        limit = 0;
+    if (limit == l->claim_max_bytes)
+        return;
+    char was[24], now[24];
+    snprintf(was, sizeof(was), "%zu", l->claim_max_bytes);
+    snprintf(now, sizeof(now), "%zu", limit);
+    log_warn("the broker refused a commit's claim as too large; claims are now shorter (set the "
+             "brokers' offset.metadata.max.bytes to kafka.commit_metadata_max_bytes)",
+             "was_bytes", was, "now_bytes", now, NULL);
+    l->claim_max_bytes = limit;
 }
 
 /* A synchronous commit of list returned: the offsets without an error
@@ -462,6 +493,9 @@ void ledger_commit_stored(struct ledger *l, const rd_kafka_topic_partition_list_
             ledger_find(l, list->elems[i].topic, list->elems[i].partition, false);
         if (p && list->elems[i].err == 0)
             atomic_store(&p->committed, list->elems[i].offset);
+        else if (p)
+            p->sent_offset = -1; /* send again next time */
+        ledger_metadata_refused(l, &list->elems[i], RD_KAFKA_RESP_ERR_NO_ERROR);
     }
 }
 
@@ -473,6 +507,7 @@ void ledger_commit_acked(struct ledger *l, const rd_kafka_topic_partition_list_t
     for (int i = 0; offsets && i < offsets->cnt; i++) {
         struct partition_state *p =
             ledger_find(l, offsets->elems[i].topic, offsets->elems[i].partition, false);
+        ledger_metadata_refused(l, &offsets->elems[i], err);
         if (!p)
             continue;
         if (err || offsets->elems[i].err)

@@ -19,6 +19,10 @@ Tests:
   dead_letters    good events with one bad event per reject reason interleaved;
                   the good ones count exactly, the DLQ holds each bad one byte
                   for byte with the right reason and source headers.
+  dlq_outage      the dead-letter topic is missing while bad events arrive and
+                  the producer queue fills: /healthz answers, SIGTERM exits 0
+                  within its bound; the topic is created and the daemon
+                  restarted: observed exactly, every letter delivered.
   kill_restart    >= 200,000 events (preloaded, streamed, and in bursts) while
                   the daemon is SIGKILLed at random moments >= 5 times and
                   restarted; what the Scraper's increase() observed must equal
@@ -400,6 +404,92 @@ def test_dead_letters(ctx):
 
 
 # ---------------------------------------------------------------------------
+# 2b. dlq_outage
+
+# Bound on SIGTERM during a dead-letter outage: the drain wait below (3 s),
+# the dead-letter flush (5 s) and leaving the group, with room for a busy
+# machine. Before the fix a worker blocked in librdkafka until
+# message.timeout.ms (300 s) released room in the producer queue.
+DLQ_OUTAGE_SIGTERM_S = 60
+
+
+def test_dlq_outage(ctx):
+    """The dead-letter topic is missing (auto-creation is off) while bad
+    events arrive: the producer queue (20 letters) fills, workers wait for
+    room; /healthz still answers and SIGTERM exits 0 within its bound. Then
+    the topic is created and the daemon restarted: everything is observed
+    exactly once and every bad event reaches the topic."""
+    name, res = "dlq_outage", ctx.res
+    wd = ctx.workdir(name)
+    parts = 2
+    topic = "ai-costs.%s" % name
+    dlq = "ai-costs-dlq.%s" % name  # not created yet: the outage
+    ctx.kb.create_topics({topic: parts})
+    es = kh.generate(ctx.args.workdir, "events-dlq-outage", 4000, seed=ctx.seed + 5, bad_ratio=0.0)
+    rng = random.Random(ctx.seed + 5)
+    pairs = kh.keyed(es.lines)
+    bad = bad_events() * 8
+    for reason, payload in bad:
+        pos = rng.randrange(len(pairs) + 1)
+        pairs.insert(pos, (rng.choice(pairs)[0], payload))
+    kh.produce_pairs(ctx.boot, topic, pairs, wd, "dlq-outage")
+    ends = check_produced(ctx, name, topic, parts, len(pairs))
+    expected = dict(es.totals)
+    rej = {}
+    for reason, _ in bad:
+        rej[reason] = rej.get(reason, 0) + 1
+    expected["rejected"] = rej
+    expected["events"] = {"accepted": es.totals["events"]["accepted"], "rejected": len(bad)}
+
+    props = dict(kh.TEST_KAFKA_PROPERTIES)
+    props["queue.buffering.max.messages"] = "20"
+    with kh.Daemon(ctx.binary, wd, "daemon", ctx.boot, topic, "g-" + name, dlq, properties=props,
+                   extra_args=["--kafka.shutdown-scrape-wait-ms=3000"]) as d:
+        sc = kh.Scraper(d.metrics_url, name="scraper")
+        d.start()
+        sc.start()
+        try:
+            full = sc.wait_for(lambda s: s.latest is not None and sum(
+                s.latest.parts.get("ai_finops_dlq_pending", {}).values()) >= 20, timeout=120)
+            if not res.check("%s: dead letters pile up while the topic is missing" % name, full,
+                             kafka_stats(sc.latest) + "\n" + d.log_tail(20)):
+                return
+            status = kh.http_get(d.base + "/healthz", timeout=30)[0]
+            res.check("%s: /healthz answers during the outage" % name, status == 200,
+                      "status %s" % status)
+            t0 = time.monotonic()
+            rc = d.terminate(timeout=DLQ_OUTAGE_SIGTERM_S)
+            res.check("%s: SIGTERM during the outage exits 0 within %d s" % (name, DLQ_OUTAGE_SIGTERM_S),
+                      rc == 0, "exit status %s after %.1f s\n%s" % (rc, time.monotonic() - t0, d.log_tail(20)))
+
+            ctx.kb.create_topics({dlq: 1})
+            t1 = time.monotonic()
+            d.start()
+            ok, detail = wait_consumed(ctx, [sc], topic, ends, t1, timeout=180)
+            if not res.check("%s: the restarted daemon consumed everything" % name, ok,
+                             detail if ok else detail + "\n" + d.log_tail(20)):
+                return
+            sc.wait_for(lambda s: not any(s.latest.parts.get("ai_finops_dlq_pending", {}).values()),
+                        timeout=60)
+            sc.wait_scrapes(3, timeout=30)
+            compare_observed(ctx, name, expected, {f: sc.observed_copy(f) for f in (EVENTS, REJECTED, COST)})
+            scraper_health(ctx, name, sc)
+            sigterm_check(ctx, name, d)
+        finally:
+            sc.stop()
+    letters = kh.consume_all(ctx.boot, dlq)
+    got = {}
+    for m in letters:
+        got[m.value] = got.get(m.value, 0) + 1
+    want = {}
+    for _, payload in bad:
+        want[payload] = want.get(payload, 0) + 1
+    missing = {p[:60]: n for p, n in want.items() if got.get(p, 0) < n}
+    res.check("%s: every bad event reached the dead-letter topic (at least once)" % name, not missing,
+              "%d letters; short: %s" % (len(letters), missing))
+
+
+# ---------------------------------------------------------------------------
 # 3. kill_restart
 
 def test_kill_restart(ctx):
@@ -684,6 +774,7 @@ def test_broker_restart(ctx):
 TESTS = [
     ("exact_1m", test_exact_1m),
     ("dead_letters", test_dead_letters),
+    ("dlq_outage", test_dlq_outage),
     ("kill_restart", test_kill_restart),
     ("two_daemons", test_two_daemons),
     ("broker_restart", test_broker_restart),
