@@ -24,7 +24,9 @@
 #   KAFKA_LOCAL_JAVA           java binary (default: java on PATH, Java >= 17)
 #   KAFKA_LOCAL_HEAP_OPTS      broker heap (default -Xms256m -Xmx1g)
 #   KAFKA_LOCAL_JVM_OPTS       extra broker JVM options
-#   KAFKA_LOCAL_START_TIMEOUT  seconds to wait for the broker (default 60)
+#   KAFKA_LOCAL_START_TIMEOUT  seconds to wait for the broker (default 300: a busy
+#                              2-core machine took over 60 s; only a broken broker
+#                              waits that long)
 #   KAFKA_LOCAL_STOP_TIMEOUT   seconds between SIGTERM and SIGKILL (default 30)
 #   KAFKA_LOCAL_EXTRA_PROPS    file whose lines are appended to server.properties
 #   KAFKA_LOCAL_USE_TOPIC_COMMAND=1  create topics one by one with Kafka's
@@ -46,7 +48,7 @@ KCACHE="$CACHE_ROOT/kafka-$KAFKA_VERSION"
 LIBS="$KCACHE/libs"
 FETCHED_MARK="$KCACHE/.fetched"
 
-START_TIMEOUT="${KAFKA_LOCAL_START_TIMEOUT:-60}"
+START_TIMEOUT="${KAFKA_LOCAL_START_TIMEOUT:-300}"
 STOP_TIMEOUT="${KAFKA_LOCAL_STOP_TIMEOUT:-30}"
 HEAP_OPTS="${KAFKA_LOCAL_HEAP_OPTS:--Xms256m -Xmx1g}"
 # Short-lived tools (storage format, topic creation): start fast, small heap.

@@ -4,7 +4,7 @@
 #   build/       release-with-debug-info: unit, fuzz-corpus replay, integration
 #                (1,000,000-event replay, real Kafka broker, promtool); tests
 #                labelled known-gap (an open issue's failing test) are skipped: today
-#                the sanitized kill_restart (issue 11; docs/delivery.md)
+#                kill_restart (issue 11; docs/delivery.md)
 #   build-asan/  ASan+UBSan: unit, fuzz replay, integration and Kafka at reduced size
 #   build-tsan/  TSan: unit tests (the multi-threaded table stress test) and the
 #                Kafka tests at reduced size (librdkafka's C11 threads are made

@@ -107,7 +107,7 @@ class KafkaBroker:
     """One broker living in ``workdir`` (a fresh temp dir when None)."""
 
     def __init__(self, workdir: Optional[os.PathLike] = None, *, keep_workdir: Optional[bool] = None,
-                 start_timeout: int = 60, env: Optional[Dict[str, str]] = None):
+                 start_timeout: int = 300, env: Optional[Dict[str, str]] = None):
         if workdir is None:
             self.workdir = Path(tempfile.mkdtemp(prefix="kafka-broker-"))
             self._keep = False if keep_workdir is None else keep_workdir
