@@ -13,7 +13,8 @@
 #   k8s-local.sh kubeconfig DIR   print DIR/kubeconfig
 #   k8s-local.sh status DIR       exit 0 when both run and /readyz is ok, 3 otherwise
 #   k8s-local.sh crds DIR [CRD_DIR]  server-side apply every CRD under CRD_DIR
-#                                 (default ../shared/schemas), wait for Established,
+#                                 (default $FINOPS_CRD_DIR, else ../shared/schemas),
+#                                 wait for Established,
 #                                 print the CRD names
 #
 # DIR layout: kubeconfig, token, pki/ (CA, serving cert, SA keys, tokens.csv),
@@ -31,6 +32,7 @@
 #   K8S_LOCAL_DISABLE_ADMISSION  --disable-admission-plugins value (default ServiceAccount)
 #   K8S_LOCAL_APISERVER_ARGS  extra kube-apiserver arguments (word-split)
 #   KUBECTL                   kubectl binary (default: kubectl on PATH)
+#   FINOPS_CRD_DIR            default CRD_DIR of `crds` (as in tools.sh)
 set -euo pipefail
 
 PROG="k8s-local.sh"
@@ -232,7 +234,7 @@ cmd_status() {
 
 cmd_crds() {
   local dir="${1:?usage: crds DIR [CRD_DIR]}"
-  local crd_dir="${2:-$(cd "$ROOT/.." && pwd)/shared/schemas}"
+  local crd_dir="${2:-${FINOPS_CRD_DIR:-$(cd "$ROOT/.." && pwd)/shared/schemas}}"
   local kubectl="${KUBECTL:-$(command -v kubectl || true)}"
   [[ -n "$kubectl" ]] || die "kubectl not found (set KUBECTL)"
   [[ -f "$dir/kubeconfig" ]] || die "no $dir/kubeconfig (start first)"
