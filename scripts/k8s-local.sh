@@ -13,7 +13,7 @@
 #   k8s-local.sh kubeconfig DIR   print DIR/kubeconfig
 #   k8s-local.sh status DIR       exit 0 when both run and /readyz is ok, 3 otherwise
 #   k8s-local.sh crds DIR [CRD_DIR]  server-side apply every CRD under CRD_DIR
-#                                 (default $FINOPS_CRD_DIR, else ../shared/schemas),
+#                                 (default $FINOPS_CRD_DIR, else tests/platform/schemas),
 #                                 wait for Established,
 #                                 print the CRD names
 #
@@ -234,7 +234,7 @@ cmd_status() {
 
 cmd_crds() {
   local dir="${1:?usage: crds DIR [CRD_DIR]}"
-  local crd_dir="${2:-${FINOPS_CRD_DIR:-$(cd "$ROOT/.." && pwd)/shared/schemas}}"
+  local crd_dir="${2:-${FINOPS_CRD_DIR:-$ROOT/tests/platform/schemas}}"
   local kubectl="${KUBECTL:-$(command -v kubectl || true)}"
   [[ -n "$kubectl" ]] || die "kubectl not found (set KUBECTL)"
   [[ -f "$dir/kubeconfig" ]] || die "no $dir/kubeconfig (start first)"

