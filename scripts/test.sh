@@ -20,6 +20,16 @@ jobs=$(nproc 2>/dev/null || echo 2)
 
 "$root/scripts/setup.sh"
 
+# The platform checks' tools build from source the first time (helm, etcd,
+# kube-apiserver: most of an hour on two busy cores; cached afterwards).
+# Build them now at the lowest priority, beside the C configurations, and
+# wait for them before the platform checks.
+mkdir -p "$root/build"
+tools_log="$root/build/platform-tools.log"
+nice -n 19 "$root/scripts/tools.sh" ensure podman base-image helm kubeconform etcd \
+  kube-apiserver k8s-schemas crd-schemas hadolint >"$tools_log" 2>&1 &
+tools_pid=$!
+
 status=0
 run_config() {
   local dir=$1 label=$2; shift 2
@@ -45,7 +55,11 @@ run_config build-tsan "unit|kafka" -DFINOPS_SANITIZE_THREAD=ON
 # The platform: image, compose stack, chart, Strimzi resources, API server,
 # alerts and dashboard (tests/platform/; tools cached by scripts/tools.sh).
 echo "=== test platform"
-if ! "$root/tests/platform/run.sh" "$root/build"; then
+if ! wait "$tools_pid"; then
+  echo "test.sh: building the platform tools failed:"
+  tail -n 40 "$tools_log"
+  status=1
+elif ! "$root/tests/platform/run.sh" "$root/build"; then
   status=1
 fi
 
