@@ -22,6 +22,7 @@
 #                 and `podman import`ed (path prints the image reference)
 #   helm          helm v3.21.4 (go install, built to report Kubernetes 1.33)
 #   kubeconform   kubeconform v0.7.0 (go install)
+#   tflint        tflint v0.64.0 (go install; its bundled terraform ruleset, no --init)
 #   etcd          etcd v3.6.17 (wrapper module around go.etcd.io/etcd/server/v3)
 #   kube-apiserver  v1.33.13 (k8s.io/kubernetes, staging replaced by published k8s.io/* v0.33.13)
 #   k8s-schemas   standalone JSON schemas of Kubernetes 1.33 (PyPI kubernetes-validate, $refs inlined)
@@ -43,6 +44,7 @@ TOOLS="$CACHE_ROOT/tools"
 
 HELM_VERSION="v3.21.4"
 KUBECONFORM_VERSION="v0.7.0"
+TFLINT_VERSION="v0.64.0"
 ETCD_VERSION="v3.6.17"
 K8S_VERSION="v1.33.13"          # kube-apiserver
 K8S_STAGING_VERSION="v0.33.13"  # the published k8s.io/* modules of the same release
@@ -276,6 +278,21 @@ build_kubeconform() {
   publish "$d" "$n" "$want"
 }
 
+tflint_dir() { echo "$TOOLS/tflint-$TFLINT_VERSION"; }
+build_tflint() {
+  local d; d="$(tflint_dir)"
+  local want="tflint $TFLINT_VERSION $GO_FLAGS_ID"
+  stamp_ok "$d" "$want" && [[ -x "$d/tflint" ]] && return 0
+  need_go tflint
+  # The terraform ruleset is compiled into tflint; .tflint.hcl files that use
+  # only it need no `tflint --init` (which would download plugins).
+  note "building tflint $TFLINT_VERSION (go install; ~5 min cold)"
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  GOBIN="$n" timed "tflint build" gorun install -ldflags "-s -w" \
+    "github.com/terraform-linters/tflint@$TFLINT_VERSION" >&2
+  publish "$d" "$n" "$want"
+}
+
 etcd_dir() { echo "$TOOLS/etcd-$ETCD_VERSION"; }
 build_etcd() {
   local d; d="$(etcd_dir)"
@@ -413,7 +430,7 @@ build_crd_schemas() {
 
 # ------------------------------------------------------------------ dispatch
 
-NAMES=(podman base-image helm kubeconform etcd kube-apiserver k8s-schemas crd-schemas hadolint)
+NAMES=(podman base-image helm kubeconform tflint etcd kube-apiserver k8s-schemas crd-schemas hadolint)
 
 ensure_one() {
   case "$1" in
@@ -421,6 +438,7 @@ ensure_one() {
     base-image) ensure_base_image ;;
     helm) with_lock helm build_helm ;;
     kubeconform) with_lock kubeconform build_kubeconform ;;
+    tflint) with_lock tflint build_tflint ;;
     etcd) with_lock etcd build_etcd ;;
     kube-apiserver) with_lock kube-apiserver build_kube_apiserver ;;
     k8s-schemas) with_lock k8s-schemas build_k8s_schemas ;;
@@ -436,6 +454,7 @@ path_of() {
     base-image) echo "$BASE_IMAGE" ;;
     helm) echo "$(helm_dir)/helm" ;;
     kubeconform) echo "$(kubeconform_dir)/kubeconform" ;;
+    tflint) echo "$(tflint_dir)/tflint" ;;
     etcd) echo "$(etcd_dir)/etcd" ;;
     kube-apiserver) echo "$(kube_apiserver_dir)/kube-apiserver" ;;
     k8s-schemas) echo "$(k8s_schemas_dir)" ;;
@@ -451,6 +470,7 @@ version_of() {
     base-image) pod image inspect --format '{{.Id}}' "$BASE_IMAGE" | cut -c1-12 ;;
     helm) "$(path_of helm)" version --template '{{.Version}}' ;;
     kubeconform) "$(path_of kubeconform)" -v ;;
+    tflint) "$(path_of tflint)" --version | sed -n '1s/^TFLint version /v/p' ;;
     etcd) "$(path_of etcd)" --version | sed -n 's/^etcd Version: //p' ;;
     kube-apiserver) "$(path_of kube-apiserver)" --version | awk '{print $NF}' ;;
     k8s-schemas) echo "$K8S_SCHEMA_MINOR (kubernetes-validate $KUBERNETES_VALIDATE_VERSION)" ;;
@@ -465,6 +485,7 @@ podman Debian $BASE_SUITE packages: ${PODMAN_PKGS[*]}
 base-image $BASE_IMAGE (mmdebstrap minbase $BASE_SUITE)
 helm $HELM_VERSION
 kubeconform $KUBECONFORM_VERSION
+tflint $TFLINT_VERSION
 etcd $ETCD_VERSION
 kube-apiserver $K8S_VERSION
 k8s-schemas $K8S_SCHEMA_MINOR (kubernetes-validate $KUBERNETES_VALIDATE_VERSION)
