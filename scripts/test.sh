@@ -26,7 +26,7 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # wait for them before the platform checks.
 mkdir -p "$root/build"
 tools_log="$root/build/platform-tools.log"
-nice -n 19 "$root/scripts/tools.sh" ensure podman base-image helm kubeconform etcd \
+nice -n 19 "$root/scripts/tools.sh" ensure podman base-image helm kubeconform tflint etcd \
   kube-apiserver k8s-schemas crd-schemas hadolint >"$tools_log" 2>&1 &
 tools_pid=$!
 
