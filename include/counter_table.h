@@ -93,8 +93,9 @@ struct counter_view {
     bool first_sight; /* shown as 0 because this viewer had not seen it */
     uint32_t origin;  /* see counter_table_set_origin; 0 when unknown */
     int64_t origin_offset;
-    bool spread;   /* also added to from another origin (e.g. a second partition) */
-    uint64_t hash; /* of the label values: counter_table_hash */
+    bool spread;                   /* also added to from another origin (e.g. a second partition) */
+    uint64_t hash;                 /* of the label values: counter_table_hash */
+    struct counter_series *series; /* for counter_table_mark_shown */
 };
 
 /*
@@ -111,6 +112,14 @@ struct counter_view {
 typedef int (*counter_visit_fn)(const struct counter_view *view, void *ctx);
 int counter_table_foreach(const struct counter_table *table, uint32_t viewer,
                           counter_visit_fn visit, void *ctx);
+/* The same, but a first sight is only reported (value 0, first_sight
+ * set), not recorded: the caller records it with counter_table_mark_shown
+ * once the viewer really got it (a scrape that fails or times out must
+ * show the series as 0 again). Series are never freed while the table
+ * lives, so view->series stays valid until counter_table_free. */
+int counter_table_foreach_peek(const struct counter_table *table, uint32_t viewer,
+                               counter_visit_fn visit, void *ctx);
+void counter_table_mark_shown(struct counter_series *series, uint32_t viewer);
 
 /* Bytes allocated for the table's bookkeeping and series (not malloc's own
  * overhead), for the memory-per-series figure. */

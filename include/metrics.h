@@ -116,6 +116,22 @@ uint64_t metrics_schema_hash(const struct metrics *m);
 int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *out,
                    const struct scrape_observer *observer);
 
+/*
+ * The same render, for a scrape whose first sights must count only if it
+ * reaches its reader: new series are shown as 0 but not recorded as seen;
+ * *staged (caller frees with metrics_sights_free, also on error) remembers
+ * them, and metrics_sights_record records them once the response was sent
+ * completely. A scrape that fails or times out then shows them as 0
+ * again. Returns 0, -ENOMEM (render cap, or no memory for *staged: then
+ * *staged is NULL). Scrapes only, one at a time.
+ */
+struct metrics_sights;
+int metrics_render_staged(struct metrics *m, enum expo_format fmt, uint32_t viewer,
+                          struct dynbuf *out, const struct scrape_observer *observer,
+                          struct metrics_sights **staged);
+void metrics_sights_record(struct metrics *m, const struct metrics_sights *staged, uint32_t viewer);
+void metrics_sights_free(struct metrics_sights *staged);
+
 /* For tests and benchmarks. */
 struct counter_table *metrics_cost_table(struct metrics *m);
 

@@ -340,7 +340,7 @@ size_t counter_table_memory_bytes(const struct counter_table *t)
 }
 
 static void fill_view(const struct counter_table *t, struct counter_series *s, uint32_t viewer,
-                      struct counter_view *view)
+                      bool mark, struct counter_view *view)
 {
     const char *p = series_bytes(t, s);
     for (size_t i = 0; i < t->label_count; i++) {
@@ -355,31 +355,51 @@ static void fill_view(const struct counter_table *t, struct counter_series *s, u
     view->origin_offset = s->origin_offset;
     view->hash = s->hash;
     view->spread = atomic_load_explicit(&s->spread, memory_order_relaxed);
-    /* relaxed: only the HTTP thread reads and sets these bits. The plain
-     * load first keeps the common case (already shown) free of an RMW. */
+    view->series = s;
+    /* relaxed: the bits are read and set by scrapes only, which the HTTP
+     * server runs one at a time. The plain load first keeps the common
+     * case (already shown) free of an RMW. */
     if (viewer && !(atomic_load_explicit(&s->shown_to, memory_order_relaxed) & viewer)) {
-        atomic_fetch_or_explicit(&s->shown_to, viewer, memory_order_relaxed);
+        if (mark)
+            atomic_fetch_or_explicit(&s->shown_to, viewer, memory_order_relaxed);
         view->value = 0;
         view->first_sight = true;
     }
 }
 
-int counter_table_foreach(const struct counter_table *t, uint32_t viewer, counter_visit_fn visit,
-                          void *ctx)
+void counter_table_mark_shown(struct counter_series *s, uint32_t viewer)
+{
+    atomic_fetch_or_explicit(&s->shown_to, viewer, memory_order_relaxed);
+}
+
+static int visit_all(const struct counter_table *t, uint32_t viewer, bool mark,
+                     counter_visit_fn visit, void *ctx)
 {
     struct counter_view view;
     /* acquire: pairs with the release in insert, so list[0..n) is filled. */
     size_t n = atomic_load_explicit(&((struct counter_table *)t)->count, memory_order_acquire);
     view.overflow = false;
     for (size_t i = 0; i < n; i++) {
-        fill_view(t, t->list[i], viewer, &view);
+        fill_view(t, t->list[i], viewer, mark, &view);
         int rc = visit(&view, ctx);
         if (rc)
             return rc;
     }
     if (counter_table_overflow_adds(t) == 0)
         return 0;
-    fill_view(t, t->overflow, viewer, &view);
+    fill_view(t, t->overflow, viewer, mark, &view);
     view.overflow = true;
     return visit(&view, ctx);
+}
+
+int counter_table_foreach(const struct counter_table *t, uint32_t viewer, counter_visit_fn visit,
+                          void *ctx)
+{
+    return visit_all(t, viewer, true, visit, ctx);
+}
+
+int counter_table_foreach_peek(const struct counter_table *t, uint32_t viewer,
+                               counter_visit_fn visit, void *ctx)
+{
+    return visit_all(t, viewer, false, visit, ctx);
 }

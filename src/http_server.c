@@ -44,6 +44,8 @@ struct request_state {
     bool is_scrape;
     uint64_t scrape_id;
     uint32_t viewer;
+    /* the render's first sights, recorded only if the response completes */
+    struct metrics_sights *staged;
 };
 
 int parse_listen_address(const char *text, char *host, size_t hostlen, unsigned *port)
@@ -204,9 +206,11 @@ static enum MHD_Result serve_metrics_locked(struct http_server *s, struct MHD_Co
     dynbuf_reserve(&b, s->last_render_size + s->last_render_size / 8);
     struct scrape_observer observer = {s->options.on_first_sight, s->options.on_counters_read,
                                        s->options.scrape_ctx};
-    int rc = metrics_render(s->options.metrics, fmt, st->viewer, &b, &observer);
+    int rc = metrics_render_staged(s->options.metrics, fmt, st->viewer, &b, &observer, &st->staged);
     if (rc) {
         dynbuf_free(&b);
+        metrics_sights_free(st->staged);
+        st->staged = NULL;
         st->is_scrape = false;
         log_error("scrape render failed", "error", "render exceeded its size cap", NULL);
         return send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
@@ -307,14 +311,16 @@ static void completed(void *cls, struct MHD_Connection *c, void **req_cls,
     struct request_state *st = *req_cls;
     if (!st)
         return;
-    if (st->is_scrape && code == MHD_REQUEST_TERMINATED_COMPLETED_OK &&
-        s->options.on_scrape_complete) {
+    if (st->is_scrape && code == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
         /* Unbounded wait: a completed scrape must be reported, and the
          * holder is a render that ends. */
         pthread_mutex_lock(&s->scrape_lock);
-        s->options.on_scrape_complete(s->options.scrape_ctx, st->scrape_id, st->viewer);
+        metrics_sights_record(s->options.metrics, st->staged, st->viewer);
+        if (s->options.on_scrape_complete)
+            s->options.on_scrape_complete(s->options.scrape_ctx, st->scrape_id, st->viewer);
         pthread_mutex_unlock(&s->scrape_lock);
     }
+    metrics_sights_free(st->staged);
     free(st);
     *req_cls = NULL;
 }

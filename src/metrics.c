@@ -57,7 +57,8 @@ struct metrics {
     size_t collector_count;
     int64_t start_ms;
     const struct string_list *replicas;
-    /* viewer bits that have seen the outcome counters; HTTP thread only */
+    /* viewer bits that have seen the outcome counters; scrapes only (one
+     * at a time) */
     uint32_t outcomes_shown_to;
 };
 
@@ -268,11 +269,44 @@ struct series_render {
     bool nanos; /* value is nano-units, rendered as an exact decimal */
     enum metric_family family;
     const struct scrape_observer *sink;
+    struct metrics_sights *staged; /* NULL: first sights recorded at once */
+    uint32_t viewer;
 };
+
+/* The first sights of one scrape, recorded only when it completes (see
+ * metrics_render_staged). */
+struct metrics_sights {
+    struct counter_series **series;
+    size_t count, cap;
+    bool outcomes;  /* the outcome counters were shown as 0 */
+    bool overflown; /* out of memory: recorded at once instead */
+};
+
+static void stage_sight(struct metrics_sights *st, struct counter_series *s, uint32_t viewer)
+{
+    if (!st->overflown && st->count == st->cap) {
+        size_t cap = st->cap ? st->cap * 2 : 64;
+        struct counter_series **grown = realloc(st->series, cap * sizeof(*grown));
+        if (grown) {
+            st->series = grown;
+            st->cap = cap;
+        } else {
+            st->overflown = true;
+        }
+    }
+    /* Without memory to remember it, record it now: at worst this scrape's
+     * failure hides that first sight, as before staging existed. */
+    if (st->overflown)
+        counter_table_mark_shown(s, viewer);
+    else
+        st->series[st->count++] = s;
+}
 
 static int render_series(const struct counter_view *v, void *ctx)
 {
     struct series_render *r = ctx;
+    if (v->first_sight && r->staged)
+        stage_sight(r->staged, v->series, r->viewer);
     if (v->first_sight && r->sink && r->sink->first_sight) {
         struct first_sight fs = {.known = !v->overflow,
                                  .spread = v->spread,
@@ -355,15 +389,20 @@ uint64_t metrics_schema_hash(const struct metrics *m)
 
 static void render_table(struct dynbuf *b, enum expo_format fmt, uint32_t viewer,
                          const struct counter_table *t, const struct table_family *f,
-                         enum metric_family family, const struct scrape_observer *sink)
+                         enum metric_family family, const struct scrape_observer *sink,
+                         struct metrics_sights *staged)
 {
     const char *names[COUNTER_TABLE_MAX_LABELS];
     size_t n = counter_table_label_count(t);
     for (size_t i = 0; i < n; i++)
         names[i] = counter_table_label_name(t, i);
-    struct series_render r = {b, fmt, f->total, f->created, names, n, f->nanos, family, sink};
+    struct series_render r = {b,        fmt,    f->total, f->created, names, n,
+                              f->nanos, family, sink,     staged,     viewer};
     expo_family(b, fmt, f->base, "counter", f->help);
-    counter_table_foreach(t, viewer, render_series, &r);
+    if (staged)
+        counter_table_foreach_peek(t, viewer, render_series, &r);
+    else
+        counter_table_foreach(t, viewer, render_series, &r);
 }
 
 static void render_one_label(struct dynbuf *b, const char *sample, const char *name,
@@ -384,19 +423,59 @@ uint32_t metrics_viewer_for(const struct metrics *m, const char *replica)
     return 1u << 31;
 }
 
+static int render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *b,
+                  const struct scrape_observer *sink, struct metrics_sights *staged);
+
 int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *b,
                    const struct scrape_observer *sink)
 {
+    return render(m, fmt, viewer, b, sink, NULL);
+}
+
+int metrics_render_staged(struct metrics *m, enum expo_format fmt, uint32_t viewer,
+                          struct dynbuf *b, const struct scrape_observer *sink,
+                          struct metrics_sights **staged)
+{
+    *staged = calloc(1, sizeof(**staged));
+    if (!*staged)
+        return -ENOMEM;
+    return render(m, fmt, viewer, b, sink, *staged);
+}
+
+void metrics_sights_record(struct metrics *m, const struct metrics_sights *st, uint32_t viewer)
+{
+    if (!st || !viewer)
+        return;
+    for (size_t i = 0; i < st->count; i++)
+        counter_table_mark_shown(st->series[i], viewer);
+    if (st->outcomes)
+        m->outcomes_shown_to |= viewer;
+}
+
+void metrics_sights_free(struct metrics_sights *st)
+{
+    if (!st)
+        return;
+    free(st->series);
+    free(st);
+}
+
+static int render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *b,
+                  const struct scrape_observer *sink, struct metrics_sights *staged)
+{
     for (size_t i = 0; i < FAMILY_COUNT; i++)
         render_table(b, fmt, viewer, family_table(m, i), &table_families[i], (enum metric_family)i,
-                     sink);
+                     sink, staged);
 
     struct metrics_totals totals;
     metrics_totals(m, &totals);
     /* The outcome counters follow the same first-sight rule as the
      * labeled families, so increase() over them equals what was consumed. */
     if (viewer && !(m->outcomes_shown_to & viewer)) {
-        m->outcomes_shown_to |= viewer;
+        if (staged)
+            staged->outcomes = true;
+        else
+            m->outcomes_shown_to |= viewer;
         memset(&totals, 0, sizeof(totals));
         if (sink && sink->first_sight) /* every partition's events so far */
             sink->first_sight(sink->ctx, &(struct first_sight){.known = false});

@@ -306,6 +306,51 @@ static void test_probes_answer_during_a_stuck_scrape(void **state)
     free(scrape);
 }
 
+/* A reader that hangs up before its response is sent has seen nothing:
+ * the next scrape still shows a new series as 0, or increase() would
+ * never count that series' first money. */
+static void test_aborted_scrape_records_no_first_sight(void **state)
+{
+    struct fixture *f = *state;
+    struct ingest *in = ingest_new(&f->cfg, f->metrics, NULL);
+    struct ingest_worker *w = ingest_worker_new(in);
+    const char *ev = "{\"team\":\"gone\",\"project\":\"p\",\"source\":\"s\",\"cost_usd\":3}";
+    ingest_process(w, ev, strlen(ev));
+    ingest_worker_free(w);
+    ingest_free(in);
+
+    int started = f->started, completed = f->completed;
+    f->hold_scrapes = true;
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)http_server_port(f->server))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    const char *raw = "GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n";
+    assert_int_equal(write(fd, raw, strlen(raw)), (ssize_t)strlen(raw));
+    while (f->started == started)
+        usleep(1000);
+    /* hang up with a reset while the render waits, so the response cannot
+     * reach the socket */
+    struct linger lg = {.l_onoff = 1, .l_linger = 0};
+    setsockopt(fd, SOL_SOCKET, SO_LINGER, &lg, sizeof(lg));
+    close(fd);
+    f->hold_scrapes = false;
+
+    size_t len;
+    char *r = get(f, "GET", "/metrics", "", &len);
+    assert_non_null(strstr(body_of(r), "ai_finops_cost_dollars_total{team=\"gone\",project=\"p\","
+                                       "source=\"s\"} 0\n"));
+    free(r);
+    r = get(f, "GET", "/metrics", "", &len);
+    assert_non_null(strstr(body_of(r), "ai_finops_cost_dollars_total{team=\"gone\",project=\"p\","
+                                       "source=\"s\"} 3\n"));
+    free(r);
+    for (int i = 0; i < 500 && f->completed < completed + 2; i++)
+        usleep(10000);
+    assert_int_equal(f->completed, completed + 2); /* the aborted one never completed */
+}
+
 static void test_listen_address_parsing(void **state)
 {
     (void)state;
@@ -331,6 +376,7 @@ int main(void)
         cmocka_unit_test(test_listen_address_parsing),
         cmocka_unit_test(test_head_is_not_a_scrape),
         cmocka_unit_test(test_probes_answer_during_a_stuck_scrape),
+        cmocka_unit_test(test_aborted_scrape_records_no_first_sight),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
