@@ -398,13 +398,14 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         o->max_connections < HTTP_THREADS ? (unsigned)o->max_connections : (unsigned)HTTP_THREADS;
     if (pool_size < 1)
         pool_size = 1;
-    s->daemon = MHD_start_daemon(
-        flags, (uint16_t)port, NULL, NULL, handle, s, MHD_OPTION_CONNECTION_LIMIT,
-        (unsigned)o->max_connections, MHD_OPTION_PER_IP_CONNECTION_LIMIT,
-        (unsigned)o->max_connections_per_ip, MHD_OPTION_CONNECTION_TIMEOUT,
-        (unsigned)o->connection_timeout_seconds, MHD_OPTION_NOTIFY_COMPLETED, completed, s,
-        MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_THREAD_POOL_SIZE, pool_size,
-        sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
+    /* The logger first: MHD reports problems with later options through it. */
+    s->daemon =
+        MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER,
+                         mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
+                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
+                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_seconds,
+                         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_THREAD_POOL_SIZE,
+                         pool_size, sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(errbuf, errlen,
                  "cannot listen on %s: the address may be in use or not local "

@@ -250,17 +250,22 @@ static void test_readiness(void **state)
     free(r);
 }
 
+/* Counts one more event, as a worker would. */
+static void add_event(struct fixture *f, const char *ev)
+{
+    struct ingest *in = ingest_new(&f->cfg, f->metrics, NULL);
+    struct ingest_worker *w = ingest_worker_new(in);
+    ingest_process(w, ev, strlen(ev));
+    ingest_worker_free(w);
+    ingest_free(in);
+}
+
 /* A HEAD reads no body: it must not use up a new series' first sight (the
  * next GET still shows it as 0) and is no scrape for the hooks. */
 static void test_head_is_not_a_scrape(void **state)
 {
     struct fixture *f = *state;
-    struct ingest *in = ingest_new(&f->cfg, f->metrics, NULL);
-    struct ingest_worker *w = ingest_worker_new(in);
-    const char *ev = "{\"team\":\"head\",\"project\":\"p\",\"source\":\"s\",\"cost_usd\":2}";
-    ingest_process(w, ev, strlen(ev));
-    ingest_worker_free(w);
-    ingest_free(in);
+    add_event(f, "{\"team\":\"head\",\"project\":\"p\",\"source\":\"s\",\"cost_usd\":2}");
     int started = f->started;
     size_t len;
     char *r = get(f, "HEAD", "/metrics", "", &len);
@@ -312,12 +317,7 @@ static void test_probes_answer_during_a_stuck_scrape(void **state)
 static void test_aborted_scrape_records_no_first_sight(void **state)
 {
     struct fixture *f = *state;
-    struct ingest *in = ingest_new(&f->cfg, f->metrics, NULL);
-    struct ingest_worker *w = ingest_worker_new(in);
-    const char *ev = "{\"team\":\"gone\",\"project\":\"p\",\"source\":\"s\",\"cost_usd\":3}";
-    ingest_process(w, ev, strlen(ev));
-    ingest_worker_free(w);
-    ingest_free(in);
+    add_event(f, "{\"team\":\"gone\",\"project\":\"p\",\"source\":\"s\",\"cost_usd\":3}");
 
     int started = f->started, completed = f->completed;
     f->hold_scrapes = true;

@@ -312,6 +312,25 @@ def bad_events():
     ]
 
 
+def interleave_bad(pairs, bad, rng):
+    """Inserts each (reason, payload) of bad at a random place in the keyed
+    pairs, keyed like a random good event (so spread over partitions)."""
+    for reason, payload in bad:
+        pos = rng.randrange(len(pairs) + 1)
+        pairs.insert(pos, (rng.choice(pairs)[0] if pairs else b"dlq", payload))
+
+
+def expected_with_bad(es, bad):
+    """The generator's totals of the good events es plus the rejects of bad."""
+    expected = dict(es.totals)
+    rej = {}
+    for reason, _ in bad:
+        rej[reason] = rej.get(reason, 0) + 1
+    expected["rejected"] = rej
+    expected["events"] = {"accepted": es.totals["events"]["accepted"], "rejected": len(bad)}
+    return expected
+
+
 def test_dead_letters(ctx):
     name, res = "dead_letters", ctx.res
     wd = ctx.workdir(name)
@@ -322,19 +341,11 @@ def test_dead_letters(ctx):
     pairs = kh.keyed(es.lines)
     bad = bad_events()
     # spread them over partitions: key each with a random good event's team
-    for reason, payload in bad:
-        pos = rng.randrange(len(pairs) + 1)
-        pairs.insert(pos, (rng.choice(pairs)[0] if pairs else b"dlq", payload))
+    interleave_bad(pairs, bad, rng)
     kh.produce_pairs(ctx.boot, topic, pairs, wd, "dlq")
     n = len(pairs)
     ends = check_produced(ctx, name, topic, parts, n)
-
-    expected = dict(es.totals)
-    rej = {}
-    for reason, _ in bad:
-        rej[reason] = rej.get(reason, 0) + 1
-    expected["rejected"] = rej
-    expected["events"] = {"accepted": es.totals["events"]["accepted"], "rejected": len(bad)}
+    expected = expected_with_bad(es, bad)
 
     with kh.Daemon(ctx.binary, wd, "daemon", ctx.boot, topic, "g-" + name, dlq) as d:
         sc = kh.Scraper(d.metrics_url, name="scraper")
@@ -429,17 +440,10 @@ def test_dlq_outage(ctx):
     rng = random.Random(ctx.seed + 5)
     pairs = kh.keyed(es.lines)
     bad = bad_events() * 8
-    for reason, payload in bad:
-        pos = rng.randrange(len(pairs) + 1)
-        pairs.insert(pos, (rng.choice(pairs)[0], payload))
+    interleave_bad(pairs, bad, rng)
     kh.produce_pairs(ctx.boot, topic, pairs, wd, "dlq-outage")
     ends = check_produced(ctx, name, topic, parts, len(pairs))
-    expected = dict(es.totals)
-    rej = {}
-    for reason, _ in bad:
-        rej[reason] = rej.get(reason, 0) + 1
-    expected["rejected"] = rej
-    expected["events"] = {"accepted": es.totals["events"]["accepted"], "rejected": len(bad)}
+    expected = expected_with_bad(es, bad)
 
     props = dict(kh.TEST_KAFKA_PROPERTIES)
     props["queue.buffering.max.messages"] = "20"
