@@ -103,7 +103,9 @@ apt_install() {   # apt_install PKG...: install those not installed yet
   local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
   note "apt-get install ${missing[*]}"
   if [[ -z "$apt_updated" ]]; then $sudo apt-get update -qq >&2 || true; apt_updated=1; fi
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2
+  # With Recommends: the container stack was verified with them (runtime helpers,
+  # iptables for netavark, fuse-overlayfs, slirp4netns, mmdebstrap's helpers).
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
 }
 
 need_go() {
