@@ -16,7 +16,7 @@ output "port_forward_commands" {
   value = [
     "kubectl -n ${local.kube_prometheus_stack.namespace} port-forward svc/${local.kube_prometheus_stack.release}-grafana 3000:80",
     "kubectl -n ${local.kube_prometheus_stack.namespace} port-forward svc/${local.kube_prometheus_stack.release}-prometheus 9090:9090",
-    "kubectl -n ${local.opencost.namespace} port-forward svc/${local.opencost.release} 9090:9090",
+    "kubectl -n ${local.opencost.namespace} port-forward svc/${local.opencost.release} 9091:9090",
     "kubectl -n ${local.exporter.namespace} port-forward svc/${local.exporter.release} 9400:9400",
   ]
 }
