@@ -39,7 +39,8 @@ find "$tfroot" | LC_ALL=C sort >"$work/tree-before.txt"
 
 echo "== tflint"
 tflint=$("$tools" path tflint)
-"$tflint" --version | head -n 2
+"$tflint" --version >"$work/tflint-version.txt"
+head -n 2 "$work/tflint-version.txt"
 for stack in cluster platform; do
   [ -f "$tfroot/$stack/.tflint.hcl" ] || fail "terraform/$stack/.tflint.hcl missing"
   grep -q 'preset *= *"recommended"' "$tfroot/$stack/.tflint.hcl" || fail "terraform/$stack/.tflint.hcl: not the recommended preset"
@@ -55,7 +56,8 @@ if [ -z "$tf" ]; then
   echo "SKIP: terraform not found on PATH: fmt, validate and the platform consistency check need it"
   exit 77
 fi
-"$tf" version | head -n 1
+"$tf" version >"$work/tf-version.txt"
+head -n 1 "$work/tf-version.txt"
 
 echo "== terraform fmt -check -recursive"
 if ! "$tf" fmt -check -recursive -diff -no-color "$tfroot" >"$work/fmt.log" 2>&1; then
@@ -118,7 +120,13 @@ K8S_LOCAL_DISABLE_ADMISSION="" "$k8s" start "$work/k8s" >/dev/null
 KUBECONFIG=$("$k8s" kubeconfig "$work/k8s")
 export KUBECONFIG
 kubectl apply --server-side -f "$schemas/strimzi-1.2.0/" -f "$schemas/prometheus-operator/" >/dev/null
-kubectl wait --for=condition=Established crd --all --timeout=180s >/dev/null
+# Right after creation a CRD may have no status yet, and `kubectl wait`
+# then errors out instead of waiting: retry until a generous deadline.
+deadline=$((SECONDS + 300))
+until kubectl wait --for=condition=Established crd --all --timeout=10s >"$work/crd-wait.log" 2>&1; do
+  [ $SECONDS -lt $deadline ] || { cat "$work/crd-wait.log"; fail "CRDs not Established within 300 s"; }
+  sleep 1
+done
 install_release() { # NAME KEY(strimzi_resources|exporter) VALUES-PREFIX
   local name ns chart args=() f
   read -r name ns chart < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[sys.argv[2]]; print(r["release"], r["namespace"], r["chart"])' "$work/locals.json" "$2")
