@@ -7,7 +7,9 @@
 #    .tflint.hcl) on terraform/cluster and terraform/platform;
 #  - terraform/cluster: `terraform init -backend=false` + `terraform validate`
 #    against the real hashicorp/aws 5.100.0 provider schema, installed only
-#    from the filesystem mirror /opt/tf-plugins through terraform/.terraformrc;
+#    from the filesystem mirror /opt/tf-plugins through terraform/.terraformrc,
+#    and every validation block: the defaults and a GPU/2-zone variant are
+#    accepted, a bad value of each variable is refused with its message;
 #  - terraform/platform (its helm provider cannot be had here): Terraform
 #    evaluates its locals.tf (`terraform console`), and
 #    tests/platform/terraform_consistency.py checks that it installs deploy/
@@ -28,6 +30,21 @@ mirror=/opt/tf-plugins
 HCL2_VERSION=8.1.4
 
 fail() { echo "FAIL: $*" >&2; exit 1; }
+# inputs DIR EXPECT -var...: `terraform console` in DIR with those variables
+# must report EXPECT ("ok": no error at all; else the validation's message).
+# The console prints errors but exits 0, so its output is what counts.
+inputs() {
+  local dir=$1 expect=$2 out; shift 2
+  out=$(cd "$dir" && echo 'var.region' | "$tf" console -no-color "$@" 2>&1) || true
+  if [ "$expect" = ok ]; then
+    ! grep -q 'Error' <<<"$out" || { echo "$out" >&2; fail "$dir: $* refused"; }
+    echo "  accepted: ${*:-defaults}"
+  else
+    grep -q 'Invalid value for variable' <<<"$out" && grep -qF "$expect" <<<"$out" ||
+      { echo "$out" >&2; fail "$dir: $* not refused with \"$expect\""; }
+    echo "  refused: $* ($expect)"
+  fi
+}
 [ -d "$tfroot/cluster" ] && [ -d "$tfroot/platform" ] || fail "terraform/cluster and terraform/platform must exist"
 
 # Terraform must never read the user's CLI config or write into the tree.
@@ -89,6 +106,8 @@ expr='base64encode(jsonencode({
   >"$work/locals.b64" 2>"$work/console.log" || { cat "$work/console.log"; fail "terraform console on terraform/platform/locals.tf"; }
 tr -d '"\n' <"$work/locals.b64" | base64 -d >"$work/locals.json" || fail "console output is not base64: $(head -c 300 "$work/locals.b64")"
 echo "  $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(len(d["strimzi_manifests"]), "Strimzi objects from", ", ".join(d["deploy_files"]))' "$work/locals.json")"
+inputs "$scratch" "must be an image repository without a tag" -var 'exporter_image_repository=registry.example/ai-finops-exporter:0.1.0'
+inputs "$scratch" "region must be an AWS region name" -var 'exporter_image_repository=r.example/x' -var 'region=mars'
 
 # python-hcl2 reads main.tf (pinned, from PyPI, cached).
 hcl2_dir="${XDG_CACHE_HOME:-${HOME:-/root}/.cache}/ai-finops-exporter/python/python-hcl2-$HCL2_VERSION"
@@ -176,6 +195,27 @@ for d in r.get("diagnostics", []):
 print(f"  valid={r['valid']} errors={r['error_count']} warnings={r['warning_count']}")
 sys.exit(0 if r["valid"] and r["error_count"] == 0 and r["warning_count"] == 0 else 1)
 EOF
+echo "== cluster stack: variable validation"
+c="$work/cluster"
+inputs "$c" ok
+inputs "$c" ok -var 'gpu_node_group={enabled=true}' -var 'az_count=2' -var 'single_nat_gateway=false' -var 'vpc_cidr=10.8.0.0/20'
+inputs "$c" "region must be an AWS region name" -var 'region=US-EAST-1'
+inputs "$c" "cluster_name must start with a letter" -var 'cluster_name=9-finops'
+inputs "$c" "kubernetes_version must be 1.33" -var 'kubernetes_version=1.32'
+inputs "$c" "add-on version must look like" -var 'addon_versions={vpc_cni="latest",kube_proxy="v1.33.0-eksbuild.2",coredns="v1.12.1-eksbuild.2",pod_identity_agent="v1.3.8-eksbuild.2",ebs_csi_driver="v1.48.0-eksbuild.1"}'
+inputs "$c" "vpc_cidr must be an IPv4 CIDR block from /16 to /20" -var 'vpc_cidr=10.0.0.0/24'
+inputs "$c" "az_count must be 2 or 3" -var 'az_count=4'
+inputs "$c" "endpoint_public_access_cidrs must be a non-empty list" -var 'endpoint_public_access_cidrs=[]'
+inputs "$c" "cluster_admin_arns must hold IAM role or user ARNs" -var 'cluster_admin_arns=["alice"]'
+inputs "$c" "node_instance_types must be a non-empty list" -var 'node_instance_types=[]'
+inputs "$c" "node_desired_size must lie between" -var 'node_desired_size=5'
+inputs "$c" "node_max_size must be at least node_min_size" -var 'node_min_size=5' -var 'node_desired_size=5'
+inputs "$c" "node_disk_size_gib must be between 20 and 1000" -var 'node_disk_size_gib=10'
+inputs "$c" "gpu_node_group.instance_types must be GPU instance types" -var 'gpu_node_group={enabled=true,instance_types=["m6i.large"]}'
+inputs "$c" "gpu_node_group needs 0 <= min_size <= desired_size" -var 'gpu_node_group={enabled=true,desired_size=3,max_size=2}'
+inputs "$c" "cluster_log_retention_days must be one of" -var 'cluster_log_retention_days=10'
+inputs "$c" "Tag keys must not start with aws:" -var 'tags={"aws:owner"="me"}'
+
 find "$tfroot" | LC_ALL=C sort >"$work/tree-after.txt"
 diff "$work/tree-before.txt" "$work/tree-after.txt" >&2 || fail "the checks changed the files under terraform/"
 echo "terraform: fmt, tflint, validate and the platform consistency check passed"
