@@ -524,7 +524,7 @@ static void ks_stop(struct event_source *src)
                  "re-read by the next owner",
                  NULL);
     if (ks->dlq)
-        rd_kafka_flush(ks->dlq, 5000);
+        kafka_dlq_drain(ks, 5000);
     /* 3. Commit what was observed (everything applied, in periodic mode),
      * then leave the group; the revoke callback commits the same. */
     pthread_mutex_lock(&ks->ledger.registry_lock);

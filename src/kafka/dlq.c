@@ -91,7 +91,10 @@ static void dlq_delivery_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *o
     struct dlq_ref *ref = m->_private;
     (void)rk;
     HANDOVER_ACQUIRE(ref);
-    if (m->err) {
+    if (m->err == RD_KAFKA_RESP_ERR__PURGE_QUEUE || m->err == RD_KAFKA_RESP_ERR__PURGE_INFLIGHT) {
+        /* Purged at shutdown (kafka_dlq_drain): the offset stays pending,
+         * so it is not committed and the next owner sends it again. */
+    } else if (m->err) {
         /* Keep the offset pending (it is never committed) and try again:
          * losing a dead letter would lose the event. */
         atomic_fetch_add(&ks->dlq_failures, 1);
@@ -216,4 +219,23 @@ int kafka_dlq_start(struct kafka_source *ks, char *errbuf, size_t errlen)
     }
     ks->dlq_thread_started = true;
     return 0;
+}
+
+/*
+ * Shutdown, after the workers and the dead-letter thread stopped: waits up
+ * to timeout_ms for the queued letters, then purges the rest (a missing or
+ * unreachable topic would keep them until message.timeout.ms) and serves
+ * their reports, so each letter's ref is freed. Purged letters stay
+ * pending: their offsets are not committed. Main thread.
+ */
+void kafka_dlq_drain(struct kafka_source *ks, int timeout_ms)
+{
+    if (rd_kafka_flush(ks->dlq, timeout_ms) == RD_KAFKA_RESP_ERR_NO_ERROR)
+        return;
+    rd_kafka_purge(ks->dlq, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    /* The purge reports arrive through the poll; in-flight requests end
+     * with their socket timeout at the latest. */
+    for (int i = 0; i < 100 && rd_kafka_outq_len(ks->dlq) > 0; i++)
+        rd_kafka_poll(ks->dlq, 50);
+    rd_kafka_poll(ks->dlq, 0);
 }

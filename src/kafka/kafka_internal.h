@@ -208,6 +208,7 @@ void kafka_thaw_appliers(struct kafka_source *ks);
 
 int kafka_dlq_init(struct kafka_source *ks, char *errbuf, size_t errlen);
 /* Warms up and starts the dead-letter thread (main thread). */
+void kafka_dlq_drain(struct kafka_source *ks, int timeout_ms);
 int kafka_dlq_start(struct kafka_source *ks, char *errbuf, size_t errlen);
 void kafka_dead_letter(struct kafka_source *ks, struct partition_state *p,
                        const rd_kafka_message_t *m, enum reject_reason reason);
