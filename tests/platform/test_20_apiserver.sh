@@ -31,8 +31,9 @@ KUBECONFIG=$("$k8s" kubeconfig "$work/k8s")
 export KUBECONFIG
 echo "API server up in $(( $(date +%s) - start )) s: $(kubectl version -o json | python3 -c 'import json,sys; print(json.load(sys.stdin)["serverVersion"]["gitVersion"])')"
 
-kubectl apply --server-side -f "$schemas/strimzi-1.2.0/" -f "$schemas/prometheus-operator/" >/dev/null
-kubectl wait --for=condition=Established crd --all --timeout=180s >/dev/null
+# Applied server-side, then polled until Established (`kubectl wait` errors
+# out while a new CRD has no status yet).
+"$k8s" crds "$work/k8s" "$schemas" >/dev/null
 echo "CRDs established: $(kubectl get crd -o name | tr '\n' ' ')"
 
 exists() { # NAMESPACE|"" MANIFEST-FILE: every object of the file must be stored

@@ -138,14 +138,9 @@ trap cleanup EXIT
 K8S_LOCAL_DISABLE_ADMISSION="" "$k8s" start "$work/k8s" >/dev/null
 KUBECONFIG=$("$k8s" kubeconfig "$work/k8s")
 export KUBECONFIG
-kubectl apply --server-side -f "$schemas/strimzi-1.2.0/" -f "$schemas/prometheus-operator/" >/dev/null
-# Right after creation a CRD may have no status yet, and `kubectl wait`
-# then errors out instead of waiting: retry until a generous deadline.
-deadline=$((SECONDS + 300))
-until kubectl wait --for=condition=Established crd --all --timeout=10s >"$work/crd-wait.log" 2>&1; do
-  [ $SECONDS -lt $deadline ] || { cat "$work/crd-wait.log"; fail "CRDs not Established within 300 s"; }
-  sleep 1
-done
+# Applied server-side, then polled until Established (`kubectl wait` errors
+# out while a new CRD has no status yet).
+"$k8s" crds "$work/k8s" "$schemas" >/dev/null || fail "CRDs not applied and Established"
 install_release() { # NAME KEY(strimzi_resources|exporter) VALUES-PREFIX
   local name ns chart args=() f
   read -r name ns chart < <(python3 -c 'import json,sys; r=json.load(open(sys.argv[1]))[sys.argv[2]]; print(r["release"], r["namespace"], r["chart"])' "$work/locals.json" "$2")
