@@ -1,8 +1,8 @@
 /* test_pricing.c - golden cases computed by hand (tests/data/prices/
  * golden.yaml has round prices for that), the rounding rule at the last
  * nano-dollar, overflow, unknown models, table overrides, the bundled
- * tables and where an installed program finds them, and pricing inside the ingest path (priced events, preference,
- * mismatches). */
+ * tables and where an installed program finds them, and pricing inside the ingest path (priced
+ * events, preference, mismatches). */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -326,9 +326,12 @@ static void test_ingest_prices_events(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_llm_golden),      cmocka_unit_test(test_gpu_golden),
-        cmocka_unit_test(test_gpu_type_golden), cmocka_unit_test(test_override_and_errors),
-        cmocka_unit_test(test_bundled_tables),  cmocka_unit_test(test_ingest_prices_events),
+        cmocka_unit_test(test_llm_golden),
+        cmocka_unit_test(test_gpu_golden),
+        cmocka_unit_test(test_gpu_type_golden),
+        cmocka_unit_test(test_override_and_errors),
+        cmocka_unit_test(test_bundled_tables),
+        cmocka_unit_test(test_ingest_prices_events),
         cmocka_unit_test(test_locate_installed_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
