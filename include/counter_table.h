@@ -4,7 +4,7 @@
  *
  * Adding to an existing series is a lock-free probe plus one relaxed atomic
  * add. Creating a series takes the table's insert mutex (the rare path).
- * Readers (the HTTP thread rendering a scrape) never lock: they walk an
+ * Readers (the scrape thread rendering) never lock: they walk an
  * append-only list of published series. Series are never freed before the
  * table, so a reader can't hold a dangling pointer. Past max_series, new
  * label sets all land in one overflow series whose labels are "__overflow__",

@@ -9,9 +9,11 @@
  * on_scrape_complete then runs (the Kafka source gates commits on it).
  * A HEAD on the telemetry path is not a scrape: no render, no hooks.
  *
- * Thread-safety: start/stop from the main thread; the scrape callbacks
- * run on HTTP threads, one call at a time (serialized by the server);
- * ready() may run concurrently with them.
+ * Thread-safety: start/stop from the main thread. "The scrape thread"
+ * elsewhere means whichever HTTP thread holds the server's scrape_lock:
+ * the scrape callbacks and the render run there, one call at a time;
+ * ready() may run concurrently with them. Lock order: scrape_lock, then
+ * the Kafka source's freeze_lock, then its registry_lock.
  */
 #ifndef AI_FINOPS_HTTP_SERVER_H
 #define AI_FINOPS_HTTP_SERVER_H
@@ -33,7 +35,7 @@ struct http_server_options {
     struct metrics *metrics;
     bool (*ready)(void *ctx); /* NULL: always ready */
     void *ready_ctx;
-    /* Called on the HTTP thread before a scrape renders (scrape_id is new
+    /* Called on the scrape thread before a scrape renders (scrape_id is new
      * each time), during its render for each series shown for the first
      * time and when the render has read every counter (see struct
      * scrape_observer), and after it was sent completely.

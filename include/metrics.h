@@ -9,7 +9,7 @@
  * add their own families through collectors.
  *
  * Thread-safety: metrics_record_* and metrics_worker_* are thread-safe
- * (lock-free); metrics_render runs on the HTTP thread; metrics_new,
+ * (lock-free); metrics_render runs on the scrape thread; metrics_new,
  * metrics_add_collector and metrics_free run on the main thread before
  * workers start / after they stop.
  */
@@ -51,14 +51,14 @@ struct metrics_totals {
 /* Sums the worker slots. Thread-safe. */
 void metrics_totals(const struct metrics *m, struct metrics_totals *out);
 
-/* A collector appends its own families to a scrape (HTTP thread). */
+/* A collector appends its own families to a scrape (scrape thread). */
 typedef void (*metrics_collector_fn)(struct dynbuf *b, enum expo_format fmt, void *ctx);
 int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx);
 
 /*
  * The viewer bit of a scraper: with kafka.commit_replicas empty every
  * scrape is one viewer (bit 0); otherwise replica i of that list is bit i
- * and any other scraper shares bit 31. HTTP thread.
+ * and any other scraper shares bit 31. Scrape thread.
  */
 uint32_t metrics_viewer_for(const struct metrics *m, const char *replica);
 
@@ -112,7 +112,7 @@ uint64_t metrics_schema_hash(const struct metrics *m);
 
 /* Renders every family for a viewer (see counter_table_foreach; 0 shows
  * real values even to a first reader). observer may be NULL. Returns 0 or
- * -ENOMEM (render cap reached). HTTP thread only. */
+ * -ENOMEM (render cap reached). Scrape thread only. */
 int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *out,
                    const struct scrape_observer *observer);
 

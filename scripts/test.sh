@@ -26,9 +26,12 @@ jobs=$(nproc 2>/dev/null || echo 2)
 # wait for them before the platform checks.
 mkdir -p "$root/build"
 tools_log="$root/build/platform-tools.log"
-nice -n 19 "$root/scripts/tools.sh" ensure podman base-image helm kubeconform tflint etcd \
+setsid nice -n 19 "$root/scripts/tools.sh" ensure podman base-image helm kubeconform tflint etcd \
   kube-apiserver k8s-schemas crd-schemas hadolint >"$tools_log" 2>&1 &
 tools_pid=$!
+# Its own process group: stopped with everything it started if this script
+# ends early (a failed build under set -e, Ctrl-C).
+trap 'kill -- -"$tools_pid" 2>/dev/null || true' EXIT
 
 status=0
 run_config() {
@@ -55,7 +58,10 @@ run_config build-tsan "unit|kafka" -DFINOPS_SANITIZE_THREAD=ON
 # The platform: image, compose stack, chart, Strimzi resources, API server,
 # alerts and dashboard (tests/platform/; tools cached by scripts/tools.sh).
 echo "=== test platform"
-if ! wait "$tools_pid"; then
+tools_ok=1
+wait "$tools_pid" || tools_ok=0
+trap - EXIT
+if [ "$tools_ok" = 0 ]; then
   echo "test.sh: building the platform tools failed:"
   tail -n 40 "$tools_log"
   status=1

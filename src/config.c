@@ -1933,7 +1933,9 @@ static int merge_properties_file(struct exporter_config *cfg, char *errbuf, size
     for (size_t i = 0; rc == 0 && i < from_file.count; i++)
         if (map_set(&cfg->kafka_properties, from_file.keys[i], from_file.values[i]) != 0)
             rc = msgf(errbuf, errlen, -ENOMEM, "%s: out of memory", path);
-    /* the file's text may hold secrets: do not leave copies in freed memory */
+    /* The file's raw text may hold secrets: wipe it before freeing. The
+     * parsed values live on in kafka.properties (librdkafka keeps its own
+     * copy of each anyway). */
     if (data)
         explicit_bzero(data, len);
     free(data);
@@ -2026,6 +2028,18 @@ static int apply_flag(struct exporter_config *cfg, const struct option *o, const
     return rc;
 }
 
+/* Perl-style pieces librdkafka's engine knows and POSIX reads otherwise
+ * (glibc takes "\\d" as a plain "d"): a check by regexec could then miss. */
+static bool perl_style(const char *pattern)
+{
+    if (strstr(pattern, "(?"))
+        return true;
+    for (const char *p = pattern; (p = strchr(p, '\\')) && p[1]; p += 2)
+        if (strchr("dDwWsSbB", p[1]))
+            return true;
+    return false;
+}
+
 /*
  * Rejected events are produced to kafka.dlq_topic: a subscription that
  * also reads that topic rejects them again and loops for ever. Patterns
@@ -2044,11 +2058,11 @@ static int check_dlq_not_subscribed(const struct exporter_config *cfg, char *err
         bool matches;
         if (topic[0] == '^') {
             regex_t re;
-            if (regcomp(&re, topic, REG_EXTENDED | REG_NOSUB) != 0)
+            if (perl_style(topic) || regcomp(&re, topic, REG_EXTENDED | REG_NOSUB) != 0)
                 return msgf(errbuf, errlen, -EINVAL,
                             "kafka.topics: '%.*s' is not a regular expression the exporter can "
                             "check against kafka.dlq_topic; write it in POSIX extended syntax "
-                            "or list the topics by name",
+                            "([0-9] for \\d, no (?...) groups) or list the topics by name",
                             QUOTE(topic));
             matches = regexec(&re, dlq, 0, NULL, 0) == 0;
             regfree(&re);

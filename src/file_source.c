@@ -22,7 +22,7 @@ struct file_source {
     struct ingest *ingest;
     struct ingest_worker *worker;
     pthread_t thread;
-    bool started;
+    atomic_bool started; /* read by ready() on an HTTP thread */
     atomic_bool stop;
     atomic_bool done;
 };
@@ -83,27 +83,27 @@ static int fs_start(struct event_source *src, char *errbuf, size_t errlen)
         snprintf(errbuf, errlen, "cannot start input thread: %s", strerror(rc));
         return -rc;
     }
-    fs->started = true;
+    atomic_store(&fs->started, true);
     return 0;
 }
 
 static void fs_stop(struct event_source *src)
 {
     struct file_source *fs = (struct file_source *)src;
-    if (!fs->started)
+    if (!atomic_load(&fs->started))
         return;
     atomic_store(&fs->stop, true);
     /* A reader blocked on stdin would never see the flag: unblock it. */
     if (strcmp(fs->path, "-") == 0 && !atomic_load(&fs->done))
         pthread_cancel(fs->thread);
     pthread_join(fs->thread, NULL);
-    fs->started = false;
+    atomic_store(&fs->started, false);
 }
 
 static bool fs_ready(struct event_source *src)
 {
     struct file_source *fs = (struct file_source *)src;
-    return fs->started;
+    return atomic_load(&fs->started);
 }
 
 static void fs_destroy(struct event_source *src)

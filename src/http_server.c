@@ -208,10 +208,16 @@ static enum MHD_Result serve_metrics_locked(struct http_server *s, struct MHD_Co
                                        s->options.scrape_ctx};
     int rc = metrics_render_staged(s->options.metrics, fmt, st->viewer, &b, &observer, &st->staged);
     if (rc) {
+        bool no_memory = !st->staged;
         dynbuf_free(&b);
         metrics_sights_free(st->staged);
         st->staged = NULL;
         st->is_scrape = false;
+        if (no_memory) {
+            log_error("scrape render failed", "error", "out of memory", NULL);
+            return send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
+                             "render failed: out of memory\n");
+        }
         log_error("scrape render failed", "error", "render exceeded its size cap", NULL);
         return send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
                          "render failed: output exceeded the size cap\n");

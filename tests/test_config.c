@@ -481,6 +481,7 @@ static void test_dlq_topic_not_subscribed(void **state)
     char *disabled[] = {"prog", "--kafka.topics=^ai-costs.*", "--kafka.dlq-topic=", NULL};
     char *anchored[] = {"prog", "--kafka.topics=^ai-costs$|^ai-api-costs$", NULL};
     char *unparsable[] = {"prog", "--kafka.topics=^ai-(costs", NULL};
+    char *perl[] = {"prog", "--kafka.topics=^ai-costs-\\d+$", NULL};
 
     config_init_defaults(&cfg);
     assert_int_equal(parse(&cfg, &action, by_pattern), -EINVAL);
@@ -492,6 +493,9 @@ static void test_dlq_topic_not_subscribed(void **state)
     assert_non_null(strstr(errbuf, "'ai-costs-dlq' subscribes the dead-letter topic"));
     assert_int_equal(parse(&cfg, &action, unparsable), -EINVAL);
     assert_non_null(strstr(errbuf, "is not a regular expression the exporter can check"));
+    /* POSIX would read \\d as d and could miss the dead-letter topic */
+    assert_int_equal(parse(&cfg, &action, perl), -EINVAL);
+    assert_non_null(strstr(errbuf, "([0-9] for \\d, no (?...) groups)"));
     assert_int_equal(parse(&cfg, &action, moved), 0);
     assert_int_equal(parse(&cfg, &action, disabled), 0);
     assert_int_equal(parse(&cfg, &action, anchored), 0);

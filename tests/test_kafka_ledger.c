@@ -288,8 +288,9 @@ static void test_refused_claim_shrinks(void **state)
         list = ledger_commit_list(l, NULL, false);
         assert_non_null(list);
         assert_true(list->elems[0].metadata_size <= l->claim_max_bytes);
-        list->elems[0].err = RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE;
-        ledger_commit_failed(l, list);
+        /* a failed rd_kafka_commit: the error is the request's, not written
+         * into the caller's list */
+        ledger_commit_failed(l, list, RD_KAFKA_RESP_ERR_OFFSET_METADATA_TOO_LARGE);
         rd_kafka_topic_partition_list_destroy(list);
     }
     assert_int_equal(l->claim_max_bytes, 0);
@@ -366,7 +367,7 @@ static void test_commit_list(void **state)
     assert_int_equal(list->cnt, 1); /* b's plan was sent already; gone is not ours */
     assert_int_equal(list->elems[0].partition, 0);
     assert_int_equal(list->elems[0].offset, 100);
-    ledger_commit_failed(l, list);
+    ledger_commit_failed(l, list, RD_KAFKA_RESP_ERR__TRANSPORT);
     rd_kafka_topic_partition_list_destroy(list);
 
     list = ledger_commit_list(l, NULL, false); /* the failed one again */

@@ -3,7 +3,7 @@
  * rebalances, commits, duplicates, claims, dead letters, and per partition
  * the lag and the applied and committed offsets.
  *
- * Threads: the HTTP thread, as a metrics collector after the counters are
+ * Threads: the scrape thread, as a metrics collector after the counters are
  * rendered. Locks: registry_lock while it reads the partitions, a
  * partition's dlq_lock inside it for the pending count.
  */

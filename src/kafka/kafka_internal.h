@@ -4,7 +4,7 @@
  * it through kafka_source_new (source.h).
  *
  * Threads: the main thread creates, starts, stops and frees it; N workers
- * consume (worker 0 also serves the group's callbacks); the HTTP thread
+ * consume (worker 0 also serves the group's callbacks); the scrape thread
  * runs the scrape hooks and the collector; the dead-letter thread serves
  * the producer's delivery reports (each file says which functions run
  * where).
@@ -37,7 +37,7 @@ struct partition_state {
     int32_t partition;
     uint32_t index;          /* in the registry; index + 1 is its counter origin */
     _Atomic int64_t applied; /* highest offset applied, -1 for none */
-    /* HTTP thread (and commits from other threads), under registry_lock: */
+    /* scrape thread (and commits from other threads), under registry_lock: */
     int64_t last_done[MAX_VIEWERS];   /* from the viewer's latest completed scrape */
     int64_t observed_by[MAX_VIEWERS]; /* every event up to here observed by the viewer */
     /* every event up to here observed by the viewer except in the series
@@ -75,7 +75,7 @@ struct snapshot {
 };
 
 /* The series a viewer's latest completed scrape showed first: what commits
- * name as held (see commit_claim.h). HTTP thread, under registry_lock. */
+ * name as held (see commit_claim.h). scrape thread, under registry_lock. */
 struct viewer_claim {
     uint64_t scrape_id;
     struct first_sight *sighted;
@@ -95,7 +95,7 @@ struct ledger {
     size_t part_count, part_cap;
     struct snapshot snapshots[MAX_SNAPSHOTS];
     size_t snapshot_next;
-    struct snapshot *rendering; /* the scrape now rendering (HTTP thread) */
+    struct snapshot *rendering; /* the scrape now rendering (scrape thread) */
     struct viewer_claim viewer_claims[MAX_VIEWERS];
     _Atomic uint64_t claims_cut; /* claims shortened to fit claim_max_bytes */
 };
@@ -145,7 +145,7 @@ struct kafka_source {
     atomic_bool shutting_down;
     bool gated;         /* scrape commit mode: scrapes pause applying (gate_enter) */
     atomic_bool frozen; /* a scrape takes its cut, or partitions are revoked */
-    bool freeze_held;   /* HTTP thread: this scrape froze the appliers */
+    bool freeze_held;   /* scrape thread: this scrape froze the appliers */
     pthread_mutex_t freeze_lock;
 
     struct ledger ledger;
@@ -174,7 +174,8 @@ bool ledger_plan_commit(struct ledger *l, struct partition_state *p, bool applie
                         const struct first_sight *all, size_t n_all, struct commit_plan *plan);
 rd_kafka_topic_partition_list_t *
 ledger_commit_list(struct ledger *l, const rd_kafka_topic_partition_list_t *only, bool applied_all);
-void ledger_commit_failed(struct ledger *l, const rd_kafka_topic_partition_list_t *list);
+void ledger_commit_failed(struct ledger *l, const rd_kafka_topic_partition_list_t *list,
+                          rd_kafka_resp_err_t err);
 /* Below this many bytes a claim is not worth sending: no claims at all. */
 #define CLAIM_MIN_BYTES 64
 /* A commit's claim refused as too large (tp's error, else err): halves the
@@ -193,7 +194,7 @@ void ledger_snapshot_done(struct ledger *l, uint64_t scrape_id, uint32_t viewer)
  * registry_lock. */
 void kafka_commit_owned(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *only,
                         bool applied_all, bool async);
-/* The event_source scrape hooks (HTTP thread). */
+/* The event_source scrape hooks (scrape thread). */
 void kafka_scrape_started(struct event_source *src, uint64_t scrape_id, uint32_t viewer);
 void kafka_scrape_first_sight(struct event_source *src, const struct first_sight *fs);
 void kafka_scrape_counters_read(struct event_source *src);
@@ -220,7 +221,7 @@ int kafka_set_conf(rd_kafka_conf_t *conf, const char *key, const char *value, ch
 rd_kafka_conf_t *kafka_base_conf(const struct exporter_config *cfg, rd_kafka_type_t type,
                                  const char *const *defaults, char *errbuf, size_t errlen);
 
-/* ---- collector.c: self-metrics (HTTP thread) ------------------------------ */
+/* ---- collector.c: self-metrics (scrape thread) ------------------------------ */
 
 void kafka_collect(struct dynbuf *b, enum expo_format fmt, void *ctx);
 

@@ -15,7 +15,7 @@
  *
  * The ledger_* functions are plain functions over struct ledger (no
  * broker, no threads): tests/test_kafka_ledger.c drives them directly.
- * Threads: the HTTP thread (scrape hooks, commits after a scrape), worker
+ * Threads: the scrape thread (scrape hooks, commits after a scrape), worker
  * 0 (assignment, revocation, periodic commits, commit results), the
  * dead-letter thread (commits after an acknowledged letter), the main
  * thread (shutdown). Every ledger_* function but init, free and
@@ -443,14 +443,15 @@ ledger_commit_list(struct ledger *l, const rd_kafka_topic_partition_list_t *only
 
 /* A commit of list failed as a whole: send it again next time. Caller
  * holds registry_lock. */
-void ledger_commit_failed(struct ledger *l, const rd_kafka_topic_partition_list_t *list)
+void ledger_commit_failed(struct ledger *l, const rd_kafka_topic_partition_list_t *list,
+                          rd_kafka_resp_err_t err)
 {
     for (int i = 0; i < list->cnt; i++) {
         struct partition_state *p =
             ledger_find(l, list->elems[i].topic, list->elems[i].partition, false);
         if (p)
             p->sent_offset = -1; /* send again next time */
-        ledger_metadata_refused(l, &list->elems[i], RD_KAFKA_RESP_ERR_NO_ERROR);
+        ledger_metadata_refused(l, &list->elems[i], err);
     }
 }
 
@@ -533,7 +534,7 @@ void kafka_commit_owned(struct kafka_source *ks, const rd_kafka_topic_partition_
     if (err && err != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         atomic_fetch_add(&ks->commit_failures, 1);
         log_warn("offset commit failed", "error", rd_kafka_err2str(err), NULL);
-        ledger_commit_failed(&ks->ledger, list);
+        ledger_commit_failed(&ks->ledger, list, err);
     } else if (!async) {
         ledger_commit_stored(&ks->ledger, list);
         atomic_fetch_add(&ks->commits, 1);
@@ -732,7 +733,7 @@ void ledger_snapshot_done(struct ledger *l, uint64_t scrape_id, uint32_t viewer)
     }
 }
 
-/* ---- scrape hooks (HTTP thread) ---------------------------------------- */
+/* ---- scrape hooks (scrape thread) ---------------------------------------- */
 
 void kafka_scrape_started(struct event_source *src, uint64_t scrape_id, uint32_t viewer)
 {
@@ -753,7 +754,7 @@ void kafka_scrape_first_sight(struct event_source *src, const struct first_sight
     ledger_snapshot_sight(&((struct kafka_source *)src)->ledger, fs);
 }
 
-/* Ends the scrape's freeze (HTTP thread). */
+/* Ends the scrape's freeze (scrape thread). */
 static void end_scrape_freeze(struct kafka_source *ks)
 {
     if (!ks->freeze_held)

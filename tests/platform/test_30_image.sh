@@ -60,11 +60,11 @@ boot=$("$root/scripts/kafka-local.sh" start "$work/kafka" | tail -n 1)
 port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 
 echo "podman run --read-only --user 65532 --cap-drop=ALL --network=host $image"
+container_started=1 # before the run: a run that fails after creating it leaves one (rm -f is idempotent)
 podman run -d --name "$name" --read-only --user 65532 --cap-drop=ALL \
   --security-opt no-new-privileges --network=host "$image" \
   --kafka.brokers="$boot" --kafka.topics=ai-costs --kafka.dlq-topic=ai-costs-dlq \
   --kafka.group-id="platform-image-$$" --web.listen-address="127.0.0.1:$port" >/dev/null
-container_started=1
 
 "$build/ai-finops-loadgen" --brokers "$boot" --topic ai-costs --count "$events" \
   --priced-ratio 0.5 --bad-ratio 0.005 --seed 30 --quiet --totals "$work/totals.json"

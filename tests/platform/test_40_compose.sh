@@ -43,6 +43,8 @@ export FINOPS_EXPORTER_PORT FINOPS_PROMETHEUS_PORT FINOPS_KAFKA_PORT FINOPS_GRAF
 export FINOPS_LOADGEN_COUNT="$events" FINOPS_LOADGEN_RATE=4000 FINOPS_LOADGEN_SEED=40
 
 sock="$work/podman.sock"
+# Until the full teardown below is armed: stop the service if starting it fails.
+trap '"$tools" podman-service-stop "$sock" || true' EXIT
 DOCKER_HOST=$("$tools" podman-service "$sock")
 export DOCKER_HOST
 export COMPOSE_HTTP_TIMEOUT=600
