@@ -218,6 +218,30 @@ def test_kafka(args, res):
             check_sigint(args, res, boot, partitions)
 
 
+def check_scrape_exact(res, status, body, totals):
+    """Checks one scrape (HTTP status, body) against the load generator's
+    totals, exactly: events per outcome, rejects per reason, and every cost,
+    token and GPU series. Returns the parsed exposition."""
+    ex = expo.parse(body)
+    res.check("scrape parses cleanly", status == 200 and not ex.errors,
+              "HTTP %s, %d samples, %d problems %s" % (status, len(ex.samples), len(ex.errors), ex.errors[:3]))
+    want_events = {("accepted",): totals["events"]["valid"], ("rejected",): totals["events"]["bad"]}
+    ok, detail = compare(EVENTS, ("outcome",), want_events, ex.series(EVENTS, ("outcome",)), expo.parse_uint)
+    res.check("%s exact" % EVENTS, ok, detail)
+    rej = {k: v for k, v in ex.series(REJECTED, ("reason",)).items()
+           if not (v == "0" and k[0] not in totals["rejected"])}
+    ok, detail = compare(REJECTED, ("reason",), {(k,): v for k, v in totals["rejected"].items()}, rej,
+                         expo.parse_uint)
+    res.check("%s exact, per reason" % REJECTED, ok, detail)
+    for fam, key, names, parse in (
+            (COST, "cost_nanos", ("team", "project", "source"), expo.parse_decimal_nanos),
+            (TOKENS, "tokens", ("team", "project", "provider", "model", "kind"), expo.parse_uint),
+            (GPU, "gpu_nanoseconds", ("team", "project", "instance_type", "gpu_type"), expo.parse_decimal_nanos)):
+        ok, detail = compare(fam, names, series_map(totals[key], names), ex.series(fam, names), parse)
+        res.check("%s exact, every series" % fam, ok, detail)
+    return ex
+
+
 def check_exporter(args, res, boot, totals):
     port = free_port()
     log_path = os.path.join(args.workdir, "exporter.log")
@@ -262,24 +286,7 @@ def check_exporter(args, res, boot, totals):
         status, body = http_get(base + "/metrics", timeout=60)
         with open(os.path.join(args.workdir, "metrics.txt"), "wb") as f:
             f.write(body)
-        ex = expo.parse(body)
-        res.check("scrape parses cleanly", status == 200 and not ex.errors,
-                  "HTTP %s, %d samples, %d problems %s" % (status, len(ex.samples), len(ex.errors), ex.errors[:3]))
-        want_events = {("accepted",): totals["events"]["valid"], ("rejected",): totals["events"]["bad"]}
-        ok, detail = compare(EVENTS, ("outcome",), want_events, ex.series(EVENTS, ("outcome",)), expo.parse_uint)
-        res.check("%s exact" % EVENTS, ok, detail)
-        rej = {k: v for k, v in ex.series(REJECTED, ("reason",)).items()
-               if not (v == "0" and k[0] not in totals["rejected"])}
-        ok, detail = compare(REJECTED, ("reason",), {(k,): v for k, v in totals["rejected"].items()}, rej,
-                             expo.parse_uint)
-        res.check("%s exact, per reason" % REJECTED, ok, detail)
-        for fam, key, names, parse in (
-                (COST, "cost_nanos", ("team", "project", "source"), expo.parse_decimal_nanos),
-                (TOKENS, "tokens", ("team", "project", "provider", "model", "kind"), expo.parse_uint),
-                (GPU, "gpu_nanoseconds", ("team", "project", "instance_type", "gpu_type"),
-                 expo.parse_decimal_nanos)):
-            ok, detail = compare(fam, names, series_map(totals[key], names), ex.series(fam, names), parse)
-            res.check("%s exact, every series" % fam, ok, detail)
+        ex = check_scrape_exact(res, status, body, totals)
         nonzero = {k: v for k, v in ex.series(MISMATCH).items() if v != "0"} if MISMATCH in ex.families else {}
         res.check("no pricing mismatches (cost_usd = table price)", not nonzero, "%s" % list(nonzero.items())[:5])
     finally:

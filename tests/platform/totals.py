@@ -23,8 +23,8 @@ sys.dont_write_bytecode = True
 INTEGRATION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "integration")
 sys.path.insert(0, INTEGRATION)
 import expo  # noqa: E402
-from test_loadgen import MISMATCH, compare, event_counts, series_map  # noqa: E402
-from testlib import COST, EVENTS, GPU, REJECTED, TOKENS, Results  # noqa: E402
+from test_loadgen import MISMATCH, check_scrape_exact, event_counts  # noqa: E402
+from testlib import Results  # noqa: E402
 
 
 def scrape(url, timeout=30):
@@ -74,23 +74,7 @@ def main():
     if args.save:
         with open(args.save, "wb") as f:
             f.write(body)
-    ex = expo.parse(body)
-    res.check("scrape parses cleanly", status == 200 and not ex.errors,
-              "HTTP %s, %d samples, %d problems %s" % (status, len(ex.samples), len(ex.errors), ex.errors[:3]))
-    want_events = {("accepted",): totals["events"]["valid"], ("rejected",): totals["events"]["bad"]}
-    ok, detail = compare(EVENTS, ("outcome",), want_events, ex.series(EVENTS, ("outcome",)), expo.parse_uint)
-    res.check("%s exact" % EVENTS, ok, detail)
-    rej = {k: v for k, v in ex.series(REJECTED, ("reason",)).items()
-           if not (v == "0" and k[0] not in totals["rejected"])}
-    ok, detail = compare(REJECTED, ("reason",), {(k,): v for k, v in totals["rejected"].items()}, rej,
-                         expo.parse_uint)
-    res.check("%s exact, per reason" % REJECTED, ok, detail)
-    for fam, key, names, parse in (
-            (COST, "cost_nanos", ("team", "project", "source"), expo.parse_decimal_nanos),
-            (TOKENS, "tokens", ("team", "project", "provider", "model", "kind"), expo.parse_uint),
-            (GPU, "gpu_nanoseconds", ("team", "project", "instance_type", "gpu_type"), expo.parse_decimal_nanos)):
-        ok, detail = compare(fam, names, series_map(totals[key], names), ex.series(fam, names), parse)
-        res.check("%s exact, every series" % fam, ok, detail)
+    ex = check_scrape_exact(res, status, body, totals)
     nonzero = {k: v for k, v in ex.series(MISMATCH).items() if v != "0"} if MISMATCH in ex.families else {}
     res.check("no pricing mismatches (cost_usd = table price)", not nonzero, "%s" % list(nonzero.items())[:5])
     produced_usd = expo.format_nanos(sum(s["value"] for s in totals["cost_nanos"]))
