@@ -250,51 +250,44 @@ podman_service_stop() {
 
 # ------------------------------------------------------------------ Go tools
 
+# go_install_tool NAME DIR WANT LDFLAGS PACKAGE@VERSION HOW-LONG: builds NAME
+# with `go install` into DIR (published atomically, stamped WANT) unless
+# DIR already holds NAME built with exactly WANT.
+go_install_tool() {
+  local name=$1 d=$2 want=$3 ld=$4 pkg=$5 how_long=$6
+  stamp_ok "$d" "$want" && [[ -x "$d/$name" ]] && return 0
+  need_go "$name"
+  note "building $name (go install; $how_long cold)"
+  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
+  GOBIN="$n" timed "$name build" gorun install -ldflags "-s -w$ld" "$pkg" >&2
+  publish "$d" "$n" "$want"
+}
+
 helm_dir() { echo "$TOOLS/helm-$HELM_VERSION"; }
 build_helm() {
-  local d; d="$(helm_dir)"
-  local want="helm $HELM_VERSION k8s$K8S_SCHEMA_MINOR version-ldflag $GO_FLAGS_ID"
-  stamp_ok "$d" "$want" && [[ -x "$d/helm" ]] && return 0
-  need_go helm
-  local maj="${K8S_SCHEMA_MINOR%%.*}" min="${K8S_SCHEMA_MINOR#*.}" ld=""
+  local maj="${K8S_SCHEMA_MINOR%%.*}" min="${K8S_SCHEMA_MINOR#*.}" ld="" p
   # Without these helm v3 believes the cluster is Kubernetes 1.20.
-  local p
   ld+=" -X helm.sh/helm/v3/internal/version.version=$HELM_VERSION"
   for p in helm.sh/helm/v3/pkg/chartutil helm.sh/helm/v3/pkg/lint/rules; do
     ld+=" -X $p.k8sVersionMajor=$maj -X $p.k8sVersionMinor=$min"
   done
-  note "building helm $HELM_VERSION (go install; several minutes cold)"
-  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
-  GOBIN="$n" timed "helm build" gorun install -ldflags "-s -w$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" >&2
-  publish "$d" "$n" "$want"
+  go_install_tool helm "$(helm_dir)" "helm $HELM_VERSION k8s$K8S_SCHEMA_MINOR version-ldflag $GO_FLAGS_ID" \
+    "$ld" "helm.sh/helm/v3/cmd/helm@$HELM_VERSION" "several minutes"
 }
 
 kubeconform_dir() { echo "$TOOLS/kubeconform-$KUBECONFORM_VERSION"; }
 build_kubeconform() {
-  local d; d="$(kubeconform_dir)"
-  local want="kubeconform $KUBECONFORM_VERSION version-ldflag $GO_FLAGS_ID"
-  stamp_ok "$d" "$want" && [[ -x "$d/kubeconform" ]] && return 0
-  need_go kubeconform
-  note "building kubeconform $KUBECONFORM_VERSION (go install)"
-  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
-  GOBIN="$n" timed "kubeconform build" gorun install -ldflags "-s -w -X main.version=$KUBECONFORM_VERSION" \
-    "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" >&2
-  publish "$d" "$n" "$want"
+  go_install_tool kubeconform "$(kubeconform_dir)" "kubeconform $KUBECONFORM_VERSION version-ldflag $GO_FLAGS_ID" \
+    " -X main.version=$KUBECONFORM_VERSION" "github.com/yannh/kubeconform/cmd/kubeconform@$KUBECONFORM_VERSION" \
+    "about a minute"
 }
 
 tflint_dir() { echo "$TOOLS/tflint-$TFLINT_VERSION"; }
 build_tflint() {
-  local d; d="$(tflint_dir)"
-  local want="tflint $TFLINT_VERSION $GO_FLAGS_ID"
-  stamp_ok "$d" "$want" && [[ -x "$d/tflint" ]] && return 0
-  need_go tflint
   # The terraform ruleset is compiled into tflint; .tflint.hcl files that use
   # only it need no `tflint --init` (which would download plugins).
-  note "building tflint $TFLINT_VERSION (go install; ~5 min cold)"
-  local n="$d.new"; rm -rf "$n"; mkdir -p "$n"
-  GOBIN="$n" timed "tflint build" gorun install -ldflags "-s -w" \
-    "github.com/terraform-linters/tflint@$TFLINT_VERSION" >&2
-  publish "$d" "$n" "$want"
+  go_install_tool tflint "$(tflint_dir)" "tflint $TFLINT_VERSION $GO_FLAGS_ID" "" \
+    "github.com/terraform-linters/tflint@$TFLINT_VERSION" "~5 min"
 }
 
 etcd_dir() { echo "$TOOLS/etcd-$ETCD_VERSION"; }
