@@ -18,7 +18,6 @@
 
 enum log_level { LOG_LEVEL_DEBUG, LOG_LEVEL_INFO, LOG_LEVEL_WARN, LOG_LEVEL_ERROR };
 enum log_format { LOG_FORMAT_LOGFMT, LOG_FORMAT_JSON };
-enum commit_mode { COMMIT_MODE_SCRAPE, COMMIT_MODE_PERIODIC };
 enum price_preference { PRICE_PREFER_EVENT, PRICE_PREFER_TABLE };
 
 struct string_list {
@@ -56,7 +55,8 @@ struct exporter_config {
     struct string_list events_extra_labels; /* keys of "labels" that become labels */
 
     /* counters.* */
-    int64_t counters_max_series; /* per metric family */
+    int64_t counters_max_series;         /* per metric family */
+    int64_t counters_new_series_hold_ms; /* a new series reads 0 this long */
 
     /* kafka.* */
     char *kafka_brokers;
@@ -66,11 +66,11 @@ struct exporter_config {
     struct string_map kafka_properties; /* passed to librdkafka verbatim */
     char *kafka_properties_file;        /* key=value file merged into kafka_properties */
     char *kafka_dlq_topic;              /* "" disables the dead-letter topic */
-    enum commit_mode kafka_commit_mode;
-    int64_t kafka_commit_interval_ms;
-    int64_t kafka_shutdown_scrape_wait_ms;
-    int64_t kafka_commit_metadata_max_bytes;
-    struct string_list kafka_commit_replicas; /* empty: any completed scrape counts */
+    char *kafka_state_topic;              /* compacted checkpoint topic */
+    int64_t kafka_checkpoint_interval_ms;
+    char *kafka_transactional_id; /* NULL: "ai-finops-exporter-" + host name */
+    int64_t kafka_transaction_timeout_ms;
+    int64_t kafka_shutdown_timeout_ms;
 
     /* pricing.* */
     char *pricing_file; /* extra/override price table, NULL for none */

@@ -7,11 +7,26 @@
  * Readers (the scrape thread rendering) never lock: they walk an
  * append-only list of published series. Series are never freed before the
  * table, so a reader can't hold a dangling pointer. Past max_series, new
- * label sets all land in one overflow series whose labels are "__overflow__",
- * so totals stay exact.
+ * label sets all land in one overflow series whose labels are "__overflow__"
+ * (in a sharded table, one per shard: every label but the last, the shard,
+ * becomes "__overflow__"), so totals stay exact.
+ *
+ * What a reader is shown (docs/delivery.md): a series has a live value
+ * (what writers added) and, in a checkpointed table, a served value (what
+ * the last durable checkpoint holds, set by counter_series_publish). A
+ * plain table shows the live value; a checkpointed table shows the served
+ * value and hides a series until it is first published. Either way a
+ * series is shown as 0 until its hold ends (created + hold_ms in a plain
+ * table, the hold_until given to publish/restore in a checkpointed one):
+ * Prometheus's increase() ignores a series' first sample, so a new series
+ * must first be seen at 0, and how long that lasts depends on the clock,
+ * not on who reads.
  *
  * Thread-safety: every function is thread-safe except counter_table_new and
  * counter_table_free, which the owner calls with no other thread inside.
+ * The counter_series_* setters other than add are for one thread at a time
+ * per series (the Kafka checkpointer, or the restore before its shard's
+ * messages flow).
  */
 #ifndef AI_FINOPS_COUNTER_TABLE_H
 #define AI_FINOPS_COUNTER_TABLE_H
@@ -31,9 +46,18 @@ struct label_value {
 struct counter_table;
 struct counter_series;
 
-/* label_names are copied. Returns NULL on allocation failure. */
+/* How a table shows its series (see the header comment). */
+struct counter_table_options {
+    bool checkpointed; /* show served values; hidden until first published */
+    bool sharded;      /* the last label is the shard: overflow keeps it */
+    int64_t hold_ms;   /* plain tables: a new series reads 0 for this long */
+};
+
+/* label_names are copied; options may be NULL (plain, no hold). Returns
+ * NULL on allocation failure. */
 struct counter_table *counter_table_new(const char *const *label_names, size_t label_count,
-                                        size_t max_series);
+                                        size_t max_series,
+                                        const struct counter_table_options *options);
 void counter_table_free(struct counter_table *table);
 
 /*
@@ -44,8 +68,7 @@ struct counter_series *counter_table_get(struct counter_table *table,
                                          const struct label_value *values);
 
 /* The series' identity hash (stable across processes, runs and byte
- * orders): what a restarted process compares with a commit's held series.
- * It is label_set_hash of each value's label_hash. */
+ * orders): label_set_hash of each value's label_hash. */
 uint64_t counter_table_hash(const struct counter_table *table, const struct label_value *values);
 
 /* The hash of one label value (XXH3-64 of its bytes). Callers that look up
@@ -66,14 +89,22 @@ struct counter_series *counter_table_get_hashed(struct counter_table *table,
  * memory, only atomicity. */
 void counter_series_add(struct counter_series *series, uint64_t delta);
 
-/*
- * Tags the series this thread creates from now on with where the event
- * that created them came from (a Kafka partition's id and offset), so a
- * scrape that shows a new series for the first time can say which offsets
- * it did not make visible yet. Thread-local and cheap: call per message.
- * A series later added to from another origin is marked spread.
- */
-void counter_table_set_origin(uint32_t origin, int64_t offset);
+/* The live value (what writers added so far). */
+uint64_t counter_series_live(const struct counter_series *series);
+
+/* Checkpointed tables: readers are shown `served` from now on, as 0 until
+ * hold_until_ms (wall clock, ms since the epoch; 0: no hold). */
+void counter_series_publish(struct counter_series *series, uint64_t served, int64_t hold_until_ms);
+/* Hides the series from readers until it is published again (its shard
+ * was handed to another process). */
+void counter_series_hide(struct counter_series *series);
+/* Sets the live value (a restore from a checkpoint, before the shard's
+ * messages are applied again). */
+void counter_series_set_live(struct counter_series *series, uint64_t live);
+/* The checkpointer's own bookkeeping, kept beside the series: the value
+ * its last durable checkpoint holds, and whether that checkpoint (or a
+ * restore) ever held it. Not seen by readers. */
+void counter_series_set_checkpointed(struct counter_series *series, uint64_t value);
 
 /* counter_table_get + counter_series_add. */
 void counter_table_add(struct counter_table *table, const struct label_value *values,
@@ -87,39 +118,32 @@ uint64_t counter_table_overflow_adds(const struct counter_table *table);
 
 struct counter_view {
     struct label_value labels[COUNTER_TABLE_MAX_LABELS];
-    uint64_t value;
+    uint64_t value;     /* what a reader is shown (0 under hold) */
     int64_t created_ms; /* wall-clock creation time, for OpenMetrics _created */
     bool overflow;
-    bool first_sight; /* shown as 0 because this viewer had not seen it */
-    uint32_t origin;  /* see counter_table_set_origin; 0 when unknown */
-    int64_t origin_offset;
-    bool spread;                   /* also added to from another origin (e.g. a second partition) */
+    /* counter_table_foreach_all only: */
+    uint64_t live;
+    uint64_t checkpointed; /* see counter_series_set_checkpointed */
+    bool checkpointed_ever; /* set_checkpointed was ever called */
+    bool shown;            /* readers see it (published and not hidden) */
+    int64_t hold_until_ms;
     uint64_t hash;                 /* of the label values: counter_table_hash */
-    struct counter_series *series; /* for counter_table_mark_shown */
+    struct counter_series *series; /* stays valid until counter_table_free */
 };
 
 /*
- * Calls visit(view, ctx) for each published series in creation order, then
- * for the overflow series if anything was added to it. Stops early and
- * returns the callback's value if it returns non-zero.
- *
- * viewer is a bit naming who reads (one per Prometheus replica), or 0. A
- * series that viewer has never been shown is shown as 0 the first time:
- * Prometheus's increase() ignores a new series' first sample, so serving
- * the real value first would hide that money forever. From the next read
- * on it shows its value.
+ * Calls visit(view, ctx) for each series a reader is shown, in creation
+ * order, then for the overflow series (plain tables: if anything was added
+ * to it). now_ms is the wall clock the holds are compared with. Stops
+ * early and returns the callback's value if it returns non-zero.
  */
 typedef int (*counter_visit_fn)(const struct counter_view *view, void *ctx);
-int counter_table_foreach(const struct counter_table *table, uint32_t viewer,
+int counter_table_foreach(const struct counter_table *table, int64_t now_ms,
                           counter_visit_fn visit, void *ctx);
-/* The same, but a first sight is only reported (value 0, first_sight
- * set), not recorded: the caller records it with counter_table_mark_shown
- * once the viewer really got it (a scrape that fails or times out must
- * show the series as 0 again). Series are never freed while the table
- * lives, so view->series stays valid until counter_table_free. */
-int counter_table_foreach_peek(const struct counter_table *table, uint32_t viewer,
-                               counter_visit_fn visit, void *ctx);
-void counter_table_mark_shown(struct counter_series *series, uint32_t viewer);
+/* Every series, shown or not, with the checkpointer's fields filled in
+ * (value is the live value). For the checkpointer and restore. */
+int counter_table_foreach_all(const struct counter_table *table, counter_visit_fn visit,
+                              void *ctx);
 
 /* Bytes allocated for the table's bookkeeping and series (not malloc's own
  * overhead), for the memory-per-series figure. */

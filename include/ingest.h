@@ -36,10 +36,8 @@ void ingest_worker_free(struct ingest_worker *w);
  * was added, else the reason it was rejected (nothing was added). */
 enum reject_reason ingest_process(struct ingest_worker *w, const char *buf, size_t len);
 
-/* Processes a message a previous owner already counted: adds it only to
- * the series `held` names (metrics_replay_event) and counts no outcome.
- * Returns the reject reason as ingest_process would. */
-enum reject_reason ingest_replay(struct ingest_worker *w, const char *buf, size_t len,
-                                 const struct series_filter *held);
+/* Sharded registries (the Kafka input): the shard ("<topic>-<partition>")
+ * the worker's next events count in; see metrics_worker_set_shard. */
+void ingest_worker_set_shard(struct ingest_worker *w, const char *shard, size_t len);
 
 #endif

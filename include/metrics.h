@@ -8,6 +8,16 @@
  * line; a scrape sums the slots. Other modules (the Kafka source, pricing)
  * add their own families through collectors.
  *
+ * Sharded registries (the Kafka input, docs/delivery.md): every counter
+ * fed by events, the outcome counters included, is a series of a counter
+ * table whose last label is `shard` ("<topic>-<partition>"), so each series
+ * belongs to one input partition and can be checkpointed and moved with
+ * it; the tables are checkpointed (readers see what the Kafka checkpointer
+ * published). A worker says which shard its next events come from with
+ * metrics_worker_set_shard. Unsharded registries (file input) keep the
+ * outcome counts in the worker slots and show live values, each new series
+ * (and the outcome counters after start) at 0 for counters.new_series_hold_ms.
+ *
  * Thread-safety: metrics_record_* and metrics_worker_* are thread-safe
  * (lock-free); metrics_render runs on the scrape thread; metrics_new,
  * metrics_add_collector and metrics_free run on the main thread before
@@ -27,6 +37,7 @@
 struct metrics;
 struct metrics_worker;
 
+/* Sharded when cfg has no file input (cfg->input NULL: the Kafka input). */
 struct metrics *metrics_new(const struct exporter_config *cfg);
 void metrics_free(struct metrics *m);
 
@@ -42,6 +53,12 @@ void metrics_record_mismatch(struct metrics_worker *w, const struct event *ev);
 /* Counts a rejected event. Worker thread only. */
 void metrics_record_reject(struct metrics_worker *w, enum reject_reason reason);
 
+/* Sharded registries: the shard (label value, copied) the worker's next
+ * records go to, until the next call. Cheap when unchanged (compares the
+ * bytes); call per message. Worker thread only. */
+void metrics_worker_set_shard(struct metrics_worker *w, const char *shard, size_t len);
+bool metrics_sharded(const struct metrics *m);
+
 struct metrics_totals {
     uint64_t accepted;
     uint64_t rejected;
@@ -55,82 +72,26 @@ void metrics_totals(const struct metrics *m, struct metrics_totals *out);
 typedef void (*metrics_collector_fn)(struct dynbuf *b, enum expo_format fmt, void *ctx);
 int metrics_add_collector(struct metrics *m, metrics_collector_fn fn, void *ctx);
 
-/*
- * The viewer bit of a scraper: with kafka.commit_replicas empty every
- * scrape is one viewer (bit 0); otherwise replica i of that list is bit i
- * and any other scraper shares bit 31. Scrape thread.
- */
-uint32_t metrics_viewer_for(const struct metrics *m, const char *replica);
-
-/* The labeled families, as named in commit metadata (keep the numbers). */
+/* The labeled families, in render order (keep the numbers: a checkpoint
+ * names a series' family by it). EVENTS and REJECTED exist only in sharded
+ * registries (labels outcome/reason, then shard); unsharded ones count
+ * outcomes in the worker slots. */
 enum metric_family {
     METRIC_FAMILY_COST = 0,
     METRIC_FAMILY_TOKENS = 1,
     METRIC_FAMILY_GPU = 2,
     METRIC_FAMILY_MISMATCH = 3,
+    METRIC_FAMILY_EVENTS = 4,
+    METRIC_FAMILY_REJECTED = 5,
     METRIC_FAMILY_COUNT
 };
 
-/* A series shown as 0 because the viewer had not seen it: its increments
- * are not visible to increase() yet. */
-struct first_sight {
-    bool known; /* false for the outcome counters and overflow series: no identity */
-    bool spread;
-    enum metric_family family;
-    uint64_t hash;   /* counter_table_hash of its labels */
-    uint32_t origin; /* see counter_table_set_origin; 0 when unknown */
-    int64_t origin_offset;
-};
+/* A family's table, or NULL (EVENTS/REJECTED when unsharded). */
+struct counter_table *metrics_table(struct metrics *m, enum metric_family family);
 
-/* Told, during a render, of each first sight, and when every counter has
- * been read (the rest of the render reads none). Either may be NULL. */
-struct scrape_observer {
-    void (*first_sight)(void *ctx, const struct first_sight *fs);
-    void (*counters_read)(void *ctx);
-    void *ctx;
-};
-
-/* Which series a replayed event may add to (see metrics_replay_event). */
-struct series_filter {
-    bool (*holds)(const void *ctx, enum metric_family family, uint64_t hash);
-    const void *ctx;
-};
-
-/*
- * Adds an accepted event again, but only to the series `held` names, and
- * counts no outcome: for an event a previous owner already counted where
- * scrapes had shown all but the held series (see docs/delivery.md).
- * mismatch says whether its cost disagreed with the table. Worker thread
- * only.
- */
-void metrics_replay_event(struct metrics_worker *w, const struct event *ev, bool mismatch,
-                          const struct series_filter *held);
-
-/* A fingerprint of the families' label names: series hashes from a
- * process with other labels (events.extra_labels) mean other series. */
-uint64_t metrics_schema_hash(const struct metrics *m);
-
-/* Renders every family for a viewer (see counter_table_foreach; 0 shows
- * real values even to a first reader). observer may be NULL. Returns 0 or
+/* Renders every family (wall clock now for the holds). Returns 0 or
  * -ENOMEM (render cap reached). Scrape thread only. */
-int metrics_render(struct metrics *m, enum expo_format fmt, uint32_t viewer, struct dynbuf *out,
-                   const struct scrape_observer *observer);
-
-/*
- * The same render, for a scrape whose first sights must count only if it
- * reaches its reader: new series are shown as 0 but not recorded as seen;
- * *staged (caller frees with metrics_sights_free, also on error) remembers
- * them, and metrics_sights_record records them once the response was sent
- * completely. A scrape that fails or times out then shows them as 0
- * again. Returns 0, -ENOMEM (render cap, or no memory for *staged: then
- * *staged is NULL). Scrapes only, one at a time.
- */
-struct metrics_sights;
-int metrics_render_staged(struct metrics *m, enum expo_format fmt, uint32_t viewer,
-                          struct dynbuf *out, const struct scrape_observer *observer,
-                          struct metrics_sights **staged);
-void metrics_sights_record(struct metrics *m, const struct metrics_sights *staged, uint32_t viewer);
-void metrics_sights_free(struct metrics_sights *staged);
+int metrics_render(struct metrics *m, enum expo_format fmt, struct dynbuf *out);
 
 /* For tests and benchmarks. */
 struct counter_table *metrics_cost_table(struct metrics *m);

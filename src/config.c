@@ -69,7 +69,6 @@ struct option {
 
 static const char *const log_levels[] = {"debug", "info", "warn", "error", NULL};
 static const char *const log_formats[] = {"logfmt", "json", NULL};
-static const char *const commit_modes[] = {"scrape", "periodic", NULL};
 static const char *const price_prefs[] = {"event", "table", NULL};
 
 /* The enum tables above are indexed by the enum values and written via int *. */
@@ -79,9 +78,6 @@ _Static_assert(LOG_LEVEL_DEBUG == 0 && LOG_LEVEL_ERROR == 3 &&
 _Static_assert(LOG_FORMAT_LOGFMT == 0 && LOG_FORMAT_JSON == 1 &&
                    sizeof(enum log_format) == sizeof(int),
                "log_formats[] must follow enum log_format");
-_Static_assert(COMMIT_MODE_SCRAPE == 0 && COMMIT_MODE_PERIODIC == 1 &&
-                   sizeof(enum commit_mode) == sizeof(int),
-               "commit_modes[] must follow enum commit_mode");
 _Static_assert(PRICE_PREFER_EVENT == 0 && PRICE_PREFER_TABLE == 1 &&
                    sizeof(enum price_preference) == sizeof(int),
                "price_prefs[] must follow enum price_preference");
@@ -241,6 +237,17 @@ static const struct option options[] = {
      .max = 10000000,
      .help = "Maximum number of series (label combinations) per metric family, bounding "
              "memory when label cardinality explodes."},
+    {.name = "counters.new_series_hold_ms",
+     .flag = "--counters.new-series-hold-ms",
+     .type = OPT_INT,
+     .offset = OFF(counters_new_series_hold_ms),
+     .def = "35000",
+     .min = 0,
+     .max = 3600000,
+     .help = "A new series is shown at 0 for this long before its value: Prometheus's "
+             "increase() ignores a series' first sample, so each scraper must see it at 0 "
+             "once. Set it above twice the scrape interval (the default suits 15 s); 0 "
+             "turns it off for servers that ingest OpenMetrics _created timestamps."},
     {.name = "kafka.brokers",
      .flag = "--kafka.brokers",
      .type = OPT_STRING,
@@ -324,57 +331,60 @@ static const struct option options[] = {
      .metavar = "TOPIC",
      .help = "Dead-letter topic to which rejected events are copied for inspection; \"\" "
              "disables it."},
-    {.name = "kafka.commit_mode",
-     .flag = "--kafka.commit-mode",
-     .type = OPT_ENUM,
-     .offset = OFF(kafka_commit_mode),
-     .def = "scrape",
-     .values = commit_modes,
-     .help = "When consumed offsets are committed. scrape: only after a Prometheus scrape "
-             "has read counters that include those events, so a crash between scrapes "
-             "cannot lose counted spend. periodic: every kafka.commit_interval_ms, "
-             "regardless of scrapes."},
-    {.name = "kafka.commit_interval_ms",
-     .flag = "--kafka.commit-interval-ms",
+    {.name = "kafka.state_topic",
+     .flag = "--kafka.state-topic",
+     .type = OPT_STRING,
+     .offset = OFF(kafka_state_topic),
+     .def = "ai-finops-state",
+     .check = check_topic,
+     .allowed = "a Kafka topic name (1-249 of a-z A-Z 0-9 . _ -)",
+     .metavar = "TOPIC",
+     .help = "Compacted topic holding the counters' checkpoints: each checkpoint writes the "
+             "changed series and the input positions in one Kafka transaction, and a process "
+             "that is assigned a partition restores its series from here "
+             "(docs/delivery.md). Created (compacted, 10 partitions) when missing; never "
+             "change its partition count."},
+    {.name = "kafka.checkpoint_interval_ms",
+     .flag = "--kafka.checkpoint-interval-ms",
      .type = OPT_INT,
-     .offset = OFF(kafka_commit_interval_ms),
-     .def = "5000",
-     .min = 100,
-     .max = 3600000,
-     .help = "Milliseconds between offset commits when kafka.commit_mode is periodic."},
-    {.name = "kafka.shutdown_scrape_wait_ms",
-     .flag = "--kafka.shutdown-scrape-wait-ms",
+     .offset = OFF(kafka_checkpoint_interval_ms),
+     .def = "1000",
+     .min = 50,
+     .max = 600000,
+     .help = "Milliseconds between checkpoints. Scrapes show what the last checkpoint holds, "
+             "so this is how far /metrics lags the stream."},
+    {.name = "kafka.transactional_id",
+     .flag = "--kafka.transactional-id",
+     .type = OPT_OPTIONAL_STRING,
+     .offset = OFF(kafka_transactional_id),
+     .def = NULL,
+     .check = check_nonempty,
+     .allowed = "a non-empty string, or unset",
+     .metavar = "ID",
+     .help = "Transactional id of the checkpoint producer; unset uses "
+             "\"ai-finops-exporter-\" and the host name (the pod name). It must differ between "
+             "processes that run at the same time; a restarted process that keeps it aborts its "
+             "predecessor's open checkpoint at once instead of waiting for "
+             "kafka.transaction_timeout_ms."},
+    {.name = "kafka.transaction_timeout_ms",
+     .flag = "--kafka.transaction-timeout-ms",
      .type = OPT_INT,
-     .offset = OFF(kafka_shutdown_scrape_wait_ms),
-     .def = "30000",
+     .offset = OFF(kafka_transaction_timeout_ms),
+     .def = "10000",
+     .min = 1000,
+     .max = 900000,
+     .help = "Transaction timeout of a checkpoint: the broker aborts a checkpoint left open "
+             "this long (by a killed process), and a new owner of its partitions waits at most "
+             "this long (plus the broker's abort check) before restoring."},
+    {.name = "kafka.shutdown_timeout_ms",
+     .flag = "--kafka.shutdown-timeout-ms",
+     .type = OPT_INT,
+     .offset = OFF(kafka_shutdown_timeout_ms),
+     .def = "10000",
      .min = 0,
      .max = 600000,
-     .help = "In scrape commit mode, how many milliseconds shutdown waits for a final scrape "
-             "so the last consumed offsets can be committed; 0 exits at once."},
-    {.name = "kafka.commit_metadata_max_bytes",
-     .flag = "--kafka.commit-metadata-max-bytes",
-     .type = OPT_INT,
-     .offset = OFF(kafka_commit_metadata_max_bytes),
-     .def = "4096",
-     .min = 0,
-     .max = 1048576,
-     .help = "In scrape commit mode, the most bytes of commit metadata per partition: it names "
-             "the series a restarted process must still add after a crash, so none is counted "
-             "twice (docs/delivery.md). Keep it at or below the brokers' "
-             "offset.metadata.max.bytes (Kafka's default 4096); 0 sends none."},
-    {.name = "kafka.commit_replicas",
-     .flag = "--kafka.commit-replicas",
-     .type = OPT_LIST,
-     .offset = OFF(kafka_commit_replicas),
-     .def = "",
-     .check = check_nonempty,
-     .max_items = 31, /* one viewer bit each in a uint32_t; bit 31 is "anyone else" */
-     .allowed = "at most 31 non-empty names, each listed once",
-     .metavar = "NAME,...",
-     .help = "In scrape commit mode, the Prometheus replicas that must each have completed a "
-             "scrape before offsets are committed. A replica names itself with the replica "
-             "query parameter of its scrape URL (/metrics?replica=prometheus-0). Empty means "
-             "any completed scrape counts."},
+     .help = "How long SIGTERM waits for the final checkpoint before leaving the group; what "
+             "it does not cover is re-read by the next owner, never lost or counted twice."},
     {.name = "pricing.file",
      .flag = "--pricing.file",
      .type = OPT_OPTIONAL_STRING,
@@ -807,8 +817,8 @@ static int check_property_key(const char *v, char *msg, size_t len)
         {"bootstrap.servers", "set kafka.brokers instead"},
         {"metadata.broker.list", "set kafka.brokers instead"},
         {"group.id", "set kafka.group_id instead"},
-        {"enable.auto.commit", "the exporter commits offsets itself (see kafka.commit_mode)"},
-        {"enable.auto.offset.store", "the exporter stores offsets itself (see kafka.commit_mode)"},
+        {"enable.auto.commit", "the exporter commits offsets in its checkpoints (docs/delivery.md)"},
+        {"enable.auto.offset.store", "the exporter commits offsets in its checkpoints (docs/delivery.md)"},
     };
 
     if (v[0] == '\0')
@@ -2047,11 +2057,10 @@ static bool perl_style(const char *pattern)
  * librdkafka's own; one that does not compile cannot be checked, so it is
  * refused too.
  */
-static int check_dlq_not_subscribed(const struct exporter_config *cfg, char *errbuf, size_t errlen)
+static int check_not_subscribed(const struct exporter_config *cfg, const char *what,
+                                const char *own, const char *why, char *errbuf, size_t errlen)
 {
-    const char *dlq = cfg->kafka_dlq_topic;
-
-    if (!dlq || dlq[0] == '\0')
+    if (!own || own[0] == '\0')
         return 0;
     for (size_t i = 0; i < cfg->kafka_topics.count; i++) {
         const char *topic = cfg->kafka_topics.items[i];
@@ -2061,23 +2070,48 @@ static int check_dlq_not_subscribed(const struct exporter_config *cfg, char *err
             if (perl_style(topic) || regcomp(&re, topic, REG_EXTENDED | REG_NOSUB) != 0)
                 return msgf(errbuf, errlen, -EINVAL,
                             "kafka.topics: '%.*s' is not a regular expression the exporter can "
-                            "check against kafka.dlq_topic; write it in POSIX extended syntax "
+                            "check against %s; write it in POSIX extended syntax "
                             "([0-9] for \\d, no (?...) groups) or list the topics by name",
-                            QUOTE(topic));
-            matches = regexec(&re, dlq, 0, NULL, 0) == 0;
+                            QUOTE(topic), what);
+            matches = regexec(&re, own, 0, NULL, 0) == 0;
             regfree(&re);
         } else {
-            matches = strcmp(topic, dlq) == 0;
+            matches = strcmp(topic, own) == 0;
         }
         if (matches)
             return msgf(errbuf, errlen, -EINVAL,
-                        "kafka.topics: '%.*s' subscribes the dead-letter topic '%s', so every "
-                        "rejected event would be read, rejected and dead-lettered again; narrow "
-                        "the pattern (e.g. '^ai-costs$|^ai-api-costs$') or set another "
-                        "kafka.dlq_topic",
-                        QUOTE(topic), dlq);
+                        "kafka.topics: '%.*s' subscribes the exporter's own topic '%s' (%s), "
+                        "%s; narrow the pattern (e.g. '^ai-costs$|^ai-api-costs$') or set "
+                        "another %s",
+                        QUOTE(topic), own, what, why, what);
     }
     return 0;
+}
+
+/*
+ * The exporter writes two topics of its own: rejected events go to
+ * kafka.dlq_topic (a subscription that also reads it rejects them again
+ * and loops for ever) and checkpoints to kafka.state_topic (not events at
+ * all). Patterns are matched with POSIX extended regular expressions,
+ * close to librdkafka's own; one that does not compile cannot be checked,
+ * so it is refused too.
+ */
+static int check_own_topics_not_subscribed(const struct exporter_config *cfg, char *errbuf,
+                                           size_t errlen)
+{
+    if (cfg->kafka_dlq_topic && cfg->kafka_state_topic &&
+        strcmp(cfg->kafka_dlq_topic, cfg->kafka_state_topic) == 0)
+        return msgf(errbuf, errlen, -EINVAL,
+                    "kafka.state_topic: '%s' is also kafka.dlq_topic; give each its own topic",
+                    cfg->kafka_state_topic);
+    int rc = check_not_subscribed(cfg, "kafka.dlq_topic", cfg->kafka_dlq_topic,
+                                  "the dead-letter topic: every rejected event would be read, "
+                                  "rejected and dead-lettered again",
+                                  errbuf, errlen);
+    if (rc)
+        return rc;
+    return check_not_subscribed(cfg, "kafka.state_topic", cfg->kafka_state_topic,
+                                "the checkpoint topic: its records are not events", errbuf, errlen);
 }
 
 int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
@@ -2184,7 +2218,7 @@ int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
             goto out;
     if ((rc = merge_properties_file(&fresh, errbuf, errlen)) != 0)
         goto out;
-    if ((rc = check_dlq_not_subscribed(&fresh, errbuf, errlen)) != 0)
+    if ((rc = check_own_topics_not_subscribed(&fresh, errbuf, errlen)) != 0)
         goto out;
     config_replace(cfg, &fresh);
     *action = check ? CONFIG_ACTION_CHECK : CONFIG_ACTION_RUN;
