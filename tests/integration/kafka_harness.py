@@ -1,25 +1,27 @@
 """Helpers for the Kafka end-to-end tests of ai-finops-exporter (stdlib + kcat).
 
 * Daemon      - one ai-finops-exporter process consuming Kafka; restartable
-                on the same HTTP port; always killed at the end (context
-                manager, atexit hook, and the kernel's parent-death signal
-                through `setpriv --pdeathsig KILL` when available).
-* Scraper     - a thread that GETs /metrics every ~200 ms (every 20 ms while
-                the daemon is unreachable) and computes what Prometheus's
-                increase() would count, exactly, in integers.
+                on the same HTTP port (and, or not, the same transactional
+                id); always killed at the end (context manager, atexit hook,
+                and the kernel's parent-death signal through
+                `setpriv --pdeathsig KILL` when available).
+* Scraper     - a Prometheus-like reader: one thread per target (daemon)
+                GETs /metrics at random intervals; the samples of all
+                targets are merged in scrape start order and fed to one
+                Counters (below).
+* Counters    - Prometheus's counter semantics, exactly, in integers: per
+                series identity (metric name + label set as served; the
+                daemon's `shard` label keeps a series one series whichever
+                process serves it, so no instance label is added), the sum of
+                increases between consecutive samples, a decrease counting as
+                a reset (the new value is added), the first sample of an
+                identity contributing nothing. Compared with the generator's
+                totals summed over shard.
+* HealthPoller, CpuHogs - /healthz watched throughout; one busy loop per core.
 * events      - gen_events.py output (cached per parameters), keyed by team,
                 and produced with kcat (files, bursts, or a paced stream).
-* kcat        - end offsets, consuming a topic with exact bytes and headers.
-
-What increase() sees (Scraper): for each (process incarnation, series) the
-last sample is kept. The first sample of a series in an incarnation adds
-nothing; a later sample v adds v - last when v >= last, else v (a counter
-reset). The sum over incarnations is the observed total. The incarnation is
-the daemon's process_start_time_seconds (a restart on the same port is a new
-incarnation), so a restarted daemon's series start from scratch, just as the
-daemon intends (it shows every series as 0 to a scraper the first time).
-A second, pure-Prometheus computation keyed by the series alone (no
-incarnation; reset detection only) is kept too as a cross-check.
+* kcat        - end offsets, consuming a topic with exact bytes and headers;
+                Kafka's TopicCommand for deleting and describing topics.
 
 Daemons must be started from the main thread: the parent-death signal is
 tied to the thread that forked the child.
@@ -31,6 +33,7 @@ import atexit
 import http.client
 import json
 import os
+import random
 import re
 import shutil
 import signal
@@ -381,10 +384,12 @@ TEST_KAFKA_PROPERTIES = {
     "session.timeout.ms": "3000",
     "heartbeat.interval.ms": "500",
 }
-# offset.metadata.max.bytes: room for the commit claims of the kill test,
-# whose preload creates about a thousand series in its first scrapes (see
-# KILL_CLAIM_BYTES in test_kafka_delivery.py).
-BROKER_EXTRA_PROPS = "group.min.session.timeout.ms=1000\noffset.metadata.max.bytes=65536\n"
+# Transactions (the checkpoints, docs/delivery.md): the broker aborts a
+# transaction left open by a SIGKILLed daemon after its
+# kafka.transaction_timeout_ms; checking for such every second (the default
+# is 10 s) lets the next owner of its partitions restore soon after.
+BROKER_EXTRA_PROPS = ("group.min.session.timeout.ms=1000\n"
+                      "transaction.abort.timed.out.transaction.cleanup.interval.ms=1000\n")
 
 
 def _yaml_str(s):
@@ -395,7 +400,9 @@ class Daemon:
     """ai-finops-exporter consuming `topic` as a member of `group`."""
 
     def __init__(self, binary, workdir, name, brokers, topic, group, dlq_topic,
-                 port=None, threads=2, properties=None, extra_args=(), log_level="info"):
+                 port=None, threads=2, properties=None, extra_args=(), log_level="info",
+                 state_topic=None, txn_id=None, hold_ms=None, checkpoint_ms=None, txn_timeout_ms=None,
+                 shutdown_timeout_ms=None):
         self.binary = binary
         self.workdir = workdir
         self.name = name
@@ -408,6 +415,14 @@ class Daemon:
         self.properties = dict(TEST_KAFKA_PROPERTIES if properties is None else properties)
         self.extra_args = list(extra_args)
         self.log_level = log_level
+        # Checkpointed delivery (docs/delivery.md); None leaves the default.
+        # txn_id may be changed between starts (a restart with a fresh id).
+        self.state_topic = state_topic
+        self.txn_id = txn_id
+        self.hold_ms = hold_ms
+        self.checkpoint_ms = checkpoint_ms
+        self.txn_timeout_ms = txn_timeout_ms
+        self.shutdown_timeout_ms = shutdown_timeout_ms
         self.proc = None
         self.starts = []  # monotonic start times, one per incarnation
         self.exit_codes = []
@@ -441,8 +456,15 @@ class Daemon:
                 "--kafka.threads=%d" % self.threads, "--kafka.group-id=" + self.group,
                 "--kafka.dlq-topic=" + self.dlq_topic,
                 "--web.listen-address=127.0.0.1:%d" % self.port,
-                "--log.level=" + self.log_level] + self.extra_args
-        return cmd
+                "--log.level=" + self.log_level]
+        for flag, v in (("--kafka.state-topic", self.state_topic), ("--kafka.transactional-id", self.txn_id),
+                        ("--counters.new-series-hold-ms", self.hold_ms),
+                        ("--kafka.checkpoint-interval-ms", self.checkpoint_ms),
+                        ("--kafka.transaction-timeout-ms", self.txn_timeout_ms),
+                        ("--kafka.shutdown-timeout-ms", self.shutdown_timeout_ms)):
+            if v is not None:
+                cmd.append("%s=%s" % (flag, v))
+        return cmd + self.extra_args
 
     def start(self):
         assert self.proc is None or self.proc.poll() is not None, "already running"
@@ -530,197 +552,273 @@ class Daemon:
 
 
 # ---------------------------------------------------------------------------
-# the scraper
+# series identity and counter semantics
 
-_KAFKA_LINE_RE = re.compile(
-    r'^(ai_finops_(?:kafka|dlq)_[a-z_]+)(?:\{topic="([^"]*)",partition="(\d+)"\})? (-?\d+)$')
-_START_RE = re.compile(r"^process_start_time_seconds (\S+)$", re.M)
+SHARD = "shard"
+_SELF_LINE_RE = re.compile(r'^(ai_finops_(?:kafka|dlq)_[a-z_]+)(?:\{([^}]*)\})? (\S+)$')
+_SELF_LABEL_RE = re.compile(r'([a-zA-Z_][a-zA-Z0-9_]*)="((?:[^"\\]|\\.)*)"')
+
+
+def _number(s):
+    try:
+        return int(s)
+    except ValueError:
+        try:
+            return float(s)
+        except ValueError:
+            return None
+
+
+def _when(t):
+    return "%.2f s" % (t - _T0) if t < 1e9 else "@%.3f" % t
+
+
+def identity_str(ident):
+    fam, labels = ident
+    return fam + expo.format_labels(labels)
+
+
+def project(values, fam):
+    """{identity: int} -> {key: int} of one family, the key being the
+    family's label values without the shard (FAMILIES order): sums over
+    shard (and over anything else outside the family's label names)."""
+    names = FAMILIES[fam][0]
+    out = {}
+    for (f, labels), v in values.items():
+        if f != fam:
+            continue
+        d = dict(labels)
+        k = tuple(d.get(n, "") for n in names)
+        out[k] = out.get(k, 0) + v
+    return out
+
+
+def parse_tracked(text, tracked=DEFAULT_TRACKED, sharded=True, shard_re=None):
+    """Parses the tracked families of one /metrics body (str).
+    Returns (values, kafka, parts, errors): values {identity: int} where an
+    identity is (family, sorted ((label, value), ...)) -- the metric name and
+    the label set as served, nothing added; kafka {self-metric: number} for
+    the unlabeled ai_finops_kafka_*/ai_finops_dlq_* samples, parts {name:
+    {(topic, partition): number}} for those with topic and partition labels.
+    With sharded, every tracked sample must carry the family's labels plus a
+    last label `shard` (matching shard_re when given)."""
+    prefixes = tuple(f + c for f in tracked for c in ("{", " "))
+    heads = tuple("# %s %s " % (kw, f) for f in tracked for kw in ("HELP", "TYPE"))
+    keep, kafka, parts = [], {}, {}
+    for line in text.split("\n"):
+        if line.startswith(prefixes) or line.startswith(heads):
+            keep.append(line)
+        elif line.startswith(("ai_finops_kafka_", "ai_finops_dlq_")):
+            m = _SELF_LINE_RE.match(line)
+            if not m:
+                continue
+            v = _number(m.group(3))
+            if m.group(2) is None:
+                kafka[m.group(1)] = v
+            else:
+                lab = dict(_SELF_LABEL_RE.findall(m.group(2)))
+                if "topic" in lab and "partition" in lab:
+                    parts.setdefault(m.group(1), {})[(lab["topic"], int(lab["partition"]))] = v
+    ex = expo.parse("\n".join(keep) + "\n")
+    errors = list(ex.errors)
+    values = {}
+    for fam in tracked:
+        names, parse_value, _ = FAMILIES[fam]
+        want = list(names) + ([SHARD] if sharded else [])
+        f = ex.families.get(fam)
+        for s in (f.samples if f else []):
+            lnames = [n for n, _ in s.labels]
+            if sorted(lnames) != sorted(want) or (sharded and lnames[-1] != SHARD):
+                errors.append("%s: labels %s, want %s (shard last)" % (s, lnames, want))
+                continue
+            if sharded and shard_re is not None and not shard_re.match(dict(s.labels)[SHARD]):
+                errors.append("%s: shard %r does not match %s" % (s, dict(s.labels)[SHARD], shard_re.pattern))
+            try:
+                v = parse_value(s.value)
+            except ValueError as e:
+                errors.append("%s: %s" % (s, e))
+                continue
+            values[(fam, tuple(sorted(s.labels)))] = v
+    return values, kafka, parts, errors
+
+
+class Counters:
+    """Prometheus's counter semantics over one merged stream of samples:
+    per series identity, the sum of increases between consecutive samples;
+    a decrease is a counter reset (the new value is added); the first
+    sample of an identity contributes nothing. Feed samples in timestamp
+    order (add())."""
+
+    def __init__(self):
+        self.last = {}           # identity -> last value
+        self.observed = {}       # identity -> sum of increases
+        self.first_nonzero = []  # (t, source, identity, value): lost by counter semantics
+        self.decreases = []      # (t, source, identity, previous, value): counted as resets
+
+    def add(self, t, source, values):
+        last, obs = self.last, self.observed
+        for ident, v in values.items():
+            prev = last.get(ident)
+            if prev is None:
+                if v:
+                    self.first_nonzero.append((t, source, ident, v))
+            else:
+                if v >= prev:
+                    d = v - prev
+                else:
+                    d = v
+                    self.decreases.append((t, source, ident, prev, v))
+                if d:
+                    obs[ident] = obs.get(ident, 0) + d
+            last[ident] = v
+
+    def projected(self, fam):
+        return project(self.observed, fam)
+
+    def lost_first(self, fam):
+        return sum(v for _, _, (f, _), v in self.first_nonzero if f == fam)
+
+    def anomalies(self, limit=5):
+        """One line on first samples that were not 0 and on decreases (both
+        make counter semantics miss or re-add values), or ""."""
+        out = []
+        if self.first_nonzero:
+            out.append("%d series first seen non-zero (not counted), e.g. %s" % (
+                len(self.first_nonzero), ", ".join("%s=%s (%s at %s)" % (identity_str(i), v, src, _when(t))
+                                                   for t, src, i, v in self.first_nonzero[:limit])))
+        if self.decreases:
+            out.append("%d decreases (counted as resets), e.g. %s" % (
+                len(self.decreases), ", ".join("%s %s->%s (%s at %s)" % (identity_str(i), p, v, src, _when(t))
+                                               for t, src, i, p, v in self.decreases[:limit])))
+        return "; ".join(out)
 
 
 class Snap:
-    """One completed scrape."""
-    __slots__ = ("time", "incarnation", "values", "kafka", "parts", "seq")
+    """One completed scrape of one target."""
+    __slots__ = ("time", "target", "values", "kafka", "parts", "seq")
 
-    def __init__(self, t, incarnation, values, kafka, parts, seq):
+    def __init__(self, t, target, values, kafka, parts, seq):
         self.time = t
-        self.incarnation = incarnation
-        self.values = values  # family -> {key tuple: int}
-        self.kafka = kafka    # self-metric name -> int (unlabeled ones)
-        self.parts = parts    # metric name -> {(topic, partition): int}
+        self.target = target
+        self.values = values  # {identity: int}
+        self.kafka = kafka    # self-metric name -> number (unlabeled ones)
+        self.parts = parts    # metric name -> {(topic, partition): number}
         self.seq = seq
 
     def events(self):
-        ev = self.values.get(EVENTS, {})
-        return sum(ev.values())
+        return sum(v for (f, _), v in self.values.items() if f == EVENTS)
 
 
-class Incarnation:
-    __slots__ = ("key", "first_time", "last_time", "scrapes", "first", "last", "prev", "observed_events",
-                 "nonzero_first")
+class _Target(threading.Thread):
+    def __init__(self, scraper, name, url):
+        super().__init__(name="%s/%s" % (scraper.name, name), daemon=True)
+        self.scraper, self.tname, self.url = scraper, name, url
+        self.stop_evt = threading.Event()
+        self.rng = random.Random("%s/%s/%d" % (scraper.name, name, scraper.seed))
 
-    def __init__(self, key, t):
-        self.key = key
-        self.first_time = self.last_time = t
-        self.scrapes = 0
-        self.first = None
-        self.last = None
-        self.prev = None  # the scrape before `last`
-        self.observed_events = 0
-        self.nonzero_first = 0
-
-
-class Scraper(threading.Thread):
-    """Scrapes one daemon's /metrics every `interval` s (start to start) and
-    accumulates what increase() sees, per series, exactly."""
-
-    def __init__(self, url, interval=0.2, name="scraper", tracked=DEFAULT_TRACKED, timeout=10.0,
-                 dump_path=None):
-        super().__init__(name=name, daemon=True)
-        self.url = url
-        self.interval = interval
-        self.tracked = tuple(tracked)
-        self.timeout = timeout
-        self.dump_path = dump_path
-        self._stop_evt = threading.Event()
-        self._cond = threading.Condition()
-        self.ok = 0
-        self.failed = 0
-        self.seq = 0
-        self.latest = None
-        self.latest_body = b""
-        self.parse_errors = []
-        self.incarnations = {}          # key -> Incarnation, in order of appearance
-        self._last = {}                 # (incarnation, family, key) -> value
-        self._last_prom = {}            # (family, key) -> value (pure Prometheus)
-        self.observed = {f: {} for f in self.tracked}
-        self.observed_prom = {f: {} for f in self.tracked}
-        self.nonzero_first = []         # (incarnation, family, key, value), first few
-        self.nonzero_first_sum = {f: 0 for f in self.tracked}  # what increase() missed that way
-        self.resets = 0
-
-    # -- thread ----------------------------------------------------------------
     def run(self):
+        sc = self.scraper
         next_t = time.monotonic()
-        while not self._stop_evt.is_set():
-            if self.scrape_once() is None:
-                # Unreachable (starting or restarting daemon): retry soon, so
-                # the first scrape of an incarnation comes before it consumes.
-                # (Prometheus would wait a whole interval; what a daemon shows
-                # on a late first scrape is tested by exact_1m.)
-                next_t = time.monotonic() + 0.02
-            else:
-                next_t += self.interval
+        while not self.stop_evt.is_set():
+            sc._scrape(self)
+            next_t += self.rng.uniform(*sc.interval)
             now = time.monotonic()
             if next_t < now:
-                next_t = now + 0.02
-            self._stop_evt.wait(next_t - now)
+                next_t = now
+            self.stop_evt.wait(next_t - now)
+
+
+class Scraper:
+    """A Prometheus-like reader of the /metrics of any number of targets
+    (daemons), each scraped by its own thread at random intervals in
+    `interval` (start to start). All targets' samples are merged into one
+    stream ordered by scrape start time (a ticket taken at the start orders
+    the application) and fed to one Counters: a series is its metric name
+    and label set as served (no instance label is added), so a shard that
+    moves between daemons stays one series."""
+
+    def __init__(self, name="scraper", interval=(0.2, 0.5), tracked=DEFAULT_TRACKED, timeout=10.0,
+                 seed=0, sharded=True, shard_re=None):
+        self.name = name
+        self.interval = interval if isinstance(interval, tuple) else (interval, interval)
+        self.tracked = tuple(tracked)
+        self.timeout = timeout
+        self.seed = seed
+        self.sharded = sharded
+        self.shard_re = shard_re
+        self.counters = Counters()
+        self._cond = threading.Condition()
+        self._ticket = 0
+        self._applied = 0
+        self._targets = {}
+        self.ok = {}           # target -> successful scrapes
+        self.failed = {}       # target -> failed scrapes
+        self.last_ok = {}      # target -> did the last attempt succeed
+        self.latest = {}       # target -> Snap (last successful)
+        self.parse_errors = []
+        self.seq = 0
+
+    # -- targets ------------------------------------------------------------------
+    def add_target(self, name, url):
+        with self._cond:
+            if name in self._targets:
+                return
+            t = _Target(self, name, url)
+            self._targets[name] = t
+            self.ok.setdefault(name, 0)
+            self.failed.setdefault(name, 0)
+        t.start()
+
+    def remove_target(self, name):
+        with self._cond:
+            t = self._targets.pop(name, None)
+        if t is not None:
+            t.stop_evt.set()
+            t.join(timeout=self.timeout + 30)
+        with self._cond:
+            self.latest.pop(name, None)
+            self.last_ok.pop(name, None)
 
     def stop(self):
-        self._stop_evt.set()
-        self.join(timeout=30)
+        for name in list(self._targets):
+            self.remove_target(name)
 
     # -- one scrape ---------------------------------------------------------------
-    def _filter(self, text):
-        keep = []
-        prefixes = tuple(f + c for f in self.tracked for c in ("{", " "))
-        heads = tuple("# %s %s " % (kw, f) for f in self.tracked for kw in ("HELP", "TYPE"))
-        kafka, parts, start = {}, {}, None
-        for line in text.split("\n"):
-            if line.startswith(prefixes) or line.startswith(heads):
-                keep.append(line)
-            elif line.startswith(("ai_finops_kafka_", "ai_finops_dlq_")):
-                m = _KAFKA_LINE_RE.match(line)
-                if m:
-                    if m.group(2) is not None:
-                        parts.setdefault(m.group(1), {})[(m.group(2), int(m.group(3)))] = int(m.group(4))
-                    else:
-                        kafka[m.group(1)] = int(m.group(4))
-            elif line.startswith("process_start_time_seconds "):
-                start = line.split(" ", 1)[1].strip()
-        return "\n".join(keep) + "\n", kafka, parts, start
-
-    def scrape_once(self):
-        t = time.monotonic()
-        status, body = http_get(self.url, timeout=self.timeout)
-        if status != 200:
-            with self._cond:
-                self.failed += 1
-                self._cond.notify_all()
-            return None
-        text = body.decode("utf-8", "replace")
-        sub, kafka, parts, start = self._filter(text)
-        ex = expo.parse(sub)
-        values = {}
-        errors = list(ex.errors)
-        for fam in self.tracked:
-            names, parse_value, _ = FAMILIES[fam]
-            try:
-                raw = ex.series(fam, names)
-            except ValueError as e:
-                errors.append(str(e))
-                raw = {}
-            vals = {}
-            for k, v in raw.items():
-                try:
-                    vals[k] = parse_value(v)
-                except ValueError as e:
-                    errors.append("%s%r: %s" % (fam, k, e))
-            values[fam] = vals
-        inc_key = start if start is not None else "unknown"
+    def _scrape(self, target):
         with self._cond:
-            self.seq += 1
-            snap = Snap(t, inc_key, values, kafka, parts, self.seq)
-            if errors and len(self.parse_errors) < 20:
-                self.parse_errors.extend(errors[: 20 - len(self.parse_errors)])
-            inc = self.incarnations.get(inc_key)
-            if inc is None:
-                inc = self.incarnations[inc_key] = Incarnation(inc_key, t)
-                inc.first = snap
-            inc.last_time = t
-            inc.scrapes += 1
-            inc.prev = inc.last
-            inc.last = snap
-            for fam, vals in values.items():
-                obs = self.observed[fam]
-                obs_p = self.observed_prom[fam]
-                for k, v in vals.items():
-                    lk = (inc_key, fam, k)
-                    prev = self._last.get(lk)
-                    if prev is None:
-                        if v != 0:
-                            inc.nonzero_first += 1
-                            self.nonzero_first_sum[fam] += v
-                            if len(self.nonzero_first) < 20:
-                                self.nonzero_first.append((inc_key, fam, k, v))
+            ticket = self._ticket
+            self._ticket += 1
+            t = time.monotonic()
+        parsed = None
+        try:
+            status, body = http_get(target.url, timeout=self.timeout)
+            if status == 200:
+                parsed = parse_tracked(body.decode("utf-8", "replace"), self.tracked, self.sharded, self.shard_re)
+        finally:
+            with self._cond:
+                while self._applied != ticket:
+                    self._cond.wait(0.5)
+                try:
+                    if parsed is None:
+                        self.failed[target.tname] = self.failed.get(target.tname, 0) + 1
+                        self.last_ok[target.tname] = False
                     else:
-                        d = v - prev if v >= prev else v
-                        if v < prev:
-                            self.resets += 1
-                        if d:
-                            obs[k] = obs.get(k, 0) + d
-                            if fam == EVENTS:
-                                inc.observed_events += d
-                    self._last[lk] = v
-                    pk = (fam, k)
-                    prev = self._last_prom.get(pk)
-                    if prev is not None:
-                        d = v - prev if v >= prev else v
-                        if d:
-                            obs_p[k] = obs_p.get(k, 0) + d
-                    self._last_prom[pk] = v
-            self.ok += 1
-            self.latest = snap
-            self.latest_body = body
-            self._cond.notify_all()
-        if self.dump_path:
-            with open(self.dump_path, "wb") as f:
-                f.write(body)
-        return snap
+                        values, kafka, parts, errors = parsed
+                        if errors and len(self.parse_errors) < 20:
+                            self.parse_errors.extend(errors[: 20 - len(self.parse_errors)])
+                        self.seq += 1
+                        self.counters.add(t, target.tname, values)
+                        self.latest[target.tname] = Snap(t, target.tname, values, kafka, parts, self.seq)
+                        self.ok[target.tname] = self.ok.get(target.tname, 0) + 1
+                        self.last_ok[target.tname] = True
+                finally:
+                    self._applied += 1
+                    self._cond.notify_all()
 
-    # -- queries --------------------------------------------------------------------
+    # -- queries (the lock is held while a predicate runs) ---------------------------
     def wait_for(self, pred, timeout):
-        """Waits until pred(self) (called under the lock after each scrape) is
-        true; returns its last value."""
+        """Waits until pred(self) is true (checked after each scrape and
+        every 0.5 s); returns its last value."""
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
@@ -732,24 +830,200 @@ class Scraper(threading.Thread):
                     return r
                 self._cond.wait(min(left, 0.5))
 
-    def wait_scrapes(self, n, timeout=30):
-        """Waits for n more successful scrapes."""
+    def wait_scrapes(self, n, timeout=60):
+        """Waits until every current target has n more successful scrapes."""
         with self._cond:
-            target = self.ok + n
-        return self.wait_for(lambda s: s.ok >= target, timeout)
+            target = {k: self.ok.get(k, 0) + n for k in self._targets}
+        return self.wait_for(lambda s: all(s.ok.get(k, 0) >= v for k, v in target.items()
+                                           if k in s._targets), timeout)
+
+    def served(self):
+        """What the targets serve now: the union of the last successful
+        scrape of each target whose last attempt succeeded. (An identity
+        served by two targets at once keeps the larger value.) Call with
+        the lock held (in a predicate) or through served_copy()."""
+        out = {}
+        for name, snap in self.latest.items():
+            if not self.last_ok.get(name) or name not in self._targets:
+                continue
+            for ident, v in snap.values.items():
+                if out.get(ident, -1) < v:
+                    out[ident] = v
+        return out
+
+    def served_copy(self):
+        with self._cond:
+            return self.served()
+
+    def observed(self, fam):
+        """Counter semantics of the merged stream, summed over shard."""
+        with self._cond:
+            return self.counters.projected(fam)
 
     def observed_total(self, fam):
-        with self._cond:
-            return sum(self.observed[fam].values())
+        return sum(self.observed(fam).values())
 
-    def observed_copy(self, fam):
+    def latest_of(self, target):
         with self._cond:
-            return dict(self.observed[fam])
+            return self.latest.get(target)
 
     def summary(self):
         with self._cond:
-            return "%d scrapes ok, %d failed, %d incarnations, %d counter resets" % (
-                self.ok, self.failed, len(self.incarnations), self.resets)
+            return "%s: %s; %d series" % (self.name, ", ".join(
+                "%s %d ok/%d failed" % (k, self.ok.get(k, 0), self.failed.get(k, 0)) for k in sorted(self.ok)),
+                len(self.counters.last))
+
+
+def served_matches(sc, expected, families=DEFAULT_TRACKED):
+    """Predicate for Scraper.wait_for: what the live targets serve, summed
+    over shard, equals expected (totals in gen_events' shape) for every
+    family."""
+    served = sc.served()
+    if not served:
+        return False
+    for fam in families:
+        want = {k: v for k, v in expected_series(expected, fam).items() if v}
+        got = {k: v for k, v in project(served, fam).items() if v}
+        if want != got:
+            return False
+    return True
+
+
+# ---------------------------------------------------------------------------
+# probes, CPU hogs
+
+class HealthPoller(threading.Thread):
+    """Polls /healthz of every watched daemon every `interval` s and keeps
+    each answer that is not 200 (None: no answer within `timeout`)."""
+
+    def __init__(self, interval=0.2, timeout=10.0):
+        super().__init__(name="healthz", daemon=True)
+        self.interval, self.timeout = interval, timeout
+        self._lock = threading.Lock()
+        self._watched = {}
+        self.polls = {}
+        self.bad = []  # (t, daemon, status)
+        self._stop_evt = threading.Event()
+
+    def watch(self, d):
+        with self._lock:
+            self._watched[d.name] = d.base
+
+    def unwatch(self, d):
+        with self._lock:
+            self._watched.pop(d.name, None)
+
+    def run(self):
+        while not self._stop_evt.is_set():
+            with self._lock:
+                items = list(self._watched.items())
+            for name, base in items:
+                status = http_get(base + "/healthz", timeout=self.timeout)[0]
+                with self._lock:
+                    if name not in self._watched:  # unwatched meanwhile (being stopped)
+                        continue
+                    self.polls[name] = self.polls.get(name, 0) + 1
+                    if status != 200:
+                        self.bad.append((time.monotonic(), name, status))
+            self._stop_evt.wait(self.interval)
+
+    def stop(self):
+        self._stop_evt.set()
+        self.join(timeout=self.timeout + 10)
+
+    def report(self):
+        with self._lock:
+            polls = ", ".join("%s %d" % kv for kv in sorted(self.polls.items()))
+            if not self.bad:
+                return True, "polls: %s, all 200" % polls
+            return False, "polls: %s; %d not 200, e.g. %s" % (polls, len(self.bad), ", ".join(
+                "%s %s at %.2f s" % (n, s, t - _T0) for t, n, s in self.bad[:10]))
+
+
+class CpuHogs:
+    """One busy-looping shell per core (or n), killed by stop(), the
+    context manager, the atexit hook, or the kernel when the test process
+    dies (parent-death signal)."""
+
+    def __init__(self, n=None):
+        self.n = n or os.cpu_count() or 1
+        self.procs = []
+
+    def start(self):
+        if threading.current_thread() is not threading.main_thread():
+            raise RuntimeError("start CPU hogs from the main thread (parent-death signal)")
+        prefix = [SETPRIV, "--pdeathsig", "KILL"] if SETPRIV else []
+        for _ in range(self.n):
+            p = subprocess.Popen(prefix + ["sh", "-c", "while :; do :; done"], stdin=subprocess.DEVNULL,
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+            with _LIVE_LOCK:
+                _LIVE.add(p)
+            self.procs.append(p)
+        return self
+
+    def alive(self):
+        return sum(1 for p in self.procs if p.poll() is None)
+
+    def stop(self):
+        for p in self.procs:
+            if p.poll() is None:
+                p.kill()
+        for p in self.procs:
+            try:
+                p.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                pass
+            with _LIVE_LOCK:
+                _LIVE.discard(p)
+        self.procs = []
+
+    def __enter__(self):
+        return self.start()
+
+    def __exit__(self, *exc):
+        self.stop()
+        return False
+
+
+# ---------------------------------------------------------------------------
+# topic administration beyond kafka-local.sh (Kafka's own TopicCommand on the
+# jars kafka-local.sh cached)
+
+def _kafka_libs():
+    cache = os.environ.get("XDG_CACHE_HOME") or os.path.join(os.environ.get("HOME", "/root"), ".cache")
+    version = os.environ.get("KAFKA_LOCAL_VERSION", "4.3.1")
+    return os.path.join(cache, "ai-finops-exporter", "kafka-" + version, "libs")
+
+
+def topic_command(boot, args, timeout=180):
+    """Runs org.apache.kafka.tools.TopicCommand; returns its stdout; raises
+    on failure."""
+    java = os.environ.get("KAFKA_LOCAL_JAVA") or shutil.which("java")
+    if not java:
+        raise RuntimeError("java not found")
+    log4j = os.path.join(HERE, "..", "..", "scripts", "kafka", "log4j2-tools.xml")
+    cmd = [java, "-Xmx256m", "-XX:+UseSerialGC", "-XX:TieredStopAtLevel=1", "-Djava.awt.headless=true",
+           "-Dlog4j2.configurationFile=" + os.path.abspath(log4j), "-cp", os.path.join(_kafka_libs(), "*"),
+           "org.apache.kafka.tools.TopicCommand", "--bootstrap-server", boot] + list(args)
+    p = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, stdin=subprocess.DEVNULL,
+                       timeout=timeout)
+    if p.returncode != 0:
+        raise RuntimeError("TopicCommand %s exited %d: %s" % (" ".join(args), p.returncode,
+                                                             (p.stdout + p.stderr).decode("utf-8", "replace")[-2000:]))
+    return p.stdout.decode("utf-8", "replace")
+
+
+def delete_topic(boot, topic):
+    topic_command(boot, ["--delete", "--topic", topic])
+
+
+def describe_topic(boot, topic):
+    return topic_command(boot, ["--describe", "--topic", topic])
+
+
+def topic_exists(boot, topic):
+    out = kcat(["-b", boot, "-L", "-t", topic], timeout=60).decode("utf-8", "replace")
+    return bool(re.search(r'topic "%s" with \d+ partitions' % re.escape(topic), out)) and "Broker: Unknown topic" not in out
 
 
 # ---------------------------------------------------------------------------
