@@ -831,9 +831,10 @@ class Scraper:
                 self._cond.wait(min(left, 0.5))
 
     def wait_scrapes(self, n, timeout=60):
-        """Waits until every current target has n more successful scrapes."""
+        """Waits until every current target that answered its last scrape
+        has n more successful scrapes."""
         with self._cond:
-            target = {k: self.ok.get(k, 0) + n for k in self._targets}
+            target = {k: self.ok.get(k, 0) + n for k in self._targets if self.last_ok.get(k)}
         return self.wait_for(lambda s: all(s.ok.get(k, 0) >= v for k, v in target.items()
                                            if k in s._targets), timeout)
 

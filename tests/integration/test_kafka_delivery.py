@@ -202,6 +202,12 @@ def scraper_health(ctx, name, sc):
                   not sc.parse_errors, sc.summary() if not sc.parse_errors else "\n".join(sc.parse_errors[:10]))
 
 
+def ready_check(ctx, what, d, timeout):
+    ok = d.wait_ready(timeout)
+    return ctx.res.check(what, ok, "" if ok else "not ready within %d s (alive: %s)\n%s" % (
+        timeout, d.alive(), d.log_tail(20)))
+
+
 def sigterm_check(ctx, name, d, bound=None):
     """SIGTERM; exit 0 within bound (default kafka.shutdown_timeout_ms plus
     the margin)."""
@@ -311,7 +317,7 @@ def test_exact_1m(ctx):
     try:
         t_start = time.monotonic()
         d.start()
-        if not res.check("%s: daemon ready" % name, d.wait_ready(120), d.log_tail(20)):
+        if not ready_check(ctx, "%s: daemon ready" % name, d, 120):
             return
         time.sleep(1.5)
         sc.add_target(d.name, d.metrics_url)
@@ -498,7 +504,7 @@ def test_dlq_outage(ctx):
         for d in (a, b):
             d.start()
             sc.add_target(d.name, d.metrics_url)
-            if not res.check("%s: %s ready" % (name, d.name), d.wait_ready(120), d.log_tail(20)):
+            if not ready_check(ctx, "%s: %s ready" % (name, d.name), d, 120):
                 return
             hp.watch(d)
         kh.produce_pairs(ctx.boot, topic, part1, wd, "part1")
@@ -558,7 +564,7 @@ def kh_wait(pred, timeout, interval=0.1):
 
 def kill_plan(rng, kills):
     """Modes of the kills: 'early' (within 0.3 s of the victim's start),
-    'moving' (two daemons in the group; within 2 s of a member's start, so
+    'moving' (two daemons in the group; 0.3-3 s after a member's start, so
     while partitions move), 'random' (0.3-3 s after the victim is ready).
     Returns (modes, two-daemon phase range)."""
     modes = ["random"] * kills
@@ -626,13 +632,14 @@ def test_kill_restart(ctx):
                 b.start()
                 last_start[b.name] = time.monotonic()
             if i == phase.stop:
+                b.wait_ready(timeout=180)  # a SIGTERM before its handlers are set would just kill it
                 rc, dt = sigterm_check(ctx, name + " (end of the two-daemon phase)", b)
                 log("%s: daemon-b left (exit %s after %.1f s)" % (name, rc, dt))
             victim = rng.choice([a, b]) if i in phase else a
             if mode == "early":
                 t_at = last_start[victim.name] + rng.uniform(0.05, 0.3)
             elif mode == "moving":
-                t_at = max(last_start.values()) + rng.uniform(0.1, 2.0)
+                t_at = max(last_start.values()) + rng.uniform(0.3, 3.0)
             else:
                 if not victim.wait_ready(timeout=180):
                     res.check("%s: %s ready before kill %d" % (name, victim.name, i + 1), False,
@@ -644,6 +651,8 @@ def test_kill_restart(ctx):
             left = t_at - time.monotonic()
             if left > 0:
                 time.sleep(left)
+            assigned = {d.name: (sc.latest_of(d.name).kafka.get("ai_finops_kafka_assigned_partitions")
+                                 if sc.latest_of(d.name) and d.alive() else None) for d in (a, b)}
             t_kill = time.monotonic()
             since = t_kill - last_start[victim.name]
             ready = victim.readyz(timeout=1) == 200
@@ -651,18 +660,19 @@ def test_kill_restart(ctx):
             reused = restart(victim)
             last_start[victim.name] = time.monotonic()
             kill_log.append((mode, since, "kill %d (%s) of %s %.2f s after its start (ready: %s), at %.1f s; "
-                             "%d streamed; restarted with %s transactional id"
-                             % (i + 1, mode, victim.name, since, ready, t_kill - kh._T0, streamer.sent,
+                             "%d streamed; assigned partitions at the last scrapes %s; restarted with %s transactional id"
+                             % (i + 1, mode, victim.name, since, ready, t_kill - kh._T0, streamer.sent, assigned,
                                 "the same" if reused else "a fresh")))
             log("%s: %s" % (name, kill_log[-1][2]))
         if b.alive():
+            b.wait_ready(timeout=180)  # a SIGTERM before its handlers are set would just kill it
             sigterm_check(ctx, name + " (end of the two-daemon phase)", b)
         if not a.wait_ready(timeout=180):
             res.check("%s: daemon ready after the last restart" % name, False, a.log_tail(30))
             return
         streamer.join(timeout=600)
         if not res.check("%s: stream producer" % name, not streamer.error and not streamer.is_alive(),
-                         streamer.error or "still running"):
+                         streamer.error or ("still running" if streamer.is_alive() else "")):
             return
         kh.produce_pairs(ctx.boot, topic, tail, wd, "tail")
         check_produced(ctx, name, topic, parts, count)
@@ -713,11 +723,11 @@ def test_two_daemons(ctx):
     try:
         a.start()
         sc.add_target(a.name, a.metrics_url)
-        if not res.check("%s: a ready" % name, a.wait_ready(120), a.log_tail(20)):
+        if not ready_check(ctx, "%s: a ready" % name, a, 120):
             return
         b.start()
         sc.add_target(b.name, b.metrics_url)
-        if not res.check("%s: b ready" % name, b.wait_ready(120), b.log_tail(20)):
+        if not ready_check(ctx, "%s: b ready" % name, b, 120):
             return
         streamer.start()
         time.sleep(5.0)
@@ -764,7 +774,7 @@ def test_rebalance(ctx):
         for s in (sc, reader):
             for d in ds:
                 s.add_target(d.name, d.metrics_url)
-        if not res.check("%s: a ready" % name, a.wait_ready(120), a.log_tail(20)):
+        if not ready_check(ctx, "%s: a ready" % name, a, 120):
             return
         hp.watch(a)
         streamer.start()
@@ -773,7 +783,7 @@ def test_rebalance(ctx):
         b.start()
         c.start()
         for d in (b, c):
-            if not res.check("%s: %s ready" % (name, d.name), d.wait_ready(120), d.log_tail(20)):
+            if not ready_check(ctx, "%s: %s ready" % (name, d.name), d, 120):
                 return
             hp.watch(d)
         time.sleep(stream_s / 3)
@@ -826,7 +836,7 @@ def test_broker_restart(ctx):
     try:
         d.start()
         sc.add_target(d.name, d.metrics_url)
-        if not res.check("%s: daemon ready" % name, d.wait_ready(120), d.log_tail(20)):
+        if not ready_check(ctx, "%s: daemon ready" % name, d, 120):
             return
         s1.start()
         s1.join(timeout=120)
@@ -958,12 +968,12 @@ def test_prometheus(ctx):
         for d in (a, b):
             d.start()
             reader.add_target(d.name, d.metrics_url)
-            if not res.check("%s: %s ready" % (name, d.name), d.wait_ready(120), d.log_tail(20)):
+            if not ready_check(ctx, "%s: %s ready" % (name, d.name), d, 120):
                 return
         for p in proms:
             p.start()
         for p in proms:
-            if not res.check("%s: %s ready" % (name, p.name), p.wait_ready(), p.log_tail(20)):
+            if not res.check("%s: %s ready" % (name, p.name), p.wait_ready(), "" if p.alive() else p.log_tail(20)):
                 return
         for p in proms:
             ok = kh_wait(lambda: len([v for v in p.up().values() if v == "1"]) == 2, 120, 0.5)
