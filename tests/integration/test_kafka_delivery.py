@@ -532,6 +532,13 @@ def test_dlq_outage(ctx):
         hp.unwatch(b)
         sigterm_check(ctx, name + " (during the outage)", b)
         time.sleep(4.0)
+        gone = not kh.topic_exists(ctx.boot, dlq)
+        snap = sc.latest_of(a.name)
+        res.check("%s: the dead-letter topic was still missing at the end of the outage" % name, gone,
+                  "it exists again before the test recreated it")
+        log("%s: during the outage: daemon-a checkpoint failures %s, checkpoints %s" % (
+            name, snap.kafka.get("ai_finops_kafka_checkpoint_failures_total") if snap else "?",
+            snap.kafka.get("ai_finops_kafka_checkpoints_total") if snap else "?"))
         ctx.kb.create_topics({dlq: 1})
         log("%s: dead-letter topic recreated after %.1f s" % (name, time.monotonic() - t_del))
         kh.produce_pairs(ctx.boot, topic, part3, wd, "part3")
@@ -742,6 +749,7 @@ def test_two_daemons(ctx):
         if not wait_exact(ctx, name, sc, es.totals, [a, b]):
             return
         compare_observed(ctx, name, es.totals, sc)
+        check_letters_once(ctx, name, dlq, topic, want_count=es.totals["events"]["rejected"])
         scraper_health(ctx, name, sc)
         sigterm_check(ctx, name, a)
     finally:
@@ -807,6 +815,7 @@ def test_rebalance(ctx):
             compare_observed(ctx, name, es.totals, reader)
         ok, detail = hp.report()
         res.check("%s: /healthz 200 throughout on every live daemon" % name, ok, detail)
+        check_letters_once(ctx, name, dlq, topic, want_count=es.totals["events"]["rejected"])
         scraper_health(ctx, name, sc)
         hp.unwatch(a)
         sigterm_check(ctx, name, a)
