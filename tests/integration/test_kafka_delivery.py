@@ -795,9 +795,14 @@ def test_rebalance(ctx):
                 return
             hp.watch(d)
         time.sleep(stream_s / 3)
-        log("%s: 3 -> 1 (%d of %d streamed); assigned partitions: %s" % (
-            name, streamer.sent, len(stream), {d.name: (sc.latest_of(d.name).kafka.get(
-                "ai_finops_kafka_assigned_partitions") if sc.latest_of(d.name) else None) for d in ds}))
+
+        def assigned(s):
+            return {d.name: (s.latest[d.name].kafka.get("ai_finops_kafka_assigned_partitions")
+                             if d.name in s.latest else None) for d in ds}
+        spread = sc.wait_for(lambda s: all(v for v in assigned(s).values()) and assigned(s), timeout=120)
+        res.check("%s: the partitions were spread over the three daemons" % name, bool(spread),
+                  "ai_finops_kafka_assigned_partitions: %s" % (spread or assigned(sc)))
+        log("%s: 3 -> 1 (%d of %d streamed)" % (name, streamer.sent, len(stream)))
         for d in (b, c):
             hp.unwatch(d)
             sigterm_check(ctx, name, d)
