@@ -11,7 +11,10 @@
 
 #include "kafka_internal.h"
 
-#define LV(s) {s, sizeof(s) - 1}
+#define LV(s)                                                                                      \
+    {                                                                                              \
+        s, sizeof(s) - 1                                                                           \
+    }
 
 static void test_series_round_trip(void **state)
 {

@@ -90,8 +90,7 @@ int kafka_checkpoint_init(struct kafka_source *ks, char *errbuf, size_t errlen)
         char host[200] = "";
         if (gethostname(host, sizeof(host) - 1) != 0 || !host[0])
             snprintf(host, sizeof(host), "%s", "unknown");
-        snprintf(ks->transactional_id, sizeof(ks->transactional_id), "ai-finops-exporter-%s",
-                 host);
+        snprintf(ks->transactional_id, sizeof(ks->transactional_id), "ai-finops-exporter-%s", host);
     }
     ks->dlq_max_bytes = 64u << 20;
 
@@ -215,8 +214,7 @@ static bool shard_set_add(struct shard_set *set, struct partition_state *p)
     return true;
 }
 
-static struct partition_state *shard_set_find(const struct shard_set *set, const char *s,
-                                              size_t n)
+static struct partition_state *shard_set_find(const struct shard_set *set, const char *s, size_t n)
 {
     if (!set->count)
         return NULL;
@@ -467,8 +465,7 @@ static bool checkpoint_once(struct kafka_source *ks, bool freeze, int timeout_ms
     if (!err && ks->carried.count)
         err = kafka_dead_letters_produce(ks, &ks->carried, deadline);
     if (err) {
-        txn_failed(ks, "produce", rd_kafka_error_new(err, "%s", rd_kafka_err2str(err)),
-                   timeout_ms);
+        txn_failed(ks, "produce", rd_kafka_error_new(err, "%s", rd_kafka_err2str(err)), timeout_ms);
         cut_free(&c);
         return false;
     }
@@ -657,9 +654,9 @@ static void apply_record(struct kafka_source *ks, const struct state_record *r,
         atomic_store(&p->checkpointed, r->next_offset);
         return;
     }
-    struct counter_table *t =
-        r->family < METRIC_FAMILY_COUNT ? metrics_table(ks->metrics, (enum metric_family)r->family)
-                                        : NULL;
+    struct counter_table *t = r->family < METRIC_FAMILY_COUNT
+                                  ? metrics_table(ks->metrics, (enum metric_family)r->family)
+                                  : NULL;
     if (!t || counter_table_label_count(t) != r->label_count + 1) {
         static atomic_bool warned;
         if (!atomic_exchange(&warned, true))

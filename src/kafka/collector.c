@@ -20,8 +20,8 @@ static void render_counter(struct dynbuf *b, enum expo_format fmt, const char *b
     expo_value_u64(b, value);
 }
 
-static void render_gauge(struct dynbuf *b, enum expo_format fmt, const char *name,
-                         const char *help, uint64_t value)
+static void render_gauge(struct dynbuf *b, enum expo_format fmt, const char *name, const char *help,
+                         uint64_t value)
 {
     expo_family(b, fmt, name, "gauge", help);
     dynbuf_append_str(b, name);

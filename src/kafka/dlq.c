@@ -49,8 +49,8 @@ static bool letters_push(struct dead_letters *l, const struct dead_letter *d)
 void kafka_dead_letter(struct kafka_source *ks, struct partition_state *p,
                        const rd_kafka_message_t *m, enum reject_reason reason)
 {
-    struct dead_letter d = {.state = p, .offset = m->offset, .len = m->len,
-                            .key_len = m->key ? m->key_len : 0};
+    struct dead_letter d = {
+        .state = p, .offset = m->offset, .len = m->len, .key_len = m->key ? m->key_len : 0};
     snprintf(d.reason, sizeof(d.reason), "%s", reject_reason_name(reason));
     /* The event is already counted as rejected, so its letter must reach
      * the checkpoint: out of memory, wait for memory rather than drop it
@@ -109,8 +109,8 @@ static void letter_free(struct dead_letter *d)
     free(d->key);
 }
 
-rd_kafka_resp_err_t kafka_dead_letters_produce(struct kafka_source *ks,
-                                               struct dead_letters *l, int64_t deadline_ms)
+rd_kafka_resp_err_t kafka_dead_letters_produce(struct kafka_source *ks, struct dead_letters *l,
+                                               int64_t deadline_ms)
 {
     size_t kept = 0;
     l->bytes = 0;
@@ -137,8 +137,8 @@ rd_kafka_resp_err_t kafka_dead_letters_produce(struct kafka_source *ks,
                     RD_KAFKA_V_HEADER("ai_finops_reason", d->reason, -1),
                     RD_KAFKA_V_HEADER("ai_finops_source_topic", d->state->topic, -1),
                     RD_KAFKA_V_HEADER("ai_finops_source_partition", partition, -1),
-                    RD_KAFKA_V_HEADER("ai_finops_source_offset", offset, -1),
-                    RD_KAFKA_V_END)) == RD_KAFKA_RESP_ERR__QUEUE_FULL &&
+                    RD_KAFKA_V_HEADER("ai_finops_source_offset", offset, -1), RD_KAFKA_V_END)) ==
+                   RD_KAFKA_RESP_ERR__QUEUE_FULL &&
                kafka_now_ms() < deadline_ms)
             rd_kafka_poll(ks->txn, 10);
         if (err)

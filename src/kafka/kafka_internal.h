@@ -108,17 +108,17 @@ struct kafka_source {
     rd_kafka_t *restore_committed;   /* read_committed reader of the state topic */
     rd_kafka_t *restore_uncommitted; /* for the state partitions' high watermarks */
     char transactional_id[256];
-    atomic_bool txn_ready;         /* init_transactions done */
-    atomic_bool txn_fatal;         /* fenced or broken: the daemon stops */
-    atomic_bool ckpt_stop;         /* the checkpoint thread ends */
-    atomic_int state_partitions;   /* of kafka.state_topic; 0 until known */
-    pthread_mutex_t ckpt_lock;     /* one checkpoint, restore or revocation at a time */
+    atomic_bool txn_ready;       /* init_transactions done */
+    atomic_bool txn_fatal;       /* fenced or broken: the daemon stops */
+    atomic_bool ckpt_stop;       /* the checkpoint thread ends */
+    atomic_int state_partitions; /* of kafka.state_topic; 0 until known */
+    pthread_mutex_t ckpt_lock;   /* one checkpoint, restore or revocation at a time */
     pthread_mutex_t ckpt_wake_lock;
     pthread_cond_t ckpt_wake;
     pthread_t ckpt_thread;
     bool ckpt_thread_started;
-    struct dead_letters carried; /* letters of a failed checkpoint, sent with the next */
-    size_t dlq_max_bytes;        /* a worker waits while its partition holds more */
+    struct dead_letters carried;  /* letters of a failed checkpoint, sent with the next */
+    size_t dlq_max_bytes;         /* a worker waits while its partition holds more */
     _Atomic int64_t served_at_ms; /* wall clock of the last published checkpoint */
 
     _Atomic uint64_t rebalances, duplicates, checkpoints, checkpoint_failures, checkpoint_records,
@@ -148,8 +148,8 @@ struct state_record {
 
 /* Encodes into buf (cap bytes); returns the key length, or 0 if it does
  * not fit or a label is longer than 65535 bytes. */
-size_t state_series_key(char *buf, size_t cap, const char *shard, size_t shard_len,
-                        unsigned family, const struct label_value *labels, size_t label_count);
+size_t state_series_key(char *buf, size_t cap, const char *shard, size_t shard_len, unsigned family,
+                        const struct label_value *labels, size_t label_count);
 size_t state_position_key(char *buf, size_t cap, const char *shard, size_t shard_len);
 /* 16 bytes for a series, 8 for a position. */
 void state_series_value(char out[16], uint64_t value, int64_t hold_until_ms);

@@ -56,8 +56,8 @@ static size_t key_head(char *buf, size_t cap, const char *magic, const char *sha
     return put_str(buf, cap, &at, shard, shard_len) ? at : 0;
 }
 
-size_t state_series_key(char *buf, size_t cap, const char *shard, size_t shard_len,
-                        unsigned family, const struct label_value *labels, size_t label_count)
+size_t state_series_key(char *buf, size_t cap, const char *shard, size_t shard_len, unsigned family,
+                        const struct label_value *labels, size_t label_count)
 {
     size_t at = key_head(buf, cap, SERIES_MAGIC, shard, shard_len);
     if (!at || family > 255 || label_count > STATE_LABELS_MAX || cap - at < 2)
@@ -87,8 +87,7 @@ void state_position_value(char out[8], int64_t next_offset)
 }
 
 /* Reads a u16 length and points at the bytes; false past the end. */
-static bool get_str(const unsigned char *k, size_t len, size_t *at, const char **s,
-                    size_t *slen)
+static bool get_str(const unsigned char *k, size_t len, size_t *at, const char **s, size_t *slen)
 {
     if (len - *at < 2)
         return false;
