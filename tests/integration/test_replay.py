@@ -169,8 +169,10 @@ def run(args, res):
 
     port = free_port()
     base = "http://127.0.0.1:%d" % port
+    # No zero-hold: this test reads every series as soon as the input is
+    # consumed (test_readers.py covers the hold).
     cmd = [args.binary, "--input", events_path, "--web.listen-address=127.0.0.1:%d" % port,
-           "--log.level=warn"] + args.extra_arg
+           "--log.level=warn", "--counters.new-series-hold-ms=0"] + args.extra_arg
     print("starting: %s" % " ".join(cmd))
     sys.stdout.flush()
     log = open(log_path, "wb")
