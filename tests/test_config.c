@@ -388,10 +388,10 @@ static void test_lists_and_maps(void **state)
     assert_string_equal(cfg.kafka_topics.items[0], "x");
     assert_string_equal(cfg.kafka_topics.items[1], "y");
     /* an empty list value clears a list that may be empty */
-    assert_int_equal(load(&cfg, "kafka:\n  commit_replicas: [p0]\n"), 0);
-    assert_int_equal(cfg.kafka_commit_replicas.count, 1);
-    assert_int_equal(load(&cfg, "kafka:\n  commit_replicas: []\n"), 0);
-    assert_int_equal(cfg.kafka_commit_replicas.count, 0);
+    assert_int_equal(load(&cfg, "events:\n  extra_labels: [env]\n"), 0);
+    assert_int_equal(cfg.events_extra_labels.count, 1);
+    assert_int_equal(load(&cfg, "events:\n  extra_labels: []\n"), 0);
+    assert_int_equal(cfg.events_extra_labels.count, 0);
 
     assert_int_equal(load(&cfg, "kafka:\n  properties:\n    security.protocol: SASL_SSL\n"
                                 "    sasl.mechanism: PLAIN\n    \"ssl.endpoint.identification"
@@ -509,7 +509,8 @@ static void test_dlq_topic_not_subscribed(void **state)
     /* the checkpoint topic is not events either, nor may it be the DLQ */
     char *state_by_name[] = {"prog", "--kafka.topics=ai-costs,ai-finops-state", NULL};
     char *state_by_pattern[] = {"prog", "--kafka.topics=^ai-", "--kafka.dlq-topic=dlq", NULL};
-    char *state_is_dlq[] = {"prog", "--kafka.state-topic=ai-costs-dlq", NULL};
+    char *state_is_dlq[] = {"prog", "--kafka.state-topic=ai-costs-dlq",
+                            "--kafka.dlq-topic=ai-costs-dlq", NULL};
     assert_int_equal(parse(&cfg, &action, state_by_name), -EINVAL);
     assert_non_null(strstr(errbuf, "'ai-finops-state' (kafka.state_topic), the checkpoint topic"));
     assert_int_equal(parse(&cfg, &action, state_by_pattern), -EINVAL);
@@ -816,7 +817,7 @@ static void test_help_lists_every_flag(void **state)
     static const char *const flags[] = {"--web.listen-address=HOST:PORT",
                                         "--input=PATH|-",
                                         "--events.max-cost-usd=USD",
-                                        "--kafka.shutdown-scrape-wait-ms=N",
+                                        "--kafka.checkpoint-interval-ms=N",
                                         "--pricing.mismatch-tolerance-ppm=N",
                                         "--config FILE",
                                         "--print-config-docs"};
