@@ -267,7 +267,9 @@ static void test_ranges_and_enums(void **state)
     expect_error("kafka: {checkpoint_interval_ms: 10}\n",
                  "t.yaml:1:33: kafka.checkpoint_interval_ms: must be an integer from 50 to "
                  "600000; got '10'");
-    expect_error("kafka: {commit_mode: scrape}\n", "t.yaml:1:10: unknown key 'kafka.commit_mode'");
+    expect_error("kafka: {commit_mode: scrape}\n",
+                 "t.yaml:1:9: unknown key 'kafka.commit_mode'; see docs/configuration.md or --help "
+                 "for the supported options");
     expect_error("web:\n  telemetry_path: metrics\n",
                  "t.yaml:2:19: web.telemetry_path: must be a URL path starting with '/' without "
                  "spaces, '?' or '#', such as /metrics; got 'metrics'");
