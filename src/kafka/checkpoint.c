@@ -36,7 +36,7 @@
 #include "log.h"
 
 #define STATE_TOPIC_PARTITIONS 10
-#define TXN_OP_TIMEOUT_MS      10000
+#define TXN_OP_TIMEOUT_MS      5000 /* per checkpoint: bounds a stuck one (and SIGTERM behind it) */
 #define KEY_MAX                (8 + SHARD_MAX + 2 + STATE_LABELS_MAX * (2 + 1024))
 
 int64_t kafka_now_ms(void)
