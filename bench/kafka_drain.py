@@ -66,7 +66,9 @@ import threadcpu  # noqa: E402
 from kafka_broker import KafkaBroker  # noqa: E402
 
 SCRAPE_INTERVAL = 0.1  # the daemon's rate is measured to +-0.1 s
-EVENTS_RE = re.compile(rb'^ai_finops_events_total\{outcome="(?:accepted|rejected)"\} (\d+)$', re.M)
+# one sample per outcome and input partition (the shard label)
+EVENTS_RE = re.compile(rb'^ai_finops_events_total\{outcome="(?:accepted|rejected)"(?:,shard="[^"]*")?\} (\d+)$',
+                       re.M)
 
 
 class KeyedPipe:
@@ -142,8 +144,17 @@ def preload_loadgen(loadgen, boot, topic, count, seed, workdir):
 
 
 def run_daemon(args, binary, boot, topic, dlq, n, totals, workdir):
-    d = kh.Daemon(binary, workdir, "bench-daemon", boot, topic, "bench-daemon-%d" % time.time(), dlq,
-                  threads=args.threads, properties={}, log_level="warn")
+    # No zero-hold: the rate is read off /metrics, which shows a new series
+    # at 0 for counters.new_series_hold_ms; checkpoints at their default.
+    # (A baseline build from before checkpoints has none of these options.)
+    stamp = "%d" % (time.time() * 1000)
+    extra = []
+    if b"--kafka.state-topic" in subprocess.run([binary, "--help"], stdout=subprocess.PIPE,
+                                                 stderr=subprocess.STDOUT).stdout:
+        extra = ["--counters.new-series-hold-ms=0", "--kafka.state-topic=bench-state-" + stamp,
+                 "--kafka.transactional-id=bench-" + stamp]
+    d = kh.Daemon(binary, workdir, "bench-daemon", boot, topic, "bench-daemon-" + stamp, dlq,
+                  threads=args.threads, properties={}, log_level="warn", extra_args=extra)
     t0 = time.monotonic()
     d.start()
     try:
@@ -172,10 +183,13 @@ def run_daemon(args, binary, boot, topic, dlq, n, totals, workdir):
         diffs = []
         for fam in (kh.EVENTS, kh.REJECTED, kh.COST):
             names, parse_value, _ = kh.FAMILIES[fam]
-            got = {k: parse_value(v) for k, v in ex.series(fam, names).items()}
+            got = ex.series_sum(fam, names, parse_value)
             ok, detail = kh.compare_series(fam, kh.expected_series(totals, fam), got, max_lines=3)
             if not ok:
                 diffs.append(detail)
+        # broker load of the checkpoints: records and transactions written
+        ckpt = {k: int(v) for k, v in re.findall(
+            rb'^ai_finops_kafka_(checkpoint_records|checkpoints)_total (\d+)$', body, re.M)}
         rc = d.terminate(timeout=60)
         # events/s between the first scrape that showed events and the one that showed them all
         # (events counted before the first scrape are left out of the rate, not of the CPU)
@@ -183,7 +197,9 @@ def run_daemon(args, binary, boot, topic, dlq, n, totals, workdir):
         return check_split("daemon", {"messages": last, "rate": rate, "seconds": done - first,
                                       "seconds_total": done - t0, "cpu_seconds": cpu,
                                       "librdkafka_cpu_seconds": rdk_cpu, "exact": not diffs, "diffs": diffs,
-                                      "exit": rc})
+                                      "exit": rc,
+                                      "state_records": ckpt.get(b"checkpoint_records"),
+                                      "checkpoints": ckpt.get(b"checkpoints")})
     finally:
         d.close()
 
