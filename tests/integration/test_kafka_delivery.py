@@ -213,6 +213,14 @@ def compare_observed(ctx, name, expected, sc, what=None):
         if not good and anomalies:
             detail += "\n(" + anomalies + ")"
         ok &= ctx.res.check("%s: %s: %s exact" % (name, what, fam), good, detail)
+    # Served values are checkpointed and a restore brings back at least
+    # what was served, so no series ever goes down (a decrease is what
+    # makes counter semantics count a restored value again).
+    dec = sc.counters.decreases
+    ctx.res.check("%s: %s: no served series ever decreased" % (name, sc.name), not dec,
+                  "" if not dec else "%d decreases, first: %s" % (len(dec), "; ".join(
+                      "%s %d -> %d (%s at %s)" % (kh.identity_str(i), p, v, src, kh._when(t))
+                      for t, src, i, p, v in dec[:5])))
     return ok
 
 
