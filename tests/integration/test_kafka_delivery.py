@@ -989,6 +989,8 @@ def prom_check(ctx, name, prom, expected, t_done, timeout=300):
         if not good and anomalies:
             detail += "\n(" + anomalies + ")"
         res.check("%s: %s: counter semantics over its raw samples: %s exact" % (name, prom.name, fam), good, detail)
+    res.check("%s: %s: no stored series ever decreased" % (name, prom.name), not c.decreases,
+              "" if not c.decreases else anomalies)
 
 
 def test_prometheus(ctx):
