@@ -66,7 +66,7 @@ struct exporter_config {
     struct string_map kafka_properties; /* passed to librdkafka verbatim */
     char *kafka_properties_file;        /* key=value file merged into kafka_properties */
     char *kafka_dlq_topic;              /* "" disables the dead-letter topic */
-    char *kafka_state_topic;              /* compacted checkpoint topic */
+    char *kafka_state_topic;            /* compacted checkpoint topic */
     int64_t kafka_checkpoint_interval_ms;
     char *kafka_transactional_id; /* NULL: "ai-finops-exporter-" + host name */
     int64_t kafka_transaction_timeout_ms;

@@ -123,9 +123,9 @@ struct counter_view {
     bool overflow;
     /* counter_table_foreach_all only: */
     uint64_t live;
-    uint64_t checkpointed; /* see counter_series_set_checkpointed */
+    uint64_t checkpointed;  /* see counter_series_set_checkpointed */
     bool checkpointed_ever; /* set_checkpointed was ever called */
-    bool shown;            /* readers see it (published and not hidden) */
+    bool shown;             /* readers see it (published and not hidden) */
     int64_t hold_until_ms;
     uint64_t hash;                 /* of the label values: counter_table_hash */
     struct counter_series *series; /* stays valid until counter_table_free */
@@ -138,12 +138,11 @@ struct counter_view {
  * early and returns the callback's value if it returns non-zero.
  */
 typedef int (*counter_visit_fn)(const struct counter_view *view, void *ctx);
-int counter_table_foreach(const struct counter_table *table, int64_t now_ms,
-                          counter_visit_fn visit, void *ctx);
+int counter_table_foreach(const struct counter_table *table, int64_t now_ms, counter_visit_fn visit,
+                          void *ctx);
 /* Every series, shown or not, with the checkpointer's fields filled in
  * (value is the live value). For the checkpointer and restore. */
-int counter_table_foreach_all(const struct counter_table *table, counter_visit_fn visit,
-                              void *ctx);
+int counter_table_foreach_all(const struct counter_table *table, counter_visit_fn visit, void *ctx);
 
 /* Bytes allocated for the table's bookkeeping and series (not malloc's own
  * overhead), for the memory-per-series figure. */

@@ -26,14 +26,6 @@ struct event_source_ops {
     void (*stop)(struct event_source *src);
     bool (*ready)(struct event_source *src);
     void (*destroy)(struct event_source *src);
-    /* Optional (NULL): told when a scrape starts rendering, of each series
-     * it shows first, when it has read every counter, and when it was sent
-     * completely, on the scrape thread; the Kafka source gates its offset
-     * commits on them. */
-    void (*scrape_started)(struct event_source *src, uint64_t scrape_id, uint32_t viewer);
-    void (*scrape_first_sight)(struct event_source *src, const struct first_sight *fs);
-    void (*scrape_counters_read)(struct event_source *src);
-    void (*scrape_completed)(struct event_source *src, uint64_t scrape_id, uint32_t viewer);
 };
 
 struct event_source {

@@ -817,8 +817,10 @@ static int check_property_key(const char *v, char *msg, size_t len)
         {"bootstrap.servers", "set kafka.brokers instead"},
         {"metadata.broker.list", "set kafka.brokers instead"},
         {"group.id", "set kafka.group_id instead"},
-        {"enable.auto.commit", "the exporter commits offsets in its checkpoints (docs/delivery.md)"},
-        {"enable.auto.offset.store", "the exporter commits offsets in its checkpoints (docs/delivery.md)"},
+        {"enable.auto.commit",
+         "the exporter commits offsets in its checkpoints (docs/delivery.md)"},
+        {"enable.auto.offset.store",
+         "the exporter commits offsets in its checkpoints (docs/delivery.md)"},
     };
 
     if (v[0] == '\0')

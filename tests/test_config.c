@@ -88,10 +88,12 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.kafka_threads, 0);
     assert_int_equal(cfg.kafka_properties.count, 0);
     assert_string_equal(cfg.kafka_dlq_topic, "ai-costs-dlq");
-    assert_int_equal(cfg.kafka_commit_mode, COMMIT_MODE_SCRAPE);
-    assert_int_equal(cfg.kafka_commit_interval_ms, 5000);
-    assert_int_equal(cfg.kafka_shutdown_scrape_wait_ms, 30000);
-    assert_int_equal(cfg.kafka_commit_replicas.count, 0);
+    assert_string_equal(cfg.kafka_state_topic, "ai-finops-state");
+    assert_int_equal(cfg.kafka_checkpoint_interval_ms, 1000);
+    assert_null(cfg.kafka_transactional_id);
+    assert_int_equal(cfg.kafka_transaction_timeout_ms, 10000);
+    assert_int_equal(cfg.kafka_shutdown_timeout_ms, 10000);
+    assert_int_equal(cfg.counters_new_series_hold_ms, 35000);
     assert_null(cfg.pricing_file);
     assert_int_equal(cfg.pricing_prefer, PRICE_PREFER_EVENT);
     assert_int_equal(cfg.pricing_mismatch_tolerance_ppm, 10000);
@@ -141,11 +143,12 @@ static void test_full_file(void **state)
     /* only config_parse_args reads the properties file */
     assert_string_equal(cfg.kafka_properties_file, "/etc/ai-finops/kafka/client.properties");
     assert_string_equal(cfg.kafka_dlq_topic, "");
-    assert_int_equal(cfg.kafka_commit_mode, COMMIT_MODE_PERIODIC);
-    assert_int_equal(cfg.kafka_commit_interval_ms, 100);
-    assert_int_equal(cfg.kafka_shutdown_scrape_wait_ms, 0);
-    assert_int_equal(cfg.kafka_commit_replicas.count, 2);
-    assert_string_equal(cfg.kafka_commit_replicas.items[1], "prometheus-1");
+    assert_string_equal(cfg.kafka_state_topic, "finops-state");
+    assert_int_equal(cfg.kafka_checkpoint_interval_ms, 50);
+    assert_string_equal(cfg.kafka_transactional_id, "exporter-0");
+    assert_int_equal(cfg.kafka_transaction_timeout_ms, 900000);
+    assert_int_equal(cfg.kafka_shutdown_timeout_ms, 0);
+    assert_int_equal(cfg.counters_new_series_hold_ms, 0);
     assert_string_equal(cfg.pricing_file, "/etc/ai-finops/prices.yaml");
     assert_int_equal(cfg.pricing_prefer, PRICE_PREFER_TABLE);
     assert_int_equal(cfg.pricing_mismatch_tolerance_ppm, 0);
@@ -261,8 +264,10 @@ static void test_ranges_and_enums(void **state)
                  "'99999999999999999999'");
     expect_error("log:\n  level: verbose\n",
                  "t.yaml:2:10: log.level: must be one of debug, info, warn, error; got 'verbose'");
-    expect_error("kafka: {commit_mode: always}\n",
-                 "t.yaml:1:22: kafka.commit_mode: must be one of scrape, periodic; got 'always'");
+    expect_error("kafka: {checkpoint_interval_ms: 10}\n",
+                 "t.yaml:1:33: kafka.checkpoint_interval_ms: must be an integer from 50 to "
+                 "600000; got '10'");
+    expect_error("kafka: {commit_mode: scrape}\n", "t.yaml:1:10: unknown key 'kafka.commit_mode'");
     expect_error("web:\n  telemetry_path: metrics\n",
                  "t.yaml:2:19: web.telemetry_path: must be a URL path starting with '/' without "
                  "spaces, '?' or '#', such as /metrics; got 'metrics'");
@@ -485,12 +490,14 @@ static void test_dlq_topic_not_subscribed(void **state)
 
     config_init_defaults(&cfg);
     assert_int_equal(parse(&cfg, &action, by_pattern), -EINVAL);
-    assert_string_equal(errbuf, "kafka.topics: '^ai-costs.*' subscribes the dead-letter topic "
-                                "'ai-costs-dlq', so every rejected event would be read, rejected "
-                                "and dead-lettered again; narrow the pattern (e.g. "
-                                "'^ai-costs$|^ai-api-costs$') or set another kafka.dlq_topic");
+    assert_string_equal(errbuf,
+                        "kafka.topics: '^ai-costs.*' subscribes the exporter's own topic "
+                        "'ai-costs-dlq' (kafka.dlq_topic), the dead-letter topic: every rejected "
+                        "event would be read, rejected and dead-lettered again; narrow the "
+                        "pattern (e.g. '^ai-costs$|^ai-api-costs$') or set another "
+                        "kafka.dlq_topic");
     assert_int_equal(parse(&cfg, &action, by_name), -EINVAL);
-    assert_non_null(strstr(errbuf, "'ai-costs-dlq' subscribes the dead-letter topic"));
+    assert_non_null(strstr(errbuf, "'ai-costs-dlq' (kafka.dlq_topic)"));
     assert_int_equal(parse(&cfg, &action, unparsable), -EINVAL);
     assert_non_null(strstr(errbuf, "is not a regular expression the exporter can check"));
     /* POSIX would read \\d as d and could miss the dead-letter topic */
@@ -499,6 +506,17 @@ static void test_dlq_topic_not_subscribed(void **state)
     assert_int_equal(parse(&cfg, &action, moved), 0);
     assert_int_equal(parse(&cfg, &action, disabled), 0);
     assert_int_equal(parse(&cfg, &action, anchored), 0);
+    /* the checkpoint topic is not events either, nor may it be the DLQ */
+    char *state_by_name[] = {"prog", "--kafka.topics=ai-costs,ai-finops-state", NULL};
+    char *state_by_pattern[] = {"prog", "--kafka.topics=^ai-", "--kafka.dlq-topic=dlq", NULL};
+    char *state_is_dlq[] = {"prog", "--kafka.state-topic=ai-costs-dlq", NULL};
+    assert_int_equal(parse(&cfg, &action, state_by_name), -EINVAL);
+    assert_non_null(strstr(errbuf, "'ai-finops-state' (kafka.state_topic), the checkpoint topic"));
+    assert_int_equal(parse(&cfg, &action, state_by_pattern), -EINVAL);
+    assert_non_null(strstr(errbuf, "(kafka.state_topic)"));
+    assert_int_equal(parse(&cfg, &action, state_is_dlq), -EINVAL);
+    assert_string_equal(errbuf, "kafka.state_topic: 'ai-costs-dlq' is also kafka.dlq_topic; "
+                                "give each its own topic");
     config_free(&cfg);
 }
 

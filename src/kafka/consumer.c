@@ -1,30 +1,25 @@
 /*
  * consumer.c - the Kafka input: one librdkafka consumer (one group
  * member, cooperative-sticky) whose partitions are spread over N worker
- * threads, each feeding its own ingest worker, with offsets committed only
- * for what Prometheus has seen (ledger.c plans the commits, dlq.c sends
- * rejected messages on, conf.c configures the clients, collector.c serves
- * the self-metrics; docs/delivery.md has the design).
+ * threads, each feeding its own ingest worker. Each partition's events
+ * count in its own shard of series, and what readers see is only what a
+ * durable checkpoint holds (checkpoint.c writes checkpoints and restores
+ * them, dlq.c keeps rejected messages for them, conf.c configures the
+ * clients, collector.c serves the self-metrics; docs/delivery.md has the
+ * design).
  *
  * Threads: each partition's fetch queue is forwarded to one worker's queue
  * (worker 0's is the consumer queue, so worker 0 also serves the group
- * callbacks: rebalance, commits, errors, statistics). One member per
- * process means partitions never move between this process's own threads
- * through the group, and a rebalance only happens when processes come or
- * go. The main thread creates, starts, stops and frees the source.
+ * callbacks: rebalance, errors, statistics). One member per process means
+ * partitions never move between this process's own threads through the
+ * group. The main thread creates, starts, stops and frees the source.
  *
  * Delivery: each (topic, partition) has one process-wide state whose
  * `applied` is the highest offset added to the counters; a message at or
  * below it is a redelivery and is skipped (librdkafka 2.0.2 can redeliver
- * around rebalances), so a partition moving between our threads never
- * counts twice. Scrapes and revocations stop the workers between two
- * messages through the gate below.
- * Locks (order: freeze_lock, registry_lock, a partition's dlq_lock):
- * freeze_lock serializes freezing the workers (a scrape's cut, a
- * revocation); registry_lock is taken by workers in state_for whenever a
- * message is of another partition than the worker's previous one, by
- * worker 0 for rebalances, commit results and periodic commits, and by
- * the main thread at shutdown.
+ * around rebalances). A checkpoint stops the workers between two messages
+ * through the gate below, so the offsets and values it notes are one cut.
+ * Locks: see kafka_internal.h.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -42,26 +37,15 @@
 #include "kafka_internal.h"
 #include "log.h"
 
-#define BATCH_MAX      1024 /* messages applied per pass through the scrape gate */
-#define FREEZE_WAIT_MS 1000
-
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
+#define BATCH_MAX 1024 /* messages applied per pass through the gate */
 
 /* ---- the gate ------------------------------------------------------------
  *
- * Two things must see the workers stopped between two messages:
- *  - a scrape, from its snapshot until it has read every counter: its
- *    offsets and the values it renders must be one cut, or an event
- *    applied in between would be shown yet not covered by the commit, and
- *    a crash would count it twice (the pause lasts as long as reading the
- *    counters, about 1.3 ms per 10,000 series);
- *  - a revocation, between committing what was applied and handing the
- *    partitions back: no worker may apply one more of their messages.
+ * A checkpoint must see the workers stopped between two messages while it
+ * notes each partition's applied offset and reads the counters: they must
+ * be one cut, or an event applied in between would be in the values but
+ * not below the offset (counted twice after a restore) or the reverse
+ * (lost). The pause lasts as long as reading the counters.
  * Workers pass the gate once per batch (a seq_cst store and load: the
  * Dekker pattern against the freezer's store to `frozen` and load of
  * `applying`) and check `frozen` between messages (a relaxed load).
@@ -86,22 +70,14 @@ static void gate_leave(struct consumer *c)
     atomic_store_explicit(&c->applying, false, memory_order_release);
 }
 
-/*
- * Stops every worker at the gate and holds freeze_lock until
- * thaw_appliers. Returns false when a worker did not stop within
- * FREEZE_WAIT_MS (blocked on a full dead-letter queue); the caller then
- * goes on without the guarantee. Any thread except a worker inside the
- * gate (the rebalance callback leaves it first).
- */
 bool kafka_freeze_appliers(struct kafka_source *ks)
 {
     pthread_mutex_lock(&ks->freeze_lock);
     atomic_store(&ks->frozen, true);
-    int64_t deadline = now_ms() + FREEZE_WAIT_MS;
     for (int i = 0; i < ks->consumer_count; i++)
         while (atomic_load(&ks->consumers[i].applying)) {
-            if (now_ms() > deadline) {
-                log_warn("a worker did not pause within a second; going on without it", NULL);
+            if (atomic_load(&ks->stop)) {
+                kafka_thaw_appliers(ks);
                 return false;
             }
             sched_yield();
@@ -117,22 +93,37 @@ void kafka_thaw_appliers(struct kafka_source *ks)
 
 /* ---- librdkafka callbacks (consumer threads) ----------------------------- */
 
-static void offset_commit_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
-                             rd_kafka_topic_partition_list_t *offsets, void *opaque)
+struct partition_state *kafka_partition(struct kafka_source *ks, const char *topic,
+                                        int32_t partition, bool create)
 {
-    struct kafka_source *ks = opaque;
-    (void)rk;
-    if (err == RD_KAFKA_RESP_ERR__NO_OFFSET)
-        return;
-    if (err) {
-        atomic_fetch_add(&ks->commit_failures, 1);
-        log_warn("offset commit failed", "error", rd_kafka_err2str(err), NULL);
-    } else {
-        atomic_fetch_add(&ks->commits, 1);
+    for (size_t i = 0; i < ks->part_count; i++) {
+        struct partition_state *p = ks->parts[i];
+        if (p->partition == partition && strcmp(p->topic, topic) == 0)
+            return p;
     }
-    pthread_mutex_lock(&ks->ledger.registry_lock);
-    ledger_commit_acked(&ks->ledger, offsets, err);
-    pthread_mutex_unlock(&ks->ledger.registry_lock);
+    if (!create)
+        return NULL;
+    if (ks->part_count == ks->part_cap) {
+        size_t cap = ks->part_cap ? ks->part_cap * 2 : 16;
+        struct partition_state **grown = realloc(ks->parts, cap * sizeof(*grown));
+        if (!grown)
+            return NULL;
+        ks->parts = grown;
+        ks->part_cap = cap;
+    }
+    struct partition_state *p = calloc(1, sizeof(*p));
+    if (!p || !(p->topic = strdup(topic))) {
+        free(p);
+        return NULL;
+    }
+    p->partition = partition;
+    p->shard_len = state_shard_name(p->shard, topic, partition);
+    atomic_init(&p->applied, -1);
+    atomic_init(&p->checkpointed, -1);
+    p->worker = -1;
+    pthread_mutex_init(&p->dlq_lock, NULL);
+    ks->parts[ks->part_count++] = p;
+    return p;
 }
 
 /* The worker with the fewest partitions. Caller holds registry_lock. */
@@ -159,11 +150,13 @@ static void route_partition(struct kafka_source *ks, const char *topic, int32_t 
     rd_kafka_queue_destroy(q);
 }
 
-/* Assign: read the committed offsets with their metadata (the previous
- * owner's claim decides how the first messages count), route each
- * partition to a worker, then assign. Revoke: stop every worker, commit,
- * hand back, let them go on. Runs on worker 0 (the consumer queue's
- * poller), outside the gate. */
+/* Assign: restore the partitions' series and positions from their last
+ * checkpoint, route each to a worker, then assign from the restored
+ * positions. Revoke (or lost): hide their series at once, since another
+ * process serves them from now on; nothing needs committing, what was not
+ * checkpointed is read again by the next owner. Runs on worker 0 (the
+ * consumer queue's poller) outside the gate, or on the main thread at
+ * close. */
 static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
                          rd_kafka_topic_partition_list_t *parts, void *opaque)
 {
@@ -171,60 +164,40 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
     struct consumer *self = &ks->consumers[0];
     bool cooperative = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
     bool assign = err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS;
-    /* Called from a poll inside an applying batch: a scrape must not wait
-     * for the round trips below, and the revocation freezes the workers. */
+    /* Called from a poll inside an applying batch: a checkpoint must not
+     * wait for the round trips below. */
     bool was_applying = atomic_load_explicit(&self->applying, memory_order_relaxed);
     if (was_applying)
         gate_leave(self);
     atomic_fetch_add(&ks->rebalances, 1);
 
-    rd_kafka_topic_partition_list_t *committed = NULL;
     if (assign) {
-        committed = rd_kafka_topic_partition_list_copy(parts);
-        rd_kafka_resp_err_t cerr = rd_kafka_committed(rk, committed, 10000);
-        if (cerr) {
-            log_warn("cannot read committed offsets; a previous owner's claim is ignored", "error",
-                     rd_kafka_err2str(cerr), NULL);
-            rd_kafka_topic_partition_list_destroy(committed);
-            committed = NULL;
+        if (!kafka_restore(ks, parts)) {
+            /* stopping: assign nothing, the next owner restores */
+            if (was_applying)
+                gate_enter(ks, self);
+            return;
         }
-        pthread_mutex_lock(&ks->ledger.registry_lock);
+        pthread_mutex_lock(&ks->registry_lock);
         for (int i = 0; i < parts->cnt; i++) {
-            const char *topic = parts->elems[i].topic;
-            int32_t partition = parts->elems[i].partition;
-            struct partition_state *p = ledger_find(&ks->ledger, topic, partition, true);
+            struct partition_state *p =
+                kafka_partition(ks, parts->elems[i].topic, parts->elems[i].partition, true);
             if (!p)
                 continue;
-            ledger_inherit(
-                &ks->ledger, p,
-                committed ? rd_kafka_topic_partition_list_find(committed, topic, partition) : NULL);
             p->worker = pick_worker(ks);
             ks->consumers[p->worker].partitions++;
-            route_partition(ks, topic, partition, p->worker);
+            route_partition(ks, p->topic, p->partition, p->worker);
             atomic_store(&p->assigned, true);
         }
         atomic_fetch_add(&ks->assigned, parts->cnt);
-        pthread_mutex_unlock(&ks->ledger.registry_lock);
-        if (committed)
-            rd_kafka_topic_partition_list_destroy(committed);
-    }
-
-    if (!assign) {
-        kafka_freeze_appliers(ks); /* on a timeout: a worker stuck on a dead letter, go on */
-        pthread_mutex_lock(&ks->ledger.registry_lock);
-        /*
-         * Revoked while we keep running: commit everything applied, since
-         * this process keeps serving those counters and a new owner must
-         * not add them again. At shutdown only what scrapes observed is
-         * committed (the rest dies with the process and must be re-read).
-         */
-        bool applied_all =
-            !atomic_load(&ks->shutting_down) || ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC;
-        if (!rd_kafka_assignment_lost(rk))
-            kafka_commit_owned(ks, parts, applied_all, false);
+        pthread_mutex_unlock(&ks->registry_lock);
+    } else {
+        /* No checkpoint may be half-way while the series disappear. */
+        pthread_mutex_lock(&ks->ckpt_lock);
+        pthread_mutex_lock(&ks->registry_lock);
         for (int i = 0; i < parts->cnt; i++) {
             struct partition_state *p =
-                ledger_find(&ks->ledger, parts->elems[i].topic, parts->elems[i].partition, false);
+                kafka_partition(ks, parts->elems[i].topic, parts->elems[i].partition, false);
             if (!p || p->worker < 0)
                 continue;
             atomic_store(&p->assigned, false);
@@ -232,7 +205,9 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             p->worker = -1;
         }
         atomic_fetch_sub(&ks->assigned, parts->cnt);
-        pthread_mutex_unlock(&ks->ledger.registry_lock);
+        pthread_mutex_unlock(&ks->registry_lock);
+        kafka_hide_revoked(ks, parts);
+        pthread_mutex_unlock(&ks->ckpt_lock);
     }
 
     if (cooperative) {
@@ -247,8 +222,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         if (aerr)
             log_error("partition assignment failed", "error", rd_kafka_err2str(aerr), NULL);
     }
-    if (!assign)
-        kafka_thaw_appliers(ks);
     char n[16];
     snprintf(n, sizeof(n), "%d", parts->cnt);
     log_info(assign ? "partitions assigned" : "partitions revoked", "count", n, NULL);
@@ -293,19 +266,14 @@ static struct partition_state *state_for(struct consumer *c, const rd_kafka_mess
     if (c->cache_state && c->cache_rkt == m->rkt && c->cache_partition == m->partition)
         return c->cache_state;
     struct kafka_source *ks = c->source;
-    pthread_mutex_lock(&ks->ledger.registry_lock);
+    pthread_mutex_lock(&ks->registry_lock);
     struct partition_state *p =
-        ledger_find(&ks->ledger, rd_kafka_topic_name(m->rkt), m->partition, true);
-    pthread_mutex_unlock(&ks->ledger.registry_lock);
+        kafka_partition(ks, rd_kafka_topic_name(m->rkt), m->partition, true);
+    pthread_mutex_unlock(&ks->registry_lock);
     c->cache_rkt = m->rkt;
     c->cache_partition = m->partition;
     c->cache_state = p;
     return p;
-}
-
-static bool claim_holds(const void *ctx, enum metric_family family, uint64_t hash)
-{
-    return claim_segment_holds(ctx, (unsigned)family, hash);
 }
 
 static void handle_message(struct consumer *c, rd_kafka_message_t *m)
@@ -328,28 +296,24 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *m)
         atomic_fetch_add_explicit(&ks->duplicates, 1, memory_order_relaxed);
         return;
     }
-    /* Series this event creates remember it, so a scrape that first shows
-     * them knows which offsets it did not make visible yet. */
-    counter_table_set_origin(p->index + 1, m->offset);
+    if (c->shard_state != p) {
+        c->shard_state = p;
+        ingest_worker_set_shard(c->worker, p->shard, p->shard_len);
+    }
+    /* Too many dead letters waiting for a checkpoint: wait for it outside
+     * the gate (before this message changes anything). */
+    if (atomic_load_explicit(&p->letter_bytes, memory_order_relaxed) > ks->dlq_max_bytes) {
+        gate_leave(c);
+        kafka_dead_letters_wait(ks, p);
+        gate_enter(ks, c);
+    }
     const char *payload = m->payload ? m->payload : "";
     size_t len = m->payload ? m->len : 0;
-    if (m->offset < p->inherited.upto) {
-        /* Counted by the previous owner, and seen by scrapes except in its
-         * held series: add it to those only, and re-send its dead letter
-         * only if that was never acknowledged. */
-        struct series_filter held = {claim_holds, commit_claim_segment(&p->inherited, m->offset)};
-        enum reject_reason reason = ingest_replay(c->worker, payload, len, &held);
-        if (reason != REJECT_NONE && ks->dlq && commit_claim_dead_letter(&p->inherited, m->offset))
-            kafka_dead_letter(ks, p, m, reason);
-        atomic_fetch_add_explicit(&ks->replayed, 1, memory_order_relaxed);
-        atomic_store_explicit(&p->applied, m->offset, memory_order_release);
-        return;
-    }
     enum reject_reason reason = ingest_process(c->worker, payload, len);
-    if (reason != REJECT_NONE && ks->dlq)
+    if (reason != REJECT_NONE && ks->cfg->kafka_dlq_topic[0])
         kafka_dead_letter(ks, p, m, reason);
-    /* release: a scrape that reads this offset (acquire) then sees the
-     * counter increments and the pending dead letter made above. */
+    /* release: the checkpointer that reads this offset (acquire) then sees
+     * the counter increments and the dead letter made above. */
     atomic_store_explicit(&p->applied, m->offset, memory_order_release);
 }
 
@@ -365,7 +329,6 @@ static void *consumer_main(void *arg)
 {
     struct consumer *c = arg;
     struct kafka_source *ks = c->source;
-    int64_t next_periodic = now_ms() + ks->cfg->kafka_commit_interval_ms;
     while (!atomic_load_explicit(&ks->stop, memory_order_relaxed)) {
         /* Without waiting first: a poll with a timeout reads the clock
          * several times per message in librdkafka 2.0.2 (about a tenth of
@@ -384,13 +347,6 @@ static void *consumer_main(void *arg)
             } while (!atomic_load_explicit(&ks->frozen, memory_order_relaxed) && ++n < BATCH_MAX &&
                      (m = next_message(c, 0)) != NULL);
             gate_leave(c);
-        }
-        if (c->index == 0 && ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC &&
-            now_ms() >= next_periodic) {
-            pthread_mutex_lock(&ks->ledger.registry_lock);
-            kafka_commit_owned(ks, NULL, true, true);
-            pthread_mutex_unlock(&ks->ledger.registry_lock);
-            next_periodic = now_ms() + ks->cfg->kafka_commit_interval_ms;
         }
     }
     return NULL;
@@ -432,7 +388,6 @@ static int member_init(struct kafka_source *ks, char *errbuf, size_t errlen)
     }
     rd_kafka_conf_set_opaque(conf, ks);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
-    rd_kafka_conf_set_offset_commit_cb(conf, offset_commit_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_stats_cb(conf, stats_cb);
     char err[512];
@@ -472,13 +427,11 @@ static int subscribe(struct kafka_source *ks, char *errbuf, size_t errlen)
 static int ks_start(struct event_source *src, char *errbuf, size_t errlen)
 {
     struct kafka_source *ks = (struct kafka_source *)src;
-    if (ks->dlq) {
-        int rc = kafka_dlq_start(ks, errbuf, errlen);
-        if (rc)
-            return rc;
-    }
+    int rc = kafka_checkpoint_start(ks, errbuf, errlen);
+    if (rc)
+        return rc;
     for (int i = 0; i < ks->consumer_count; i++) {
-        int rc = pthread_create(&ks->consumers[i].thread, NULL, consumer_main, &ks->consumers[i]);
+        rc = pthread_create(&ks->consumers[i].thread, NULL, consumer_main, &ks->consumers[i]);
         if (rc) {
             snprintf(errbuf, errlen, "cannot start consumer thread: %s", strerror(rc));
             return -rc;
@@ -500,36 +453,11 @@ static void ks_stop(struct event_source *src)
             pthread_join(ks->consumers[i].thread, NULL);
             ks->consumers[i].started = false;
         }
-    /* 2. Keep serving scrapes until Prometheus has seen everything applied
-     * (or the wait runs out), while dead letters drain. */
-    if (ks->dlq) {
-        if (ks->dlq_thread_started) {
-            pthread_join(ks->dlq_thread, NULL);
-            ks->dlq_thread_started = false;
-        }
-    }
-    int64_t deadline = now_ms() + ks->cfg->kafka_shutdown_scrape_wait_ms;
-    bool done = ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC;
-    while (!done && now_ms() < deadline) {
-        if (ks->dlq)
-            rd_kafka_poll(ks->dlq, 0);
-        pthread_mutex_lock(&ks->ledger.registry_lock);
-        done = ledger_all_observed(&ks->ledger);
-        pthread_mutex_unlock(&ks->ledger.registry_lock);
-        if (!done)
-            usleep(50 * 1000);
-    }
-    if (!done)
-        log_warn("shutdown: not every applied event was scraped in time; the rest will be "
-                 "re-read by the next owner",
-                 NULL);
-    if (ks->dlq)
-        kafka_dlq_drain(ks, 5000);
-    /* 3. Commit what was observed (everything applied, in periodic mode),
-     * then leave the group; the revoke callback commits the same. */
-    pthread_mutex_lock(&ks->ledger.registry_lock);
-    kafka_commit_owned(ks, NULL, ks->cfg->kafka_commit_mode == COMMIT_MODE_PERIODIC, false);
-    pthread_mutex_unlock(&ks->ledger.registry_lock);
+    /* 2. Checkpoint everything applied (bounded), so the next owner starts
+     * where this process stopped; what it misses is read again, never
+     * counted twice. */
+    kafka_checkpoint_stop(ks, (int)ks->cfg->kafka_shutdown_timeout_ms);
+    /* 3. Leave the group (the revoke callback hides the series). */
     if (ks->rk)
         rd_kafka_consumer_close(ks->rk);
     log_info("kafka consumer closed", NULL);
@@ -540,14 +468,23 @@ static bool ks_ready(struct event_source *src)
     struct kafka_source *ks = (struct kafka_source *)src;
     if (atomic_load(&ks->shutting_down))
         return false;
-    return atomic_load(&ks->broker_up) && atomic_load(&ks->assigned) > 0;
+    return atomic_load(&ks->broker_up) && atomic_load(&ks->assigned) > 0 &&
+           atomic_load(&ks->txn_ready);
 }
 
 static void ks_free_memory(struct kafka_source *ks)
 {
-    ledger_free(&ks->ledger);
+    for (size_t i = 0; i < ks->part_count; i++) {
+        struct partition_state *p = ks->parts[i];
+        kafka_dead_letters_clear(&p->letters);
+        pthread_mutex_destroy(&p->dlq_lock);
+        free(p->topic);
+        free(p);
+    }
+    free(ks->parts);
     free(ks->consumers);
     pthread_mutex_destroy(&ks->freeze_lock);
+    pthread_mutex_destroy(&ks->registry_lock);
     free(ks);
 }
 
@@ -561,8 +498,7 @@ static void ks_release(struct kafka_source *ks)
     }
     if (ks->rk)
         rd_kafka_destroy(ks->rk);
-    if (ks->dlq)
-        rd_kafka_destroy(ks->dlq);
+    kafka_checkpoint_free(ks);
     ks_free_memory(ks);
 }
 
@@ -573,10 +509,10 @@ static void ks_destroy(struct event_source *src)
     if (!ks)
         return;
     ks_stop(src);
-    pthread_mutex_lock(&ks->ledger.registry_lock);
-    for (size_t i = 0; i < ks->ledger.part_count; i++)
-        ks->ledger.parts[i]->worker = -1; /* the collector must not touch the closed handle */
-    pthread_mutex_unlock(&ks->ledger.registry_lock);
+    pthread_mutex_lock(&ks->registry_lock);
+    for (size_t i = 0; i < ks->part_count; i++)
+        ks->parts[i]->worker = -1; /* the collector must not touch the closed handle */
+    pthread_mutex_unlock(&ks->registry_lock);
     ks_release(ks);
 }
 
@@ -586,10 +522,6 @@ static const struct event_source_ops kafka_source_ops = {
     .stop = ks_stop,
     .ready = ks_ready,
     .destroy = ks_destroy,
-    .scrape_started = kafka_scrape_started,
-    .scrape_first_sight = kafka_scrape_first_sight,
-    .scrape_counters_read = kafka_scrape_counters_read,
-    .scrape_completed = kafka_scrape_completed,
 };
 
 struct event_source *kafka_source_new(const struct exporter_config *cfg, struct ingest *ingest,
@@ -603,12 +535,12 @@ struct event_source *kafka_source_new(const struct exporter_config *cfg, struct 
     ks->base.ops = &kafka_source_ops;
     ks->cfg = cfg;
     ks->ingest = ingest;
-    ks->gated = cfg->kafka_commit_mode == COMMIT_MODE_SCRAPE;
+    ks->metrics = metrics;
     pthread_mutex_init(&ks->freeze_lock, NULL);
-    size_t replicas = cfg->kafka_commit_replicas.count;
-    ledger_init(&ks->ledger, replicas ? (replicas >= 31 ? 0x7fffffffu : (1u << replicas) - 1) : 1u,
-                cfg->kafka_commit_mode == COMMIT_MODE_SCRAPE,
-                (size_t)cfg->kafka_commit_metadata_max_bytes, metrics_schema_hash(metrics));
+    pthread_mutex_init(&ks->registry_lock, NULL);
+    pthread_mutex_init(&ks->ckpt_lock, NULL);
+    pthread_mutex_init(&ks->ckpt_wake_lock, NULL);
+    pthread_cond_init(&ks->ckpt_wake, NULL);
     long cores = sysconf(_SC_NPROCESSORS_ONLN);
     ks->consumer_count =
         cfg->kafka_threads > 0 ? (int)cfg->kafka_threads : (int)(cores > 0 ? cores : 1);
@@ -617,9 +549,9 @@ struct event_source *kafka_source_new(const struct exporter_config *cfg, struct 
         snprintf(errbuf, errlen, "out of memory");
         goto fail;
     }
-    if (cfg->kafka_dlq_topic && cfg->kafka_dlq_topic[0] && kafka_dlq_init(ks, errbuf, errlen))
-        goto fail;
     if (member_init(ks, errbuf, errlen))
+        goto fail;
+    if (kafka_checkpoint_init(ks, errbuf, errlen))
         goto fail;
     for (int i = 0; i < ks->consumer_count; i++) {
         ks->consumers[i].source = ks;

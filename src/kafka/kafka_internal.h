@@ -1,19 +1,18 @@
 /*
  * kafka_internal.h - the Kafka input's shared state (src/kafka/), seen
- * only by its own files and by tests/test_kafka_ledger.c; the daemon knows
- * it through kafka_source_new (source.h).
+ * only by its own files and by tests/test_kafka_state.c; the daemon knows
+ * it through kafka_source_new (source.h). docs/delivery.md has the design.
  *
  * Threads: the main thread creates, starts, stops and frees it; N workers
- * consume (worker 0 also serves the group's callbacks); the scrape thread
- * runs the scrape hooks and the collector; the dead-letter thread serves
- * the producer's delivery reports (each file says which functions run
- * where).
- * Locks, in this order: freeze_lock (consumer.c: a scrape's cut or a
- * revocation), then registry_lock (struct ledger: the partition list,
- * snapshots, viewer claims and commit plans), then a partition's dlq_lock
- * (its pending dead letters). registry_lock is also taken on the
- * per-message path, by state_for (consumer.c) whenever a worker's message
- * is of another partition than its previous one.
+ * consume (worker 0 also serves the group's callbacks: rebalance, errors,
+ * statistics); the checkpoint thread writes checkpoints; the scrape thread
+ * runs the collector.
+ * Locks, in this order: ckpt_lock (a checkpoint in progress, or a
+ * revocation), then freeze_lock (the workers stopped between messages),
+ * then registry_lock (the partition list), then a partition's dlq_lock
+ * (its dead letters not yet checkpointed). registry_lock is also taken on
+ * the per-message path, by state_for (consumer.c), whenever a worker's
+ * message is of another partition than its previous one.
  */
 #ifndef AI_FINOPS_KAFKA_INTERNAL_H
 #define AI_FINOPS_KAFKA_INTERNAL_H
@@ -25,87 +24,46 @@
 
 #include <librdkafka/rdkafka.h>
 
-#include "commit_claim.h"
 #include "source.h"
 
-#define MAX_VIEWERS   32
-#define MAX_SNAPSHOTS 16
-#define POLL_MS       100
+#define POLL_MS 100
+/* "<topic>-<partition>": a topic name is at most 249 bytes. */
+#define SHARD_MAX 272
+
+/* A rejected message waiting for the checkpoint that writes it to the
+ * dead-letter topic together with the offsets past it. */
+struct dead_letter {
+    struct partition_state *state; /* where it came from */
+    int64_t offset;
+    char reason[32];
+    void *key;
+    size_t key_len;
+    void *payload;
+    size_t len;
+};
+
+struct dead_letters {
+    struct dead_letter *items;
+    size_t count, cap;
+    size_t bytes; /* payload + key bytes held */
+};
 
 struct partition_state {
     char *topic;
     int32_t partition;
-    uint32_t index;          /* in the registry; index + 1 is its counter origin */
+    char shard[SHARD_MAX]; /* the `shard` label value: "<topic>-<partition>" */
+    size_t shard_len;
+    int32_t state_partition; /* where its checkpoint records live */
     _Atomic int64_t applied; /* highest offset applied, -1 for none */
-    /* scrape thread (and commits from other threads), under registry_lock: */
-    int64_t last_done[MAX_VIEWERS];   /* from the viewer's latest completed scrape */
-    int64_t observed_by[MAX_VIEWERS]; /* every event up to here observed by the viewer */
-    /* every event up to here observed by the viewer except in the series
-     * its latest scrape showed first (viewer_claim): the claim's upto - 1 */
-    int64_t claim_upto[MAX_VIEWERS];
-    _Atomic int64_t committed; /* next offset committed, -1 for none */
-    int64_t sent_offset;       /* the last commit sent, -1 for none or to resend */
-    uint64_t sent_digest;      /* and a hash of its claim text (0: none) */
-    int worker;                /* the worker it is forwarded to; -1 when not assigned */
-    _Atomic bool assigned;     /* checked by workers inside the gate */
-    /* The previous owner's claim, read from the committed metadata at
-     * assignment: messages below inherited.upto were counted by it and are
-     * replayed into its held series only. Written by the owning consumer
-     * thread under registry_lock; read by that thread without it. */
-    struct commit_claim inherited;
-    char *inherited_text;
-    size_t inherited_len;
-    /* dead letters not yet acknowledged, in offset order */
+    /* next offset of the last durable checkpoint, -1 for none; written by
+     * the checkpointer and the restore, read by the collector */
+    _Atomic int64_t checkpointed;
+    int worker;            /* the worker it is forwarded to; -1 when not assigned */
+    _Atomic bool assigned; /* checked by workers per message */
+    /* rejected messages not yet checkpointed, in offset order */
     pthread_mutex_t dlq_lock;
-    int64_t *dlq_pending;
-    size_t dlq_count, dlq_cap;
-};
-
-struct snapshot {
-    uint64_t scrape_id;
-    uint32_t viewer;
-    size_t count;
-    int64_t *applied;            /* indexed like the registry at snapshot time */
-    int64_t *first_shown;        /* lowest origin offset of a series first shown */
-    bool unknown_first;          /* a series of unknown origin was first shown */
-    bool spread_first;           /* a series fed by several partitions was first shown */
-    bool unfrozen;               /* rendered while appliers ran on: claims nothing */
-    struct first_sight *sighted; /* every first-shown series with an identity */
-    size_t sighted_count, sighted_cap;
-};
-
-/* The series a viewer's latest completed scrape showed first: what commits
- * name as held (see commit_claim.h). scrape thread, under registry_lock. */
-struct viewer_claim {
-    uint64_t scrape_id;
-    struct first_sight *sighted;
-    size_t sighted_count, sighted_cap;
-};
-
-/* What was applied, shown and committed, per partition: the state the
- * commit planning reads (ledger.c). Fixed fields are set by ledger_init;
- * the rest is under registry_lock. */
-struct ledger {
-    uint32_t required_viewers; /* a bit per kafka.commit_replicas viewer */
-    bool claims;               /* kafka.commit_mode scrape: commits carry claims */
-    size_t claim_max_bytes;    /* kafka.commit_metadata_max_bytes, 0: no claims */
-    uint64_t schema;           /* metrics_schema_hash */
-    pthread_mutex_t registry_lock;
-    struct partition_state **parts;
-    size_t part_count, part_cap;
-    struct snapshot snapshots[MAX_SNAPSHOTS];
-    size_t snapshot_next;
-    struct snapshot *rendering; /* the scrape now rendering (scrape thread) */
-    struct viewer_claim viewer_claims[MAX_VIEWERS];
-    _Atomic uint64_t claims_cut; /* claims shortened to fit claim_max_bytes */
-};
-
-/* What one partition's commit sends: the offset, and a claim about the
- * offsets past it (see commit_claim.h). */
-struct commit_plan {
-    int64_t offset;
-    char *meta; /* malloc'd claim text, NULL for none */
-    size_t meta_len;
+    struct dead_letters letters;
+    _Atomic size_t letter_bytes; /* letters.bytes, for the workers' unlocked check */
 };
 
 struct consumer {
@@ -120,99 +78,138 @@ struct consumer {
     rd_kafka_topic_t *cache_rkt;
     int32_t cache_partition;
     struct partition_state *cache_state;
-    _Atomic bool applying; /* inside the gate: see gate_enter */
-};
-
-struct dlq_ref {
-    struct partition_state *state;
-    int64_t offset;
-    char reason[32];
+    struct partition_state *shard_state; /* the shard its ingest worker counts in */
+    _Atomic bool applying;               /* inside the gate: see gate_enter */
 };
 
 struct kafka_source {
     struct event_source base; /* first: the interface pointer is this */
     const struct exporter_config *cfg;
     struct ingest *ingest;
+    struct metrics *metrics;
     rd_kafka_t *rk;             /* the group member */
     struct consumer *consumers; /* the workers */
     int consumer_count;
     _Atomic bool broker_up;
     _Atomic int assigned;
-    rd_kafka_t *dlq; /* NULL when dead-lettering is off */
-    pthread_t dlq_thread;
-    bool dlq_thread_started;
     atomic_bool stop;
     atomic_bool shutting_down;
-    bool gated;         /* scrape commit mode: scrapes pause applying (gate_enter) */
-    atomic_bool frozen; /* a scrape takes its cut, or partitions are revoked */
-    bool freeze_held;   /* scrape thread: this scrape froze the appliers */
+    atomic_bool frozen; /* the checkpointer takes its cut */
     pthread_mutex_t freeze_lock;
 
-    struct ledger ledger;
+    /* the partition registry: partitions are never freed before the
+     * source, so workers may cache pointers */
+    pthread_mutex_t registry_lock;
+    struct partition_state **parts;
+    size_t part_count, part_cap;
 
-    _Atomic uint64_t rebalances, commits, commit_failures, duplicates, dlq_produced, dlq_failures,
-        replayed;
-    atomic_bool dlq_acked; /* a letter was acknowledged since the last commit */
+    /* checkpoint.c */
+    rd_kafka_t *txn;                 /* the transactional producer */
+    rd_kafka_t *restore_committed;   /* read_committed reader of the state topic */
+    rd_kafka_t *restore_uncommitted; /* for the state partitions' high watermarks */
+    char transactional_id[256];
+    atomic_bool txn_ready;       /* init_transactions done */
+    atomic_bool txn_fatal;       /* fenced or broken: the daemon stops */
+    atomic_bool ckpt_stop;       /* the checkpoint thread ends */
+    atomic_int state_partitions; /* of kafka.state_topic; 0 until known */
+    pthread_mutex_t ckpt_lock;   /* one checkpoint, restore or revocation at a time */
+    pthread_mutex_t ckpt_wake_lock;
+    pthread_cond_t ckpt_wake;
+    pthread_t ckpt_thread;
+    bool ckpt_thread_started;
+    struct dead_letters carried;  /* letters of a failed checkpoint, sent with the next */
+    size_t dlq_max_bytes;         /* a worker waits while its partition holds more */
+    _Atomic int64_t served_at_ms; /* wall clock of the last published checkpoint */
+
+    _Atomic uint64_t rebalances, duplicates, checkpoints, checkpoint_failures, checkpoint_records,
+        restored_series, dlq_produced;
+    _Atomic uint64_t checkpoint_us_total; /* wall time spent in successful checkpoints */
 };
 
-/* ---- ledger.c: partition registry, scrape snapshots, commit planning ---- */
+/* ---- state.c: checkpoint records (pure functions) ------------------------
+ *
+ * A series record: key "AIFS1" | u16 shard length | shard | u8 family |
+ * u8 label count | (u16 length | bytes) per label but the shard; value
+ * u64 value | i64 hold_until_ms (big-endian). A position record: key
+ * "AIFP1" | u16 shard length | shard; value i64 next offset. */
 
-void ledger_init(struct ledger *l, uint32_t required_viewers, bool claims, size_t claim_max_bytes,
-                 uint64_t schema);
-/* Frees the partitions, snapshots and claims; no other thread may run. */
-void ledger_free(struct ledger *l);
+#define STATE_LABELS_MAX 16
+struct state_record {
+    bool position; /* a position record, else a series record */
+    const char *shard;
+    size_t shard_len;
+    unsigned family;
+    size_t label_count;
+    struct label_value labels[STATE_LABELS_MAX];
+    uint64_t value;
+    int64_t hold_until_ms;
+    int64_t next_offset;
+};
 
-/* The rest: caller holds registry_lock (a test driving one ledger alone
- * may skip it). */
-struct partition_state *ledger_find(struct ledger *l, const char *topic, int32_t partition,
-                                    bool create);
-void ledger_inherit(struct ledger *l, struct partition_state *p,
-                    const rd_kafka_topic_partition_t *tp);
-int64_t ledger_commit_target(struct ledger *l, struct partition_state *p, bool applied_all);
-struct first_sight *ledger_sighted_union(struct ledger *l, size_t *n);
-bool ledger_plan_commit(struct ledger *l, struct partition_state *p, bool applied_all,
-                        const struct first_sight *all, size_t n_all, struct commit_plan *plan);
-rd_kafka_topic_partition_list_t *
-ledger_commit_list(struct ledger *l, const rd_kafka_topic_partition_list_t *only, bool applied_all);
-void ledger_commit_failed(struct ledger *l, const rd_kafka_topic_partition_list_t *list,
-                          rd_kafka_resp_err_t err);
-/* Below this many bytes a claim is not worth sending: no claims at all. */
-#define CLAIM_MIN_BYTES 64
-/* A commit's claim refused as too large (tp's error, else err): halves the
- * claim budget. Caller holds registry_lock. */
-void ledger_metadata_refused(struct ledger *l, const rd_kafka_topic_partition_t *tp,
-                             rd_kafka_resp_err_t err);
-void ledger_commit_stored(struct ledger *l, const rd_kafka_topic_partition_list_t *list);
-void ledger_commit_acked(struct ledger *l, const rd_kafka_topic_partition_list_t *offsets,
-                         rd_kafka_resp_err_t err);
-bool ledger_all_observed(struct ledger *l);
-void ledger_snapshot_begin(struct ledger *l, uint64_t scrape_id, uint32_t viewer, bool frozen);
-void ledger_snapshot_sight(struct ledger *l, const struct first_sight *fs);
-void ledger_snapshot_done(struct ledger *l, uint64_t scrape_id, uint32_t viewer);
+/* Encodes into buf (cap bytes); returns the key length, or 0 if it does
+ * not fit or a label is longer than 65535 bytes. */
+size_t state_series_key(char *buf, size_t cap, const char *shard, size_t shard_len, unsigned family,
+                        const struct label_value *labels, size_t label_count);
+size_t state_position_key(char *buf, size_t cap, const char *shard, size_t shard_len);
+/* 16 bytes for a series, 8 for a position. */
+void state_series_value(char out[16], uint64_t value, int64_t hold_until_ms);
+void state_position_value(char out[8], int64_t next_offset);
+/* Decodes a record; labels point into key. Returns 0, or -EINVAL for a
+ * record that is not ours or is damaged. */
+int state_decode(const void *key, size_t key_len, const void *value, size_t value_len,
+                 struct state_record *out);
+/* Which state partition holds a shard's records: FNV-1a of the shard mod
+ * partitions (stable across processes and versions). */
+int32_t state_partition_of(const char *shard, size_t shard_len, int partitions);
+/* "<topic>-<partition>" into out (SHARD_MAX); returns its length. */
+size_t state_shard_name(char out[SHARD_MAX], const char *topic, int32_t partition);
 
-/* Commits every owned partition whose plan changed. Caller holds
- * registry_lock. */
-void kafka_commit_owned(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *only,
-                        bool applied_all, bool async);
-/* The event_source scrape hooks (scrape thread). */
-void kafka_scrape_started(struct event_source *src, uint64_t scrape_id, uint32_t viewer);
-void kafka_scrape_first_sight(struct event_source *src, const struct first_sight *fs);
-void kafka_scrape_counters_read(struct event_source *src);
-void kafka_scrape_completed(struct event_source *src, uint64_t scrape_id, uint32_t viewer);
+/* ---- consumer.c ------------------------------------------------------------ */
 
-/* ---- consumer.c ---------------------------------------------------------- */
-
+/* Stops every worker between two messages (waits as long as it takes,
+ * unless the source stops: then returns false) and holds freeze_lock
+ * until kafka_thaw_appliers. */
 bool kafka_freeze_appliers(struct kafka_source *ks);
 void kafka_thaw_appliers(struct kafka_source *ks);
+/* Caller holds registry_lock. */
+struct partition_state *kafka_partition(struct kafka_source *ks, const char *topic,
+                                        int32_t partition, bool create);
 
-/* ---- dlq.c: the dead-letter producer ------------------------------------- */
+/* ---- checkpoint.c: the transactional producer and restore ----------------- */
 
-int kafka_dlq_init(struct kafka_source *ks, char *errbuf, size_t errlen);
-/* Warms up and starts the dead-letter thread (main thread). */
-void kafka_dlq_drain(struct kafka_source *ks, int timeout_ms);
-int kafka_dlq_start(struct kafka_source *ks, char *errbuf, size_t errlen);
+int kafka_checkpoint_init(struct kafka_source *ks, char *errbuf, size_t errlen);
+int kafka_checkpoint_start(struct kafka_source *ks, char *errbuf, size_t errlen);
+/* Stops the checkpoint thread, then writes a last checkpoint within
+ * timeout_ms (main thread, workers stopped). */
+void kafka_checkpoint_stop(struct kafka_source *ks, int timeout_ms);
+void kafka_checkpoint_free(struct kafka_source *ks);
+/* Rebalance callback: restores the assigned partitions' series from their
+ * last checkpoint and sets each element's offset to its restored position
+ * (RD_KAFKA_OFFSET_INVALID when it has none). Returns false when the
+ * source stopped before the restore finished. */
+bool kafka_restore(struct kafka_source *ks, rd_kafka_topic_partition_list_t *parts);
+/* Rebalance callback, under ckpt_lock: hides the revoked partitions'
+ * series (another process serves them from now on). */
+void kafka_hide_revoked(struct kafka_source *ks, const rd_kafka_topic_partition_list_t *parts);
+
+/* ---- dlq.c: dead letters ----------------------------------------------- */
+
+/* Worker: keeps a copy of the rejected message for the next checkpoint. */
 void kafka_dead_letter(struct kafka_source *ks, struct partition_state *p,
                        const rd_kafka_message_t *m, enum reject_reason reason);
+/* Worker, outside the gate: waits while p holds more than dlq_max_bytes
+ * of letters (a checkpoint takes them), until the source stops. */
+void kafka_dead_letters_wait(struct kafka_source *ks, struct partition_state *p);
+/* Moves p's letters to the end of to (checkpointer, workers frozen). */
+void kafka_dead_letters_take(struct partition_state *p, struct dead_letters *to);
+/* Drops the letters of partitions no longer assigned (their new owner
+ * re-reads and re-rejects them), then produces the rest within the open
+ * transaction. Returns 0 or a librdkafka error. */
+rd_kafka_resp_err_t kafka_dead_letters_produce(struct kafka_source *ks,
+                                               struct dead_letters *letters, int64_t deadline_ms);
+/* CLOCK_MONOTONIC milliseconds. */
+int64_t kafka_now_ms(void);
+void kafka_dead_letters_clear(struct dead_letters *l);
 
 /* ---- conf.c: librdkafka configuration ------------------------------------ */
 

@@ -115,6 +115,25 @@ class Exposition:
             out[key] = s.value
         return out
 
+    def series_sum(self, family, label_names, parse_value, over=("shard",)):
+        """Like series(), for a family whose samples also carry the labels in
+        `over` (the Kafka input's shard): values parsed with parse_value and
+        summed over those labels, keyed by the rest in label_names order.
+        Samples without them count as they are."""
+        fam = self.families.get(family)
+        samples = fam.samples if fam else [s for s in self.samples if s.name == family]
+        out = {}
+        for s in samples:
+            d = dict(s.labels)
+            for name in over:
+                d.pop(name, None)
+            if set(d) != set(label_names):
+                raise ValueError("line %d: %s has labels %s, expected %s (plus %s)"
+                                 % (s.lineno, s.name, sorted(d), sorted(label_names), list(over)))
+            key = tuple(d[n] for n in label_names)
+            out[key] = out.get(key, 0) + parse_value(s.value)
+        return out
+
 
 def float_value(v):
     if v in SPECIAL_FLOATS:
