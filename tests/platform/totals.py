@@ -12,10 +12,9 @@ platform checks of the image and of the compose stack. Exit 0 when every
 check passes.
 
 With the Kafka input every event-fed series carries a last label `shard`
-(the input partition, docs/delivery.md): the scrape is first summed over
-shard, exactly (integers and nano-units), so the load generator's totals,
-which know no partitions, compare series by series. A series with a shard
-label and one without in the same family is refused.
+(the input partition, docs/delivery.md); check_scrape_exact sums over it
+exactly, so the load generator's totals, which know no partitions, compare
+series by series.
 
 /metrics serves checkpointed counters, and a new series reads 0 for the
 exporter's counters.new_series_hold_ms (--hold-ms, default 35000): after the
@@ -26,7 +25,6 @@ reported. Timing decides only how long it waits, never the verdict.
 import argparse
 import json
 import os
-import re
 import sys
 import time
 import urllib.error
@@ -37,46 +35,7 @@ INTEGRATION = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "in
 sys.path.insert(0, INTEGRATION)
 import expo  # noqa: E402
 from test_loadgen import MISMATCH, check_scrape_exact, event_counts  # noqa: E402
-from testlib import COST, GPU, Results  # noqa: E402
-
-SAMPLE_RE = re.compile(r'^([a-zA-Z_:][a-zA-Z0-9_:]*)(\{.*\})? (\S+)$')
-# shard is the last label of a sharded series
-SHARD_RE = re.compile(r',?shard="((?:[^"\\]|\\.)*)"\}$')
-NANO_FAMILIES = (COST, GPU)
-
-
-def unshard(text):
-    """The exposition with every sharded series summed over shard, exactly.
-    Returns (text, number of shards seen)."""
-    out, sums, order, shards, plain = [], {}, [], set(), set()
-    for line in text.splitlines():
-        m = SAMPLE_RE.match(line)
-        if line.startswith("#") or not m:
-            out.append(line)
-            continue
-        name, labels, value = m.group(1), m.group(2) or "", m.group(3)
-        s = SHARD_RE.search(labels)
-        if not s:
-            plain.add((name, labels))
-            out.append(line)
-            continue
-        shards.add(s.group(1))
-        rest = labels[:s.start()] + "}"
-        key = (name, "" if rest == "{}" else rest)
-        nanos = name in NANO_FAMILIES
-        v = expo.parse_decimal_nanos(value) if nanos else expo.parse_uint(value)
-        if key not in sums:
-            sums[key] = [0, nanos]
-            order.append((len(out), key))
-            out.append(None)
-        sums[key][0] += v
-    for i, key in order:
-        total, nanos = sums[key]
-        if key in plain:
-            raise ValueError("%s%s appears with and without a shard label" % key)
-        out[i] = "%s%s %s" % (key[0], key[1], expo.format_nanos(total) if nanos else total)
-    return "\n".join(out) + "\n", len(shards)
-
+from testlib import Results  # noqa: E402
 
 def scrape(url, timeout=30):
     try:
@@ -113,7 +72,7 @@ def main():
     while True:
         status, body = scrape(args.url)
         if status == 200:
-            counts = event_counts(unshard(body.decode("utf-8", "replace"))[0])
+            counts = event_counts(body.decode("utf-8", "replace"))
             if sum(counts.values()) >= produced:
                 break
         now = time.monotonic()
@@ -135,8 +94,8 @@ def main():
         if status == 200:
             quiet = Quiet()
             try:
-                check_scrape_exact(quiet, status, unshard(body.decode("utf-8", "replace"))[0].encode(), totals)
-            except ValueError:
+                check_scrape_exact(quiet, status, body, totals)
+            except ValueError:  # labels other than expected: reported below
                 quiet.failed += 1
             if not quiet.failed:
                 break
@@ -145,14 +104,11 @@ def main():
     if args.save:
         with open(args.save, "wb") as f:
             f.write(body)
-    text = body.decode("utf-8", "replace")
     try:
-        summed, n_shards = unshard(text)
+        ex = check_scrape_exact(res, status, body, totals)
     except ValueError as e:
-        res.check("every event-fed series is sharded or none is", False, str(e))
+        res.check("every series has the expected labels", False, str(e))
         return 1
-    print("  summed over %d shards" % n_shards)
-    ex = check_scrape_exact(res, status, summed.encode(), totals)
     nonzero = {k: v for k, v in ex.series(MISMATCH).items() if v != "0"} if MISMATCH in ex.families else {}
     res.check("no pricing mismatches (cost_usd = table price)", not nonzero, "%s" % list(nonzero.items())[:5])
     produced_usd = expo.format_nanos(sum(s["value"] for s in totals["cost_nanos"]))
