@@ -8,6 +8,12 @@
  * series, store it in the creation list, bump the list count (release), then
  * store it in its slot (release). Lookups load slots with acquire, so a
  * thread that sees a pointer sees the filled series.
+ * Overflow series never enter the hash table: the table-wide one is made
+ * with the table, a sharded table's per-shard ones go on an append-only
+ * list; both are reached only through the insert path, under the lock, so
+ * an overflowing label set costs a lock per lookup (as it always did).
+ * What readers see is one atomic per series, hold_until_ms: INT64_MAX
+ * hides it, otherwise it reads 0 before that instant.
  * Lock order: only one lock, table->insert_lock; nothing is called under it
  * that could take another.
  * Thread-safety: see the header.
@@ -26,16 +32,24 @@
 
 #include "unaligned.h"
 
+#define HIDDEN INT64_MAX
+
 struct counter_series {
-    _Atomic uint64_t value;
+    _Atomic uint64_t value; /* live: what writers added */
     uint64_t hash;
     int64_t created_ms;
-    _Atomic uint32_t shown_to; /* viewer bits that have seen this series */
-    _Atomic bool spread;       /* also added to from another origin than its creator's */
-    uint32_t key_len;          /* total label bytes */
-    uint32_t origin;           /* who created it, see counter_table_set_origin */
-    int64_t origin_offset;
-    uint16_t lens[]; /* label_count lengths, then the label bytes */
+    _Atomic uint64_t served;       /* checkpointed tables: what readers see */
+    _Atomic int64_t hold_until_ms; /* HIDDEN, or reads 0 before this */
+    uint64_t checkpointed;         /* the checkpointer's, see the header */
+    bool checkpointed_ever;
+    uint32_t key_len; /* total label bytes */
+    uint16_t lens[];  /* label_count lengths, then the label bytes */
+};
+
+/* A sharded table's per-shard overflow series, in creation order. */
+struct overflow_node {
+    struct counter_series *series;
+    _Atomic(struct overflow_node *) next;
 };
 
 struct counter_table {
@@ -43,23 +57,22 @@ struct counter_table {
     char *label_names[COUNTER_TABLE_MAX_LABELS];
     size_t max_series;
     size_t mask;
+    bool checkpointed;
+    bool sharded;
+    int64_t hold_ms;
     _Atomic(struct counter_series *) *slots;
     struct counter_series **list; /* creation order, max_series entries */
     _Atomic size_t count;
     _Atomic uint64_t overflow_adds;
     _Atomic size_t bytes;
+    /* all labels "__overflow__"; in a sharded table only the fallback when
+     * a shard's own overflow series cannot be made */
     struct counter_series *overflow;
+    _Atomic bool overflow_used;
+    _Atomic(struct overflow_node *) shard_overflows; /* sharded tables */
+    struct overflow_node *shard_overflows_tail;      /* under insert_lock */
     pthread_mutex_t insert_lock;
 };
-
-static _Thread_local uint32_t current_origin;
-static _Thread_local int64_t current_origin_offset;
-
-void counter_table_set_origin(uint32_t origin, int64_t offset)
-{
-    current_origin = origin;
-    current_origin_offset = offset;
-}
 
 static int64_t wall_ms(void)
 {
@@ -137,6 +150,15 @@ static bool series_matches(const struct counter_table *t, const struct counter_s
     return true;
 }
 
+/* Where a new series' hold starts: a plain table's new series reads 0 for
+ * hold_ms; a checkpointed table's is hidden until published. */
+static int64_t initial_hold(const struct counter_table *t, int64_t created_ms)
+{
+    if (t->checkpointed)
+        return HIDDEN;
+    return t->hold_ms > 0 ? created_ms + t->hold_ms : 0;
+}
+
 static struct counter_series *series_new(const struct counter_table *t, uint64_t hash,
                                          const struct label_value *values)
 {
@@ -151,12 +173,12 @@ static struct counter_series *series_new(const struct counter_table *t, uint64_t
     if (!s)
         return NULL;
     atomic_init(&s->value, 0);
-    atomic_init(&s->shown_to, 0);
-    atomic_init(&s->spread, false);
-    s->origin = current_origin;
-    s->origin_offset = current_origin_offset;
+    atomic_init(&s->served, 0);
     s->hash = hash;
     s->created_ms = wall_ms();
+    atomic_init(&s->hold_until_ms, initial_hold(t, s->created_ms));
+    s->checkpointed = 0;
+    s->checkpointed_ever = false;
     s->key_len = (uint32_t)key_len;
     char *p = (char *)&s->lens[t->label_count];
     for (size_t i = 0; i < t->label_count; i++) {
@@ -168,8 +190,22 @@ static struct counter_series *series_new(const struct counter_table *t, uint64_t
     return s;
 }
 
+static size_t series_size(const struct counter_table *t, const struct counter_series *s)
+{
+    return sizeof(*s) + t->label_count * sizeof(uint16_t) + s->key_len;
+}
+
+static const struct label_value overflow_value = {COUNTER_OVERFLOW_VALUE,
+                                                  sizeof(COUNTER_OVERFLOW_VALUE) - 1};
+
+static bool is_overflow_value(const struct label_value *v)
+{
+    return v->len == overflow_value.len && memcmp(v->ptr, overflow_value.ptr, v->len) == 0;
+}
+
 struct counter_table *counter_table_new(const char *const *label_names, size_t label_count,
-                                        size_t max_series)
+                                        size_t max_series,
+                                        const struct counter_table_options *options)
 {
     if (label_count == 0 || label_count > COUNTER_TABLE_MAX_LABELS || max_series == 0)
         return NULL;
@@ -178,6 +214,11 @@ struct counter_table *counter_table_new(const char *const *label_names, size_t l
         return NULL;
     t->label_count = label_count;
     t->max_series = max_series;
+    if (options) {
+        t->checkpointed = options->checkpointed;
+        t->sharded = options->sharded;
+        t->hold_ms = options->hold_ms > 0 ? options->hold_ms : 0;
+    }
     pthread_mutex_init(&t->insert_lock, NULL);
     for (size_t i = 0; i < label_count; i++) {
         t->label_names[i] = strdup(label_names[i]);
@@ -196,12 +237,12 @@ struct counter_table *counter_table_new(const char *const *label_names, size_t l
         goto fail;
     struct label_value overflow[COUNTER_TABLE_MAX_LABELS];
     for (size_t i = 0; i < label_count; i++)
-        overflow[i] =
-            (struct label_value){COUNTER_OVERFLOW_VALUE, (uint32_t)strlen(COUNTER_OVERFLOW_VALUE)};
-    t->overflow = series_new(t, 0, overflow);
+        overflow[i] = overflow_value;
+    t->overflow = series_new(t, hash_labels(overflow, label_count), overflow);
     if (!t->overflow)
         goto fail;
-    atomic_init(&t->bytes, cap * sizeof(*t->slots) + max_series * sizeof(*t->list));
+    atomic_init(&t->bytes, cap * sizeof(*t->slots) + max_series * sizeof(*t->list) +
+                               series_size(t, t->overflow));
     return t;
 fail:
     counter_table_free(t);
@@ -215,6 +256,13 @@ void counter_table_free(struct counter_table *t)
     size_t n = atomic_load_explicit(&t->count, memory_order_acquire);
     for (size_t i = 0; i < n; i++)
         free(t->list[i]);
+    struct overflow_node *o = atomic_load_explicit(&t->shard_overflows, memory_order_acquire);
+    while (o) {
+        struct overflow_node *next = atomic_load_explicit(&o->next, memory_order_acquire);
+        free(o->series);
+        free(o);
+        o = next;
+    }
     free(t->list);
     free(t->slots);
     free(t->overflow);
@@ -242,6 +290,82 @@ static struct counter_series *probe(struct counter_table *t, uint64_t hash,
     }
 }
 
+/* The table-wide overflow series, started (created_ms, a plain table's
+ * hold) by its first use. Caller holds insert_lock. */
+static struct counter_series *table_overflow(struct counter_table *t)
+{
+    if (!atomic_load_explicit(&t->overflow_used, memory_order_relaxed)) {
+        t->overflow->created_ms = wall_ms();
+        atomic_store_explicit(&t->overflow->hold_until_ms, initial_hold(t, t->overflow->created_ms),
+                              memory_order_relaxed);
+        /* release: a reader that sees it used sees created_ms and the hold. */
+        atomic_store_explicit(&t->overflow_used, true, memory_order_release);
+    }
+    return t->overflow;
+}
+
+/* The overflow series of values' shard (its last label) in a sharded
+ * table, made on first use even past max_series so each shard's total
+ * stays exact; the table-wide one when memory runs out. Caller holds
+ * insert_lock. */
+static struct counter_series *shard_overflow(struct counter_table *t,
+                                             const struct label_value *values)
+{
+    const struct label_value *shard = &values[t->label_count - 1];
+    if (is_overflow_value(shard)) /* that label set is the table-wide one */
+        return table_overflow(t);
+    struct overflow_node *o = atomic_load_explicit(&t->shard_overflows, memory_order_relaxed);
+    for (; o; o = atomic_load_explicit(&o->next, memory_order_relaxed)) {
+        struct counter_series *s = o->series;
+        const char *p = series_bytes(t, s) + s->key_len - s->lens[t->label_count - 1];
+        if (s->lens[t->label_count - 1] == shard->len && memcmp(p, shard->ptr, shard->len) == 0)
+            return s;
+    }
+    struct label_value labels[COUNTER_TABLE_MAX_LABELS];
+    for (size_t i = 0; i + 1 < t->label_count; i++)
+        labels[i] = overflow_value;
+    labels[t->label_count - 1] = *shard;
+    struct counter_series *s = series_new(t, hash_labels(labels, t->label_count), labels);
+    o = malloc(sizeof(*o));
+    if (!s || !o) {
+        free(s);
+        free(o);
+        return table_overflow(t);
+    }
+    o->series = s;
+    atomic_init(&o->next, NULL);
+    /* release: a reader that reaches the node sees it and its series filled. */
+    if (t->shard_overflows_tail)
+        atomic_store_explicit(&t->shard_overflows_tail->next, o, memory_order_release);
+    else
+        atomic_store_explicit(&t->shard_overflows, o, memory_order_release);
+    t->shard_overflows_tail = o;
+    atomic_fetch_add_explicit(&t->bytes, sizeof(*o) + series_size(t, s), memory_order_relaxed);
+    return s;
+}
+
+/* Whether values name an overflow series itself (every label, or every
+ * label but a sharded table's shard, "__overflow__"): a restore looks it
+ * up by its labels, and it must not become a second, ordinary series. */
+static bool names_overflow(const struct counter_table *t, const struct label_value *values)
+{
+    size_t n = t->sharded ? t->label_count - 1 : t->label_count;
+    if (n == 0)
+        return false;
+    for (size_t i = 0; i < n; i++)
+        if (!is_overflow_value(&values[i]))
+            return false;
+    return true;
+}
+
+static struct counter_series *overflow_for(struct counter_table *t,
+                                           const struct label_value *values)
+{
+    return t->sharded ? shard_overflow(t, values) : table_overflow(t);
+}
+
+/* The rare path of a lookup: creates the series, or returns the overflow
+ * series when the table is full (or memory runs out), counting that. */
 static struct counter_series *insert(struct counter_table *t, uint64_t hash,
                                      const struct label_value *values)
 {
@@ -252,22 +376,24 @@ static struct counter_series *insert(struct counter_table *t, uint64_t hash,
     s = probe(t, hash, values, &slot);
     if (s)
         goto out;
-    size_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
-    if (n >= t->max_series) {
-        s = NULL;
+    if (names_overflow(t, values)) {
+        s = overflow_for(t, values);
         goto out;
     }
-    s = series_new(t, hash, values);
-    if (!s)
+    size_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
+    s = n < t->max_series ? series_new(t, hash, values) : NULL;
+    if (!s) {
+        /* relaxed: a statistic, ordered with nothing. */
+        atomic_fetch_add_explicit(&t->overflow_adds, 1, memory_order_relaxed);
+        s = overflow_for(t, values);
         goto out;
+    }
     t->list[n] = s;
     /* release: a renderer that reads count sees list[n] filled. */
     atomic_store_explicit(&t->count, n + 1, memory_order_release);
     /* release: a lookup that loads this slot sees the series filled. */
     atomic_store_explicit(&t->slots[slot], s, memory_order_release);
-    atomic_fetch_add_explicit(&t->bytes,
-                              sizeof(*s) + t->label_count * sizeof(uint16_t) + s->key_len,
-                              memory_order_relaxed);
+    atomic_fetch_add_explicit(&t->bytes, series_size(t, s), memory_order_relaxed);
 out:
     pthread_mutex_unlock(&t->insert_lock);
     return s;
@@ -283,20 +409,7 @@ struct counter_series *counter_table_get_hashed(struct counter_table *t,
 {
     size_t slot;
     struct counter_series *s = probe(t, hash, values, &slot);
-    if (!s)
-        s = insert(t, hash, values);
-    if (s && s->origin != current_origin &&
-        !atomic_load_explicit(&s->spread, memory_order_relaxed)) {
-        /* relaxed: a sticky flag read by scrapes; its ordering with the
-         * increments is given by the partition offsets' release/acquire. */
-        atomic_store_explicit(&s->spread, true, memory_order_relaxed);
-    }
-    if (!s) {
-        /* relaxed: a statistic, ordered with nothing. */
-        atomic_fetch_add_explicit(&t->overflow_adds, 1, memory_order_relaxed);
-        s = t->overflow;
-    }
-    return s;
+    return s ? s : insert(t, hash, values);
 }
 
 struct counter_series *counter_table_get(struct counter_table *t, const struct label_value *values)
@@ -307,6 +420,38 @@ struct counter_series *counter_table_get(struct counter_table *t, const struct l
 void counter_series_add(struct counter_series *series, uint64_t delta)
 {
     atomic_fetch_add_explicit(&series->value, delta, memory_order_relaxed);
+}
+
+uint64_t counter_series_live(const struct counter_series *series)
+{
+    return atomic_load_explicit(&((struct counter_series *)series)->value, memory_order_relaxed);
+}
+
+void counter_series_publish(struct counter_series *series, uint64_t served, int64_t hold_until_ms)
+{
+    if (hold_until_ms == HIDDEN) /* a hold that never ends still shows the series */
+        hold_until_ms = HIDDEN - 1;
+    atomic_store_explicit(&series->served, served, memory_order_relaxed);
+    /* release: a reader that sees the series shown sees at least this
+     * served value (never a previous owner's older one). */
+    atomic_store_explicit(&series->hold_until_ms, hold_until_ms, memory_order_release);
+}
+
+void counter_series_hide(struct counter_series *series)
+{
+    /* relaxed: hiding publishes nothing a reader then reads. */
+    atomic_store_explicit(&series->hold_until_ms, HIDDEN, memory_order_relaxed);
+}
+
+void counter_series_set_live(struct counter_series *series, uint64_t live)
+{
+    atomic_store_explicit(&series->value, live, memory_order_relaxed);
+}
+
+void counter_series_set_checkpointed(struct counter_series *series, uint64_t value)
+{
+    series->checkpointed = value;
+    series->checkpointed_ever = true;
 }
 
 void counter_table_add(struct counter_table *t, const struct label_value *values, uint64_t delta)
@@ -339,8 +484,8 @@ size_t counter_table_memory_bytes(const struct counter_table *t)
     return atomic_load_explicit(&((struct counter_table *)t)->bytes, memory_order_relaxed);
 }
 
-static void fill_view(const struct counter_table *t, struct counter_series *s, uint32_t viewer,
-                      bool mark, struct counter_view *view)
+static void fill_labels(const struct counter_table *t, struct counter_series *s,
+                        struct counter_view *view)
 {
     const char *p = series_bytes(t, s);
     for (size_t i = 0; i < t->label_count; i++) {
@@ -348,58 +493,88 @@ static void fill_view(const struct counter_table *t, struct counter_series *s, u
         view->labels[i].len = s->lens[i];
         p += s->lens[i];
     }
-    view->value = atomic_load_explicit(&s->value, memory_order_relaxed);
     view->created_ms = s->created_ms;
-    view->first_sight = false;
-    view->origin = s->origin;
-    view->origin_offset = s->origin_offset;
     view->hash = s->hash;
-    view->spread = atomic_load_explicit(&s->spread, memory_order_relaxed);
     view->series = s;
-    /* relaxed: the bits are read and set by scrapes only, which the HTTP
-     * server runs one at a time. The plain load first keeps the common
-     * case (already shown) free of an RMW. */
-    if (viewer && !(atomic_load_explicit(&s->shown_to, memory_order_relaxed) & viewer)) {
-        if (mark)
-            atomic_fetch_or_explicit(&s->shown_to, viewer, memory_order_relaxed);
-        view->value = 0;
-        view->first_sight = true;
-    }
 }
 
-void counter_table_mark_shown(struct counter_series *s, uint32_t viewer)
-{
-    atomic_fetch_or_explicit(&s->shown_to, viewer, memory_order_relaxed);
-}
+/* Calls visit for each series: the listed ones, each shard's overflow
+ * series, then the table-wide one if it was ever used. */
+typedef int (*series_fn)(const struct counter_table *t, struct counter_series *s, bool overflow,
+                         void *arg);
 
-static int visit_all(const struct counter_table *t, uint32_t viewer, bool mark,
-                     counter_visit_fn visit, void *ctx)
+static int walk(const struct counter_table *t, series_fn fn, void *arg)
 {
-    struct counter_view view;
     /* acquire: pairs with the release in insert, so list[0..n) is filled. */
     size_t n = atomic_load_explicit(&((struct counter_table *)t)->count, memory_order_acquire);
-    view.overflow = false;
     for (size_t i = 0; i < n; i++) {
-        fill_view(t, t->list[i], viewer, mark, &view);
-        int rc = visit(&view, ctx);
+        int rc = fn(t, t->list[i], false, arg);
         if (rc)
             return rc;
     }
-    if (counter_table_overflow_adds(t) == 0)
+    /* acquire: pairs with the release in shard_overflow. */
+    struct overflow_node *o =
+        atomic_load_explicit(&((struct counter_table *)t)->shard_overflows, memory_order_acquire);
+    for (; o; o = atomic_load_explicit(&o->next, memory_order_acquire)) {
+        int rc = fn(t, o->series, true, arg);
+        if (rc)
+            return rc;
+    }
+    /* acquire: pairs with the release in table_overflow. */
+    if (!atomic_load_explicit(&((struct counter_table *)t)->overflow_used, memory_order_acquire))
         return 0;
-    fill_view(t, t->overflow, viewer, mark, &view);
-    view.overflow = true;
-    return visit(&view, ctx);
+    return fn(t, t->overflow, true, arg);
 }
 
-int counter_table_foreach(const struct counter_table *t, uint32_t viewer, counter_visit_fn visit,
+struct walk_args {
+    counter_visit_fn visit;
+    void *ctx;
+    int64_t now_ms;
+    struct counter_view view;
+};
+
+static int show_one(const struct counter_table *t, struct counter_series *s, bool overflow,
+                    void *arg)
+{
+    struct walk_args *a = arg;
+    /* acquire: pairs with the release in counter_series_publish. */
+    int64_t hold = atomic_load_explicit(&s->hold_until_ms, memory_order_acquire);
+    if (hold == HIDDEN)
+        return 0;
+    fill_labels(t, s, &a->view);
+    a->view.overflow = overflow;
+    a->view.value = 0;
+    if (a->now_ms >= hold)
+        a->view.value = t->checkpointed ? atomic_load_explicit(&s->served, memory_order_relaxed)
+                                        : atomic_load_explicit(&s->value, memory_order_relaxed);
+    return a->visit(&a->view, a->ctx);
+}
+
+int counter_table_foreach(const struct counter_table *t, int64_t now_ms, counter_visit_fn visit,
                           void *ctx)
 {
-    return visit_all(t, viewer, true, visit, ctx);
+    struct walk_args a = {.visit = visit, .ctx = ctx, .now_ms = now_ms};
+    return walk(t, show_one, &a);
 }
 
-int counter_table_foreach_peek(const struct counter_table *t, uint32_t viewer,
-                               counter_visit_fn visit, void *ctx)
+static int report_one(const struct counter_table *t, struct counter_series *s, bool overflow,
+                      void *arg)
 {
-    return visit_all(t, viewer, false, visit, ctx);
+    struct walk_args *a = arg;
+    struct counter_view *v = &a->view;
+    fill_labels(t, s, v);
+    v->overflow = overflow;
+    v->live = atomic_load_explicit(&s->value, memory_order_relaxed);
+    v->value = v->live;
+    v->checkpointed = s->checkpointed;
+    v->checkpointed_ever = s->checkpointed_ever;
+    v->hold_until_ms = atomic_load_explicit(&s->hold_until_ms, memory_order_acquire);
+    v->shown = v->hold_until_ms != HIDDEN;
+    return a->visit(v, a->ctx);
+}
+
+int counter_table_foreach_all(const struct counter_table *t, counter_visit_fn visit, void *ctx)
+{
+    struct walk_args a = {.visit = visit, .ctx = ctx};
+    return walk(t, report_one, &a);
 }

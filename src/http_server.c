@@ -3,10 +3,9 @@
  *
  * Each /metrics request renders into a fresh buffer sized from the previous
  * scrape (one allocation, handed to MHD to free), optionally gzips it, and
- * is answered with the negotiated Content-Type. Per-request state rides in
- * MHD's per-request pointer so the completion callback knows which scrape
- * finished and whether all of it reached the socket.
- * Thread-safety: handlers run on MHD's single internal thread.
+ * is answered with the negotiated Content-Type.
+ * Thread-safety: handlers run on MHD's pool of polling threads; scrapes
+ * serialize on scrape_lock, probes take no lock.
  */
 #include "http_server.h"
 
@@ -31,22 +30,17 @@
 struct http_server {
     struct http_server_options options;
     struct MHD_Daemon *daemon;
-    /* Serializes scrapes: their render, hooks and completion. Probes never
-     * take it. Guards last_render_size and next_scrape_id. */
+    /* Serializes scrapes (their render). Probes never take it. Guards
+     * last_render_size. */
     pthread_mutex_t scrape_lock;
     size_t last_render_size;
-    uint64_t next_scrape_id;
     char *telemetry_path;
     unsigned port;
 };
 
-struct request_state {
-    bool is_scrape;
-    uint64_t scrape_id;
-    uint32_t viewer;
-    /* the render's first sights, recorded only if the response completes */
-    struct metrics_sights *staged;
-};
+/* MHD's per-request pointer before a request is answered: set on the
+ * first call (headers only), so the next call answers. */
+static char request_seen;
 
 int parse_listen_address(const char *text, char *host, size_t hostlen, unsigned *port)
 {
@@ -142,8 +136,8 @@ static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, cons
     return ret;
 }
 
-/* A HEAD gets a scrape's headers without its render: rendering would show
- * new series (as 0) to a client that reads no body. */
+/* A HEAD gets a scrape's headers without its render: no work for a client
+ * that reads no body. */
 static enum MHD_Result serve_metrics_head(struct MHD_Connection *c, enum expo_format fmt)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
@@ -171,10 +165,9 @@ static bool lock_scrapes(struct http_server *s)
 }
 
 static enum MHD_Result serve_metrics_locked(struct http_server *s, struct MHD_Connection *c,
-                                            struct request_state *st, enum expo_format fmt);
+                                            enum expo_format fmt);
 
-static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connection *c,
-                                     struct request_state *st, bool head)
+static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connection *c, bool head)
 {
     const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
     enum expo_format fmt = expo_negotiate(accept);
@@ -185,42 +178,25 @@ static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connectio
         return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
                          "another scrape is still rendering; try again\n");
     }
-    enum MHD_Result ret = serve_metrics_locked(s, c, st, fmt);
+    enum MHD_Result ret = serve_metrics_locked(s, c, fmt);
     pthread_mutex_unlock(&s->scrape_lock);
     return ret;
 }
 
 /* Caller holds scrape_lock. */
 static enum MHD_Result serve_metrics_locked(struct http_server *s, struct MHD_Connection *c,
-                                            struct request_state *st, enum expo_format fmt)
+                                            enum expo_format fmt)
 {
-    const char *replica = MHD_lookup_connection_value(c, MHD_GET_ARGUMENT_KIND, "replica");
-    st->is_scrape = true;
-    st->scrape_id = ++s->next_scrape_id;
-    st->viewer = metrics_viewer_for(s->options.metrics, replica);
-    if (s->options.on_scrape_start)
-        s->options.on_scrape_start(s->options.scrape_ctx, st->scrape_id, st->viewer);
-
     struct dynbuf b;
     dynbuf_init(&b, RENDER_MAX_BYTES);
     dynbuf_reserve(&b, s->last_render_size + s->last_render_size / 8);
-    struct scrape_observer observer = {s->options.on_first_sight, s->options.on_counters_read,
-                                       s->options.scrape_ctx};
-    int rc = metrics_render_staged(s->options.metrics, fmt, st->viewer, &b, &observer, &st->staged);
-    if (rc) {
-        bool no_memory = !st->staged;
+    if (metrics_render(s->options.metrics, fmt, &b) != 0) {
+        /* dynbuf reports both the same way: the cap, or realloc failing */
         dynbuf_free(&b);
-        metrics_sights_free(st->staged);
-        st->staged = NULL;
-        st->is_scrape = false;
-        if (no_memory) {
-            log_error("scrape render failed", "error", "out of memory", NULL);
-            return send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
-                             "render failed: out of memory\n");
-        }
-        log_error("scrape render failed", "error", "render exceeded its size cap", NULL);
+        log_error("scrape render failed", "error", "out of memory or render size cap reached",
+                  NULL);
         return send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
-                         "render failed: output exceeded the size cap\n");
+                         "render failed: out of memory or output exceeded the size cap\n");
     }
     s->last_render_size = b.len;
     size_t len;
@@ -269,15 +245,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     (void)version;
     (void)upload;
     if (!*req_cls) {
-        /* First call: headers only. Allocate state; answer on the next call
-         * so a request body (for non-GET methods) is drained first. */
-        struct request_state *st = calloc(1, sizeof(*st));
-        if (!st)
-            return MHD_NO;
-        *req_cls = st;
+        /* First call: headers only. Answer on the next call so a request
+         * body (for non-GET methods) is drained first. */
+        *req_cls = &request_seen;
         return MHD_YES;
     }
-    struct request_state *st = *req_cls;
     if (*upload_size) {
         *upload_size = 0; /* discard bodies: no endpoint takes one */
         return MHD_YES;
@@ -286,7 +258,7 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
                          "method not allowed: use GET or HEAD\n");
     if (strcmp(url, s->telemetry_path) == 0)
-        return serve_metrics(s, c, st, strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
+        return serve_metrics(s, c, strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
     if (strcmp(url, "/healthz") == 0)
         return send_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n");
     if (strcmp(url, "/readyz") == 0) {
@@ -307,28 +279,6 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return ret;
     }
     return send_text(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
-}
-
-static void completed(void *cls, struct MHD_Connection *c, void **req_cls,
-                      enum MHD_RequestTerminationCode code)
-{
-    struct http_server *s = cls;
-    (void)c;
-    struct request_state *st = *req_cls;
-    if (!st)
-        return;
-    if (st->is_scrape && code == MHD_REQUEST_TERMINATED_COMPLETED_OK) {
-        /* Unbounded wait: a completed scrape must be reported, and the
-         * holder is a render that ends. */
-        pthread_mutex_lock(&s->scrape_lock);
-        metrics_sights_record(s->options.metrics, st->staged, st->viewer);
-        if (s->options.on_scrape_complete)
-            s->options.on_scrape_complete(s->options.scrape_ctx, st->scrape_id, st->viewer);
-        pthread_mutex_unlock(&s->scrape_lock);
-    }
-    metrics_sights_free(st->staged);
-    free(st);
-    *req_cls = NULL;
 }
 
 /* MHD hands us its own printf-style format: tell clang it is one. */
@@ -410,8 +360,8 @@ int http_server_start(const struct http_server_options *o, struct http_server **
                          mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
                          MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
                          MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_seconds,
-                         MHD_OPTION_NOTIFY_COMPLETED, completed, s, MHD_OPTION_THREAD_POOL_SIZE,
-                         pool_size, sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
+                         MHD_OPTION_THREAD_POOL_SIZE, pool_size,
+                         sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(errbuf, errlen,
                  "cannot listen on %s: the address may be in use or not local "

@@ -147,13 +147,7 @@ enum reject_reason ingest_process(struct ingest_worker *w, const char *buf, size
     return REJECT_NONE;
 }
 
-enum reject_reason ingest_replay(struct ingest_worker *w, const char *buf, size_t len,
-                                 const struct series_filter *held)
+void ingest_worker_set_shard(struct ingest_worker *w, const char *shard, size_t len)
 {
-    struct event ev;
-    bool mismatch;
-    enum reject_reason reason = decode_and_price(w, buf, len, &ev, &mismatch);
-    if (reason == REJECT_NONE)
-        metrics_replay_event(w->slot, &ev, mismatch, held);
-    return reason;
+    metrics_worker_set_shard(w->slot, shard, len);
 }

@@ -43,34 +43,6 @@ static bool source_ready(void *ctx)
     return src->ops->ready(src);
 }
 
-static void scrape_started(void *ctx, uint64_t scrape_id, uint32_t viewer)
-{
-    struct event_source *src = ctx;
-    if (src->ops->scrape_started)
-        src->ops->scrape_started(src, scrape_id, viewer);
-}
-
-static void scrape_first_sight(void *ctx, const struct first_sight *fs)
-{
-    struct event_source *src = ctx;
-    if (src->ops->scrape_first_sight)
-        src->ops->scrape_first_sight(src, fs);
-}
-
-static void scrape_counters_read(void *ctx)
-{
-    struct event_source *src = ctx;
-    if (src->ops->scrape_counters_read)
-        src->ops->scrape_counters_read(src);
-}
-
-static void scrape_completed(void *ctx, uint64_t scrape_id, uint32_t viewer)
-{
-    struct event_source *src = ctx;
-    if (src->ops->scrape_completed)
-        src->ops->scrape_completed(src, scrape_id, viewer);
-}
-
 int main(int argc, char **argv)
 {
     int exit_code = 1;
@@ -153,11 +125,6 @@ int main(int argc, char **argv)
         .metrics = metrics,
         .ready = source_ready,
         .ready_ctx = source,
-        .on_scrape_start = scrape_started,
-        .on_first_sight = scrape_first_sight,
-        .on_counters_read = scrape_counters_read,
-        .on_scrape_complete = scrape_completed,
-        .scrape_ctx = source,
     };
     if (http_server_start(&web, &http, err, sizeof(err)) != 0) {
         log_error("cannot start the HTTP server", "error", err, NULL);
@@ -178,8 +145,8 @@ int main(int argc, char **argv)
     log_info("shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
     exit_code = 0;
 out:
-    /* Stop the source while still serving: the Kafka source waits for a
-     * last scrape before it commits. Then stop serving, then free. */
+    /* Stop the source while still serving (the Kafka source's final
+     * checkpoint is served until the end), then stop serving, then free. */
     if (source)
         source->ops->stop(source);
     http_server_stop(http);

@@ -267,7 +267,9 @@ static void test_ranges_and_enums(void **state)
     expect_error("kafka: {checkpoint_interval_ms: 10}\n",
                  "t.yaml:1:33: kafka.checkpoint_interval_ms: must be an integer from 50 to "
                  "600000; got '10'");
-    expect_error("kafka: {commit_mode: scrape}\n", "t.yaml:1:10: unknown key 'kafka.commit_mode'");
+    expect_error("kafka: {commit_mode: scrape}\n",
+                 "t.yaml:1:9: unknown key 'kafka.commit_mode'; see docs/configuration.md or --help "
+                 "for the supported options");
     expect_error("web:\n  telemetry_path: metrics\n",
                  "t.yaml:2:19: web.telemetry_path: must be a URL path starting with '/' without "
                  "spaces, '?' or '#', such as /metrics; got 'metrics'");
@@ -388,10 +390,10 @@ static void test_lists_and_maps(void **state)
     assert_string_equal(cfg.kafka_topics.items[0], "x");
     assert_string_equal(cfg.kafka_topics.items[1], "y");
     /* an empty list value clears a list that may be empty */
-    assert_int_equal(load(&cfg, "kafka:\n  commit_replicas: [p0]\n"), 0);
-    assert_int_equal(cfg.kafka_commit_replicas.count, 1);
-    assert_int_equal(load(&cfg, "kafka:\n  commit_replicas: []\n"), 0);
-    assert_int_equal(cfg.kafka_commit_replicas.count, 0);
+    assert_int_equal(load(&cfg, "events:\n  extra_labels: [env]\n"), 0);
+    assert_int_equal(cfg.events_extra_labels.count, 1);
+    assert_int_equal(load(&cfg, "events:\n  extra_labels: []\n"), 0);
+    assert_int_equal(cfg.events_extra_labels.count, 0);
 
     assert_int_equal(load(&cfg, "kafka:\n  properties:\n    security.protocol: SASL_SSL\n"
                                 "    sasl.mechanism: PLAIN\n    \"ssl.endpoint.identification"
@@ -509,7 +511,8 @@ static void test_dlq_topic_not_subscribed(void **state)
     /* the checkpoint topic is not events either, nor may it be the DLQ */
     char *state_by_name[] = {"prog", "--kafka.topics=ai-costs,ai-finops-state", NULL};
     char *state_by_pattern[] = {"prog", "--kafka.topics=^ai-", "--kafka.dlq-topic=dlq", NULL};
-    char *state_is_dlq[] = {"prog", "--kafka.state-topic=ai-costs-dlq", NULL};
+    char *state_is_dlq[] = {"prog", "--kafka.state-topic=ai-costs-dlq",
+                            "--kafka.dlq-topic=ai-costs-dlq", NULL};
     assert_int_equal(parse(&cfg, &action, state_by_name), -EINVAL);
     assert_non_null(strstr(errbuf, "'ai-finops-state' (kafka.state_topic), the checkpoint topic"));
     assert_int_equal(parse(&cfg, &action, state_by_pattern), -EINVAL);
@@ -816,7 +819,7 @@ static void test_help_lists_every_flag(void **state)
     static const char *const flags[] = {"--web.listen-address=HOST:PORT",
                                         "--input=PATH|-",
                                         "--events.max-cost-usd=USD",
-                                        "--kafka.shutdown-scrape-wait-ms=N",
+                                        "--kafka.checkpoint-interval-ms=N",
                                         "--pricing.mismatch-tolerance-ppm=N",
                                         "--config FILE",
                                         "--print-config-docs"};

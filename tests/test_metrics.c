@@ -1,16 +1,20 @@
 /* test_metrics.c - the registry: events in through ingest, a golden render
- * of the labeled families, outcome counters, OpenMetrics extras, and
- * overflow accounting. */
+ * of the labeled families, outcome counters, OpenMetrics extras, overflow
+ * accounting, the file input's hold on new series and outcome counters,
+ * and the Kafka input's sharded registry (shard label, outcome tables,
+ * served only once published). */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
 
 #include "ingest.h"
 #include "metrics.h"
+#include "metrics_internal.h"
 
 struct fixture {
     struct exporter_config cfg;
@@ -21,11 +25,14 @@ struct fixture {
 
 static char *extra[] = {"environment"};
 
-static int setup_with(void **state, int64_t max_series)
+/* input "-": the file input's unsharded registry; NULL: Kafka's sharded one */
+static int setup_with(void **state, int64_t max_series, const char *input, int64_t hold_ms)
 {
     static struct fixture f;
     memset(&f, 0, sizeof(f));
+    f.cfg.input = (char *)input;
     f.cfg.counters_max_series = max_series;
+    f.cfg.counters_new_series_hold_ms = hold_ms;
     f.cfg.events_max_bytes = 65536;
     f.cfg.events_max_cost_nanos = 1000000LL * 1000000000LL;
     f.cfg.events_max_label_bytes = 128;
@@ -42,12 +49,27 @@ static int setup_with(void **state, int64_t max_series)
 
 static int setup(void **state)
 {
-    return setup_with(state, 1000);
+    return setup_with(state, 1000, "-", 0);
 }
 
 static int setup_small(void **state)
 {
-    return setup_with(state, 2);
+    return setup_with(state, 2, "-", 0);
+}
+
+static int setup_hold(void **state)
+{
+    return setup_with(state, 1000, "-", 1000);
+}
+
+static int setup_sharded(void **state)
+{
+    return setup_with(state, 1000, NULL, 0);
+}
+
+static int setup_sharded_small(void **state)
+{
+    return setup_with(state, 2, NULL, 0);
 }
 
 static int teardown(void **state)
@@ -67,7 +89,14 @@ static void feed(struct fixture *f, const char *json, enum reject_reason want)
 static char *render(struct fixture *f, enum expo_format fmt, struct dynbuf *b)
 {
     dynbuf_init(b, 1 << 24);
-    assert_int_equal(metrics_render(f->metrics, fmt, 0, b, NULL), 0);
+    assert_int_equal(metrics_render(f->metrics, fmt, b), 0);
+    return b->data;
+}
+
+static char *render_at(struct fixture *f, int64_t now_ms, struct dynbuf *b)
+{
+    dynbuf_init(b, 1 << 24);
+    assert_int_equal(metrics_render_at(f->metrics, EXPO_TEXT, now_ms, b), 0);
     return b->data;
 }
 
@@ -182,115 +211,217 @@ static void test_overflow_keeps_totals(void **state)
     dynbuf_free(&b);
 }
 
-struct held_one {
-    enum metric_family family;
-    uint64_t hash;
-};
-
-static bool holds_one(const void *ctx, enum metric_family family, uint64_t hash)
+static int created_of(const struct counter_view *v, void *ctx)
 {
-    const struct held_one *h = ctx;
-    return h->family == family && h->hash == hash;
+    *(int64_t *)ctx = v->created_ms;
+    return 1;
 }
 
-/* Replaying an event a previous owner counted adds it only to the held
- * series and counts no outcome. */
-static void test_replay_adds_only_held_series(void **state)
+static int series_of_view(const struct counter_view *v, void *ctx)
+{
+    *(struct counter_series **)ctx = v->series;
+    return 1;
+}
+
+static struct counter_series *first_series(struct counter_table *t)
+{
+    struct counter_series *s = NULL;
+    counter_table_foreach_all(t, series_of_view, &s);
+    return s;
+}
+
+/* The value of the cost series of (team, project) as a text render shows
+ * it, or -1 when it is not shown. */
+static long long cost_shown(const char *text, const char *team)
+{
+    char head[128];
+    snprintf(head, sizeof(head), "ai_finops_cost_dollars_total{team=\"%s\",", team);
+    const char *p = strstr(text, head);
+    if (!p)
+        return -1;
+    p = strchr(p, '}');
+    return p ? atoll(p + 2) : -1;
+}
+
+/* The file input: a new series reads 0 until its creation + hold, the
+ * outcome counters until the process start + hold; then the values. */
+static void test_file_input_hold(void **state)
 {
     struct fixture *f = *state;
-    const char *ev = "{\"team\":\"ml\",\"project\":\"chat\",\"source\":\"openai\","
-                     "\"labels\":{\"environment\":\"prod\"},\"cost_usd\":1.5,"
-                     "\"provider\":\"openai\",\"model\":\"gpt-4o\",\"input_tokens\":100}";
-    struct label_value cost_labels[] = {{"ml", 2}, {"chat", 4}, {"openai", 6}, {"prod", 4}};
-    struct held_one held = {METRIC_FAMILY_COST,
-                            counter_table_hash(metrics_cost_table(f->metrics), cost_labels)};
-    struct series_filter filter = {holds_one, &held};
-    assert_int_equal(ingest_replay(f->worker, ev, strlen(ev), &filter), REJECT_NONE);
-    assert_int_equal(ingest_replay(f->worker, "{", 1, &filter), REJECT_INVALID_JSON);
+    assert_false(metrics_sharded(f->metrics));
+    assert_null(metrics_table(f->metrics, METRIC_FAMILY_EVENTS));
+    assert_null(metrics_table(f->metrics, METRIC_FAMILY_REJECTED));
+    feed(f, "{\"team\":\"a\",\"project\":\"b\",\"source\":\"c\",\"cost_usd\":3}", REJECT_NONE);
+    feed(f, "nope", REJECT_INVALID_JSON);
+
+    struct label_value labels[] = {{"a", 1}, {"b", 1}, {"c", 1}, {"", 0}};
+    struct counter_table *cost = metrics_cost_table(f->metrics);
+    int64_t created = 0;
+    counter_table_foreach_all(cost, created_of, &created);
+    assert_true(created > 0);
+    assert_ptr_equal(counter_table_get(cost, labels), first_series(cost));
 
     struct dynbuf b;
-    char *text = render(f, EXPO_TEXT, &b);
-    assert_non_null(strstr(text, "ai_finops_cost_dollars_total{team=\"ml\",project=\"chat\","
-                                 "source=\"openai\",environment=\"prod\"} 1.5\n"));
-    assert_null(strstr(text, "ai_finops_tokens_total{"));
+    char *text = render_at(f, created + 999, &b);
+    assert_int_equal(cost_shown(text, "a"), 0);
+    dynbuf_free(&b);
+    text = render_at(f, created + 1000, &b);
+    assert_int_equal(cost_shown(text, "a"), 3);
+    dynbuf_free(&b);
+
+    int64_t start = metrics_start_ms(f->metrics);
+    text = render_at(f, start + 999, &b);
     assert_non_null(strstr(text, "ai_finops_events_total{outcome=\"accepted\"} 0\n"));
     assert_non_null(strstr(text, "ai_finops_events_total{outcome=\"rejected\"} 0\n"));
+    assert_non_null(strstr(text, "ai_finops_events_rejected_total{reason=\"invalid_json\"} 0\n"));
     dynbuf_free(&b);
-
-    /* holding the tokens series instead adds the tokens only */
-    struct label_value token_labels[] = {
-        {"ml", 2}, {"chat", 4}, {"openai", 6}, {"gpt-4o", 6}, {"input", 5}};
-    /* the hash is of the label values only: any 5-label table computes it */
-    static const char *const five[] = {"a", "b", "c", "d", "e"};
-    struct counter_table *shape = counter_table_new(five, 5, 1);
-    assert_non_null(shape);
-    held.family = METRIC_FAMILY_TOKENS;
-    held.hash = counter_table_hash(shape, token_labels);
-    counter_table_free(shape);
-    assert_int_equal(ingest_replay(f->worker, ev, strlen(ev), &filter), REJECT_NONE);
-    text = render(f, EXPO_TEXT, &b);
-    assert_non_null(strstr(text, "ai_finops_tokens_total{team=\"ml\",project=\"chat\","
-                                 "provider=\"openai\",model=\"gpt-4o\",kind=\"input\"} 100\n"));
-    assert_non_null(strstr(text, "source=\"openai\",environment=\"prod\"} 1.5\n"));
+    text = render_at(f, start + 1000, &b);
+    assert_non_null(strstr(text, "ai_finops_events_total{outcome=\"accepted\"} 1\n"));
+    assert_non_null(strstr(text, "ai_finops_events_total{outcome=\"rejected\"} 1\n"));
+    assert_non_null(strstr(text, "ai_finops_events_rejected_total{reason=\"invalid_json\"} 1\n"));
     dynbuf_free(&b);
+    /* the live totals are not held */
+    struct metrics_totals t;
+    metrics_totals(f->metrics, &t);
+    assert_int_equal(t.accepted, 1);
+    assert_int_equal(t.rejected, 1);
 }
 
-struct sightings {
-    struct first_sight seen[16];
-    size_t n;
-    size_t unknown;
-    int counters_read;
-};
-
-static void on_sight(void *ctx, const struct first_sight *fs)
+/* A stand-in for the Kafka checkpointer: publishes every series' live
+ * value, no hold. */
+static int publish_live(const struct counter_view *v, void *ctx)
 {
-    struct sightings *s = ctx;
-    if (!fs->known)
-        s->unknown++;
-    else if (s->n < 16)
-        s->seen[s->n++] = *fs;
+    (void)ctx;
+    counter_series_publish(v->series, v->live, 0);
+    return 0;
 }
 
-static void on_read(void *ctx)
+static void publish_all(struct metrics *m)
 {
-    ((struct sightings *)ctx)->counters_read++;
+    for (int i = 0; i < METRIC_FAMILY_COUNT; i++)
+        counter_table_foreach_all(metrics_table(m, (enum metric_family)i), publish_live, NULL);
 }
 
-/* A scrape names each series it shows first by family and hash, once per
- * viewer, and says when it has read every counter. */
-static void test_first_sights_named(void **state)
+static void set_shard(struct fixture *f, const char *shard)
+{
+    ingest_worker_set_shard(f->worker, shard, strlen(shard));
+}
+
+/* The Kafka input: every event-fed family ends with the shard label, the
+ * outcome counters are tables too, and readers see only what was
+ * published. */
+static void test_sharded_render(void **state)
 {
     struct fixture *f = *state;
-    counter_table_set_origin(3, 42);
+    assert_true(metrics_sharded(f->metrics));
+    set_shard(f, "costs-0");
     feed(f,
-         "{\"team\":\"ml\",\"project\":\"chat\",\"source\":\"s\",\"cost_usd\":1,"
-         "\"provider\":\"p\",\"model\":\"m\",\"output_tokens\":7}",
+         "{\"team\":\"ml\",\"project\":\"chat\",\"source\":\"s\",\"provider\":\"openai\","
+         "\"model\":\"gpt-4o\",\"cost_usd\":0.5,\"input_tokens\":10,"
+         "\"labels\":{\"environment\":\"prod\"}}",
          REJECT_NONE);
-    counter_table_set_origin(0, 0);
-    struct sightings s = {0};
-    struct scrape_observer obs = {on_sight, on_read, &s};
-    struct dynbuf b;
-    dynbuf_init(&b, 1 << 24);
-    assert_int_equal(metrics_render(f->metrics, EXPO_TEXT, 1u, &b, &obs), 0);
-    dynbuf_free(&b);
-    assert_int_equal(s.n, 2);       /* the cost series and the output-tokens series */
-    assert_int_equal(s.unknown, 1); /* the outcome counters */
-    assert_int_equal(s.counters_read, 1);
-    struct label_value cost_labels[] = {{"ml", 2}, {"chat", 4}, {"s", 1}, {"", 0}};
-    assert_int_equal(s.seen[0].family, METRIC_FAMILY_COST);
-    assert_int_equal(s.seen[0].hash,
-                     counter_table_hash(metrics_cost_table(f->metrics), cost_labels));
-    assert_int_equal(s.seen[0].origin, 3);
-    assert_int_equal(s.seen[0].origin_offset, 42);
-    assert_int_equal(s.seen[1].family, METRIC_FAMILY_TOKENS);
+    feed(f, "nope", REJECT_INVALID_JSON);
+    set_shard(f, "costs-1");
+    feed(f,
+         "{\"team\":\"ml\",\"project\":\"chat\",\"source\":\"s\",\"cost_usd\":0.25,"
+         "\"instance_type\":\"p5.48xlarge\",\"gpu_type\":\"h100\",\"gpu_count\":2,"
+         "\"duration_seconds\":3,\"labels\":{\"environment\":\"prod\"}}",
+         REJECT_NONE);
+    feed(f, "{\"team\":\"x\"}", REJECT_UNPRICED);
+    set_shard(f, "costs-0"); /* back: the same series as before */
+    feed(f,
+         "{\"team\":\"ml\",\"project\":\"chat\",\"source\":\"s\",\"cost_usd\":0.000000001,"
+         "\"labels\":{\"environment\":\"prod\"}}",
+         REJECT_NONE);
 
-    memset(&s, 0, sizeof(s));
-    dynbuf_init(&b, 1 << 24);
-    assert_int_equal(metrics_render(f->metrics, EXPO_TEXT, 1u, &b, &obs), 0);
+    /* nothing published yet: no series shown, the live totals exact */
+    struct dynbuf b;
+    char *text = render(f, EXPO_TEXT, &b);
+    assert_null(strstr(text, "ai_finops_cost_dollars_total{"));
+    assert_null(strstr(text, "ai_finops_events_total{"));
+    assert_non_null(strstr(text, "# HELP ai_finops_events_total Events decoded, by outcome.\n"));
     dynbuf_free(&b);
-    assert_int_equal(s.n, 0);
-    assert_int_equal(s.unknown, 0);
-    assert_int_equal(s.counters_read, 1);
+    struct metrics_totals t;
+    metrics_totals(f->metrics, &t);
+    assert_int_equal(t.accepted, 3);
+    assert_int_equal(t.rejected, 2);
+    assert_int_equal(t.rejected_by_reason[REJECT_INVALID_JSON], 1);
+    assert_int_equal(t.rejected_by_reason[REJECT_UNPRICED], 1);
+
+    publish_all(f->metrics);
+    text = render(f, EXPO_TEXT, &b);
+    assert_family(text, "ai_finops_cost_dollars_total",
+                  "# HELP ai_finops_cost_dollars_total AI spend in US dollars, exact to the "
+                  "nano-dollar.\n"
+                  "# TYPE ai_finops_cost_dollars_total counter\n"
+                  "ai_finops_cost_dollars_total{team=\"ml\",project=\"chat\",source=\"s\","
+                  "environment=\"prod\",shard=\"costs-0\"} 0.500000001\n"
+                  "ai_finops_cost_dollars_total{team=\"ml\",project=\"chat\",source=\"s\","
+                  "environment=\"prod\",shard=\"costs-1\"} 0.25\n");
+    assert_non_null(strstr(text, "ai_finops_tokens_total{team=\"ml\",project=\"chat\","
+                                 "provider=\"openai\",model=\"gpt-4o\",kind=\"input\","
+                                 "shard=\"costs-0\"} 10\n"));
+    assert_non_null(strstr(text, "ai_finops_gpu_seconds_total{team=\"ml\",project=\"chat\","
+                                 "instance_type=\"p5.48xlarge\",gpu_type=\"h100\","
+                                 "shard=\"costs-1\"} 6\n"));
+    assert_family(text, "ai_finops_events_total",
+                  "# HELP ai_finops_events_total Events decoded, by outcome.\n"
+                  "# TYPE ai_finops_events_total counter\n"
+                  "ai_finops_events_total{outcome=\"accepted\",shard=\"costs-0\"} 2\n"
+                  "ai_finops_events_total{outcome=\"rejected\",shard=\"costs-0\"} 1\n"
+                  "ai_finops_events_total{outcome=\"accepted\",shard=\"costs-1\"} 1\n"
+                  "ai_finops_events_total{outcome=\"rejected\",shard=\"costs-1\"} 1\n");
+    assert_family(text, "ai_finops_events_rejected_total",
+                  "# HELP ai_finops_events_rejected_total Rejected events, by reason (each also "
+                  "goes to the dead-letter topic).\n"
+                  "# TYPE ai_finops_events_rejected_total counter\n"
+                  "ai_finops_events_rejected_total{reason=\"invalid_json\",shard=\"costs-0\"} 1\n"
+                  "ai_finops_events_rejected_total{reason=\"unpriced\",shard=\"costs-1\"} 1\n");
+    assert_non_null(strstr(text, "ai_finops_series{metric=\"ai_finops_events_total\"} 4\n"));
+    assert_non_null(
+        strstr(text, "ai_finops_series{metric=\"ai_finops_events_rejected_total\"} 2\n"));
+    assert_non_null(strstr(
+        text, "ai_finops_series_overflow_total{metric=\"ai_finops_events_rejected_total\"} 0\n"));
+    dynbuf_free(&b);
+
+    /* more events are served only once published again */
+    feed(f, "{\"team\":\"ml\",\"project\":\"chat\",\"source\":\"s\",\"cost_usd\":1}", REJECT_NONE);
+    text = render(f, EXPO_TEXT, &b);
+    assert_non_null(
+        strstr(text, "ai_finops_events_total{outcome=\"accepted\",shard=\"costs-0\"} 2\n"));
+    dynbuf_free(&b);
+    publish_all(f->metrics);
+    text = render(f, EXPO_TEXT, &b);
+    assert_non_null(
+        strstr(text, "ai_finops_events_total{outcome=\"accepted\",shard=\"costs-0\"} 3\n"));
+    dynbuf_free(&b);
+}
+
+/* Past counters.max_series each shard keeps its own overflow series. */
+static void test_sharded_overflow_per_shard(void **state)
+{
+    struct fixture *f = *state;
+    char json[256];
+    for (int i = 0; i < 6; i++) {
+        set_shard(f, i % 2 ? "t-1" : "t-0");
+        snprintf(json, sizeof(json), "{\"team\":\"t%d\",\"project\":\"p\",\"cost_usd\":%d}", i,
+                 i + 1);
+        feed(f, json, REJECT_NONE);
+    }
+    publish_all(f->metrics);
+    struct dynbuf b;
+    char *text = render(f, EXPO_TEXT, &b);
+    /* t0 (t-0) and t1 (t-1) fit; t2, t4 overflow in t-0, t3, t5 in t-1 */
+    assert_non_null(strstr(text, "ai_finops_cost_dollars_total{team=\"__overflow__\","
+                                 "project=\"__overflow__\",source=\"__overflow__\","
+                                 "environment=\"__overflow__\",shard=\"t-0\"} 8\n"));
+    assert_non_null(strstr(text, "ai_finops_cost_dollars_total{team=\"__overflow__\","
+                                 "project=\"__overflow__\",source=\"__overflow__\","
+                                 "environment=\"__overflow__\",shard=\"t-1\"} 10\n"));
+    assert_non_null(strstr(
+        text, "ai_finops_series_overflow_total{metric=\"ai_finops_cost_dollars_total\"} 4\n"));
+    assert_non_null(strstr(text, "ai_finops_series{metric=\"ai_finops_cost_dollars_total\"} 2\n"));
+    dynbuf_free(&b);
 }
 
 int main(void)
@@ -299,8 +430,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_golden_text, setup, teardown),
         cmocka_unit_test_setup_teardown(test_openmetrics, setup, teardown),
         cmocka_unit_test_setup_teardown(test_overflow_keeps_totals, setup_small, teardown),
-        cmocka_unit_test_setup_teardown(test_replay_adds_only_held_series, setup, teardown),
-        cmocka_unit_test_setup_teardown(test_first_sights_named, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_file_input_hold, setup_hold, teardown),
+        cmocka_unit_test_setup_teardown(test_sharded_render, setup_sharded, teardown),
+        cmocka_unit_test_setup_teardown(test_sharded_overflow_per_shard, setup_sharded_small,
+                                        teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

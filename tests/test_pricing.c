@@ -265,6 +265,8 @@ static void test_ingest_prices_events(void **state)
     struct exporter_config cfg;
     config_init_defaults(&cfg);
     cfg.pricing_mismatch_tolerance_ppm = 10000; /* 1% */
+    cfg.input = strdup("-"); /* the file input's registry: live values, no shard label */
+    cfg.counters_new_series_hold_ms = 0;
     struct metrics *m = metrics_new(&cfg);
     struct ingest *in = ingest_new(&cfg, m, t);
     struct ingest_worker *w = ingest_worker_new(in);
@@ -294,7 +296,7 @@ static void test_ingest_prices_events(void **state)
         assert_int_equal(ingest_process(w, events[i], strlen(events[i])), want[i]);
     struct dynbuf b;
     dynbuf_init(&b, 1 << 22);
-    assert_int_equal(metrics_render(m, EXPO_TEXT, 0, &b, NULL), 0);
+    assert_int_equal(metrics_render(m, EXPO_TEXT, &b), 0);
     /* 0.0075 + 0.0075 + 0.015 + 0.001 + 15 */
     assert_non_null(strstr(
         b.data, "ai_finops_cost_dollars_total{team=\"a\",project=\"p\",source=\"s\"} 15.031\n"));
@@ -312,7 +314,7 @@ static void test_ingest_prices_events(void **state)
     w = ingest_worker_new(in);
     assert_int_equal(ingest_process(w, events[2], strlen(events[2])), REJECT_NONE);
     dynbuf_init(&b, 1 << 22);
-    metrics_render(m, EXPO_TEXT, 0, &b, NULL);
+    metrics_render(m, EXPO_TEXT, &b);
     assert_non_null(strstr(
         b.data, "ai_finops_cost_dollars_total{team=\"a\",project=\"p\",source=\"s\"} 0.0075\n"));
     dynbuf_free(&b);
