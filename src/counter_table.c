@@ -40,8 +40,10 @@ struct counter_series {
     int64_t created_ms;
     _Atomic uint64_t served;       /* checkpointed tables: what readers see */
     _Atomic int64_t hold_until_ms; /* HIDDEN, or reads 0 before this */
-    uint64_t checkpointed;         /* the checkpointer's, see the header */
-    bool checkpointed_ever;
+    /* the checkpointer's (see the header); atomic because a scrape's
+     * metrics_totals walks every series with foreach_all too */
+    _Atomic uint64_t checkpointed;
+    _Atomic bool checkpointed_ever;
     uint32_t key_len; /* total label bytes */
     uint16_t lens[];  /* label_count lengths, then the label bytes */
 };
@@ -177,8 +179,8 @@ static struct counter_series *series_new(const struct counter_table *t, uint64_t
     s->hash = hash;
     s->created_ms = wall_ms();
     atomic_init(&s->hold_until_ms, initial_hold(t, s->created_ms));
-    s->checkpointed = 0;
-    s->checkpointed_ever = false;
+    atomic_init(&s->checkpointed, 0);
+    atomic_init(&s->checkpointed_ever, false);
     s->key_len = (uint32_t)key_len;
     char *p = (char *)&s->lens[t->label_count];
     for (size_t i = 0; i < t->label_count; i++) {
@@ -450,8 +452,8 @@ void counter_series_set_live(struct counter_series *series, uint64_t live)
 
 void counter_series_set_checkpointed(struct counter_series *series, uint64_t value)
 {
-    series->checkpointed = value;
-    series->checkpointed_ever = true;
+    atomic_store_explicit(&series->checkpointed, value, memory_order_relaxed);
+    atomic_store_explicit(&series->checkpointed_ever, true, memory_order_relaxed);
 }
 
 void counter_table_add(struct counter_table *t, const struct label_value *values, uint64_t delta)
@@ -566,8 +568,8 @@ static int report_one(const struct counter_table *t, struct counter_series *s, b
     v->overflow = overflow;
     v->live = atomic_load_explicit(&s->value, memory_order_relaxed);
     v->value = v->live;
-    v->checkpointed = s->checkpointed;
-    v->checkpointed_ever = s->checkpointed_ever;
+    v->checkpointed = atomic_load_explicit(&s->checkpointed, memory_order_relaxed);
+    v->checkpointed_ever = atomic_load_explicit(&s->checkpointed_ever, memory_order_relaxed);
     v->hold_until_ms = atomic_load_explicit(&s->hold_until_ms, memory_order_acquire);
     v->shown = v->hold_until_ms != HIDDEN;
     return a->visit(v, a->ctx);

@@ -36,7 +36,7 @@
 #include "log.h"
 
 #define STATE_TOPIC_PARTITIONS 10
-#define TXN_OP_TIMEOUT_MS      10000
+#define TXN_OP_TIMEOUT_MS      5000 /* per checkpoint: bounds a stuck one (and SIGTERM behind it) */
 #define KEY_MAX                (8 + SHARD_MAX + 2 + STATE_LABELS_MAX * (2 + 1024))
 
 int64_t kafka_now_ms(void)
@@ -142,7 +142,8 @@ static bool state_topic_ready(struct kafka_source *ks)
         if (md)
             rd_kafka_metadata_destroy(md);
         if (!err && !terr && n > 0) {
-            atomic_store(&ks->state_partitions, n);
+            if (atomic_exchange(&ks->state_partitions, n) == n)
+                return true; /* the other thread found it first */
             char np[16];
             snprintf(np, sizeof(np), "%d", n);
             log_info("state topic ready", "topic", topic, "partitions", np, NULL);
@@ -437,8 +438,8 @@ static bool checkpoint_once(struct kafka_source *ks, bool freeze, int timeout_ms
         return false;
     }
     if (c.count == 0 && c.pos_count == 0 && ks->carried.count == 0) {
-        cut_free(&c);
         atomic_store(&ks->served_at_ms, c.now_wall);
+        cut_free(&c);
         return true;
     }
     rd_kafka_error_t *error = rd_kafka_begin_transaction(ks->txn);

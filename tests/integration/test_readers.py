@@ -67,6 +67,8 @@ class CounterScraper(threading.Thread):
         self.observed = {}   # key -> observed increase
         self.first_nonzero = {}  # key -> value of a first sample that was not 0
         self.scrapes = 0
+        self.max_gap = 0.0  # longest time between two completed scrapes
+        self.last_done = None
         self.raw_events = 0
         self.errors = []
         self.stop_flag = threading.Event()
@@ -97,6 +99,10 @@ class CounterScraper(threading.Thread):
                     self.last[k] = v
             self.raw_events = events
             self.scrapes += 1
+            now = time.monotonic()
+            if self.last_done is not None:
+                self.max_gap = max(self.max_gap, now - self.last_done)
+            self.last_done = now
 
     def run(self):
         while not self.stop_flag.is_set():
@@ -161,7 +167,9 @@ def main(argv=None):
     ap.add_argument("--workdir", required=True)
     ap.add_argument("--count", type=int, default=30000)
     ap.add_argument("--batches", type=int, default=12)
-    ap.add_argument("--hold-ms", type=int, default=2000)
+    # long beside the scrape interval, so even a slow scrape on a busy machine
+    # sees every new series at 0 at least once
+    ap.add_argument("--hold-ms", type=int, default=5000)
     ap.add_argument("--seed", type=int, default=20261204)
     args = ap.parse_args(argv)
     res = Results()
@@ -219,8 +227,9 @@ def main(argv=None):
     scraper.join(10)
     other.join(10)
     res.check("scrapes parse cleanly", not scraper.errors, str(scraper.errors[:2]))
-    print("scraper: %d scrapes; other reader: %d reads; %d series first seen non-zero"
-          % (scraper.scrapes, other.reads, len(scraper.first_nonzero)), flush=True)
+    print("scraper: %d scrapes (longest gap %.2f s, hold %.1f s); other reader: %d reads; %d series first "
+          "seen non-zero" % (scraper.scrapes, scraper.max_gap, args.hold_ms / 1000.0, other.reads,
+                             len(scraper.first_nonzero)), flush=True)
     for fam in (EVENTS, REJECTED, COST, TOKENS, GPU):
         want, got = expected(totals, fam), scraper.sums(fam)
         diffs = [(k, got.get(k, 0), w) for k, w in sorted(want.items()) if got.get(k, 0) != w]
