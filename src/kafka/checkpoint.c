@@ -779,6 +779,8 @@ static bool read_state(struct kafka_source *ks, struct restore *r, const int32_t
 
 bool kafka_restore(struct kafka_source *ks, rd_kafka_topic_partition_list_t *parts)
 {
+    if (parts->cnt == 0)
+        return true; /* a cooperative rebalance that gives this process nothing new */
     if (!state_topic_ready(ks))
         return false;
     int sp_count = atomic_load(&ks->state_partitions);
