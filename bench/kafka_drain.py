@@ -381,6 +381,12 @@ def main(argv=None):
         print("%s counters exact vs the generator: %s; SIGTERM exit %s" % (
             k, "yes (%d/%d runs)" % (len(runs[k]), len(runs[k])) if not bad else
             "NO\n" + "\n".join(bad[0]["diffs"]), ",".join(exits)))
+        recs = [r["state_records"] for r in runs[k] if r.get("state_records") is not None]
+        if recs:  # the checkpoints' broker load
+            txns = [r["checkpoints"] for r in runs[k]]
+            print("%s checkpoints: median %d transactions and %d state-topic records per drain of %d events "
+                  "(%.1f records per 1,000 events)" % (k, statistics.median(txns), statistics.median(recs),
+                                                       args.count, 1000.0 * statistics.median(recs) / args.count))
     return 0 if exact else 1
 
 

@@ -3,8 +3,8 @@
 # installs dependencies, then builds and runs three configurations:
 #   build/       release-with-debug-info: unit, fuzz-corpus replay, integration
 #                (1,000,000-event replay, real Kafka broker, promtool); tests
-#                labelled known-gap (an open issue's failing test) are skipped: today
-#                kill_restart (issue 11; docs/delivery.md)
+#                labelled known-gap (an open issue's failing test) would be
+#                skipped: today there are none
 #   build-asan/  ASan+UBSan: unit, fuzz replay, integration and Kafka at reduced size
 #   build-tsan/  TSan: unit tests (the multi-threaded table stress test) and the
 #                Kafka tests at reduced size (librdkafka's C11 threads are made
@@ -41,7 +41,7 @@ run_config() {
   echo "=== build $dir"
   cmake --build "$root/$dir" -j"$jobs" >/dev/null
   echo "=== test $dir"
-  # known-gap: tests of an open issue that still fail (see docs/delivery.md)
+  # known-gap: tests of an open issue that still fail (none today)
   if ! (cd "$root/$dir" && ctest --output-on-failure -j"$jobs" -LE known-gap ${label:+-L "$label"}); then
     status=1
   fi

@@ -1,7 +1,8 @@
 #!/bin/sh
 # create-topics.sh - the compose stack's one-shot topic job: waits until the
 # broker at $BOOTSTRAP answers (no healthcheck involved), then creates each
-# NAME:PARTITIONS of $TOPICS if it does not exist yet, and exits 0.
+# NAME:PARTITIONS[:KEY=VALUE,...] of $TOPICS (the topic configs, e.g.
+# cleanup.policy=compact) if it does not exist yet, and exits 0.
 set -eu
 bin=/opt/kafka/bin
 tries=0
@@ -12,8 +13,14 @@ until "$bin/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --list >/dev/null 2
   sleep 2
 done
 for t in $TOPICS; do
-  "$bin/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists \
-    --topic "${t%%:*}" --partitions "${t##*:}" --replication-factor 1
+  name=${t%%:*} rest=${t#*:}
+  parts=${rest%%:*} configs=
+  [ "$rest" = "$parts" ] || configs=${rest#*:}
+  set -- --topic "$name" --partitions "$parts" --replication-factor 1
+  old_ifs=$IFS IFS=,
+  for c in $configs; do set -- "$@" --config "$c"; done
+  IFS=$old_ifs
+  "$bin/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --create --if-not-exists "$@"
 done
 "$bin/kafka-topics.sh" --bootstrap-server "$BOOTSTRAP" --list
 echo "create-topics: done"

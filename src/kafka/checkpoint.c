@@ -189,9 +189,10 @@ static bool state_topic_ready(struct kafka_source *ks)
 
 /* ---- shards --------------------------------------------------------------- */
 
-/* A small open-addressing set of partitions by shard name. */
+/* An open-addressing set of partitions by shard name (at most half full). */
+#define SHARD_SET_SLOTS 4096
 struct shard_set {
-    struct partition_state *slots[512];
+    struct partition_state *slots[SHARD_SET_SLOTS];
     size_t count;
 };
 
@@ -205,11 +206,11 @@ static uint32_t shard_hash(const char *s, size_t n)
 
 static bool shard_set_add(struct shard_set *set, struct partition_state *p)
 {
-    if (set->count >= 256)
+    if (set->count >= SHARD_SET_SLOTS / 2)
         return false;
-    uint32_t i = shard_hash(p->shard, p->shard_len) & 511;
+    uint32_t i = shard_hash(p->shard, p->shard_len) & (SHARD_SET_SLOTS - 1);
     while (set->slots[i])
-        i = (i + 1) & 511;
+        i = (i + 1) & (SHARD_SET_SLOTS - 1);
     set->slots[i] = p;
     set->count++;
     return true;
@@ -219,7 +220,8 @@ static struct partition_state *shard_set_find(const struct shard_set *set, const
 {
     if (!set->count)
         return NULL;
-    for (uint32_t i = shard_hash(s, n) & 511; set->slots[i]; i = (i + 1) & 511) {
+    for (uint32_t i = shard_hash(s, n) & (SHARD_SET_SLOTS - 1); set->slots[i];
+         i = (i + 1) & (SHARD_SET_SLOTS - 1)) {
         struct partition_state *p = set->slots[i];
         if (p->shard_len == n && memcmp(p->shard, s, n) == 0)
             return p;
@@ -777,20 +779,30 @@ static bool read_state(struct kafka_source *ks, struct restore *r, const int32_t
 
 bool kafka_restore(struct kafka_source *ks, rd_kafka_topic_partition_list_t *parts)
 {
+    if (parts->cnt == 0)
+        return true; /* a cooperative rebalance that gives this process nothing new */
     if (!state_topic_ready(ks))
         return false;
     int sp_count = atomic_load(&ks->state_partitions);
     struct restore r = {0};
     int32_t sps[512];
     size_t n = 0;
+    /* the assigned partitions' states, in parts' order (NULL: out of memory) */
+    struct partition_state **ps = calloc((size_t)parts->cnt + 1, sizeof(*ps));
+    if (!ps)
+        return false;
     pthread_mutex_lock(&ks->registry_lock);
     for (int i = 0; i < parts->cnt; i++) {
         struct partition_state *p =
             kafka_partition(ks, parts->elems[i].topic, parts->elems[i].partition, true);
         if (!p)
             continue;
+        if (!shard_set_add(&r.set, p)) {
+            log_error("too many partitions assigned at once to restore them", NULL);
+            break;
+        }
+        ps[i] = p;
         p->state_partition = state_partition_of(p->shard, p->shard_len, sp_count);
-        shard_set_add(&r.set, p);
         size_t j = 0;
         while (j < n && sps[j] != p->state_partition)
             j++;
@@ -804,31 +816,22 @@ bool kafka_restore(struct kafka_source *ks, rd_kafka_topic_partition_list_t *par
     if (ok) {
         pthread_mutex_lock(&ks->ckpt_lock);
         for_each_series(ks, &r.set, reset_one, NULL);
-        pthread_mutex_lock(&ks->registry_lock);
-        for (int i = 0; i < parts->cnt; i++) {
-            struct partition_state *p =
-                kafka_partition(ks, parts->elems[i].topic, parts->elems[i].partition, false);
-            if (p)
-                atomic_store(&p->checkpointed, -1);
-        }
-        pthread_mutex_unlock(&ks->registry_lock);
+        for (int i = 0; i < parts->cnt; i++)
+            if (ps[i])
+                atomic_store(&ps[i]->checkpointed, -1);
         for (size_t i = 0; i < r.count; i++) {
             rd_kafka_message_t *m = r.msgs[i];
             struct state_record rec;
             if (state_decode(m->key, m->key_len, m->payload, m->len, &rec) == 0)
                 apply_record(ks, &rec, shard_set_find(&r.set, rec.shard, rec.shard_len));
         }
-        pthread_mutex_lock(&ks->registry_lock);
         for (int i = 0; i < parts->cnt; i++) {
-            struct partition_state *p =
-                kafka_partition(ks, parts->elems[i].topic, parts->elems[i].partition, false);
-            if (!p)
+            if (!ps[i])
                 continue;
-            int64_t next = atomic_load(&p->checkpointed);
-            atomic_store(&p->applied, next >= 0 ? next - 1 : -1);
+            int64_t next = atomic_load(&ps[i]->checkpointed);
+            atomic_store(&ps[i]->applied, next >= 0 ? next - 1 : -1);
             parts->elems[i].offset = next >= 0 ? next : RD_KAFKA_OFFSET_INVALID;
         }
-        pthread_mutex_unlock(&ks->registry_lock);
         pthread_mutex_unlock(&ks->ckpt_lock);
         char what[96];
         snprintf(what, sizeof(what), "%d partitions, %zu records, %lld ms", parts->cnt, r.count,
@@ -838,5 +841,6 @@ bool kafka_restore(struct kafka_source *ks, rd_kafka_topic_partition_list_t *par
     for (size_t i = 0; i < r.count; i++)
         rd_kafka_message_destroy(r.msgs[i]);
     free(r.msgs);
+    free(ps);
     return ok;
 }

@@ -11,6 +11,7 @@ failed promise."""
 import json
 import math
 import os
+import re
 import sys
 
 import yaml
@@ -103,13 +104,33 @@ check(all(m.get("readOnly") for m in c["volumeMounts"]), "every mount read-only"
 ann = dep["spec"]["template"]["metadata"]["annotations"]
 check(len(ann.get("checksum/config", "")) == 64, "checksum/config annotation")
 
-# Grace period: the daemon's shutdown wait, rounded up, plus the extra.
-wait_ms = kafka.get("shutdown_scrape_wait_ms", 30000)
+# Grace period: the final checkpoint's timeout, rounded up, plus the extra;
+# always longer than that timeout.
+timeout_ms = kafka.get("shutdown_timeout_ms", 10000)
 extra = setting("terminationGrace", "extraSeconds")
-want_grace = math.ceil(wait_ms / 1000) + extra
+want_grace = math.ceil(timeout_ms / 1000) + extra
 check(spec["terminationGracePeriodSeconds"] == want_grace,
       f"terminationGracePeriodSeconds {spec['terminationGracePeriodSeconds']} != {want_grace}")
-check(spec["terminationGracePeriodSeconds"] * 1000 > wait_ms, "grace longer than the drain")
+check(spec["terminationGracePeriodSeconds"] * 1000 > timeout_ms,
+      f"grace {spec['terminationGracePeriodSeconds']} s not longer than kafka.shutdown_timeout_ms {timeout_ms}")
+
+# Checkpointed delivery (docs/delivery.md): none of the removed options, no
+# transactional id shared by every pod, a state topic, and a new-series hold
+# that spans more than two scrape intervals (2 x interval + 5 s unless the
+# value set says otherwise; 0 turns it off).
+removed = {"commit_mode", "commit_interval_ms", "shutdown_scrape_wait_ms", "commit_metadata_max_bytes",
+           "commit_replicas"}
+check(not removed & set(kafka), f"removed options in the config: {sorted(removed & set(kafka))}")
+check("transactional_id" not in kafka, "a transactional_id every pod would share")
+check(kafka.get("state_topic") and kafka["state_topic"] not in kafka["topics"] + [kafka.get("dlq_topic")],
+      f"state_topic {kafka.get('state_topic')!r}")
+interval_ms = int(setting("serviceMonitor", "interval").rstrip("s")) * 1000
+hold = (config.get("counters") or {}).get("new_series_hold_ms")
+ci_hold = (ci.get("config") or {}).get("counters", {}).get("new_series_hold_ms")
+want_hold = ci_hold if ci_hold is not None else 2 * interval_ms + 5000
+check(hold == want_hold, f"counters.new_series_hold_ms {hold} != {want_hold}")
+check(hold == 0 or (hold is not None and hold > 2 * interval_ms),
+      f"counters.new_series_hold_ms {hold} not above twice the interval ({interval_ms} ms)")
 
 # Brokers: the Strimzi bootstrap service unless set.
 check(":" in kafka["brokers"], f"brokers {kafka['brokers']}")
@@ -146,6 +167,54 @@ check(sm["metadata"]["labels"].get("release") == want_release,
       f"ServiceMonitor release label {sm['metadata']['labels'].get('release')} != {want_release}")
 ep = sm["spec"]["endpoints"][0]
 check(ep["port"] == "metrics" and ep["path"] == config["web"].get("telemetry_path", "/metrics"), f"endpoint {ep}")
+check(ep["interval"] == setting("serviceMonitor", "interval"), f"interval {ep['interval']}")
+
+
+def relabel(labels, rules):
+    """Prometheus's relabeling (replace, labeldrop, labelkeep, keep, drop) of one label set;
+    None when dropped. Regexes are anchored; an empty result of replace removes the label."""
+    labels = dict(labels)
+    for r in rules:
+        action = r.get("action", "replace").lower()
+        regex = re.compile("^(?:%s)$" % r.get("regex", "(.*)"))
+        if action in ("labeldrop", "labelkeep"):
+            keep = action == "labelkeep"
+            labels = {k: v for k, v in labels.items() if bool(regex.match(k)) == keep}
+            continue
+        value = r.get("separator", ";").join(labels.get(n, "") for n in r.get("sourceLabels", []))
+        m = regex.match(value)
+        if action == "keep" and not m or action == "drop" and m:
+            return None
+        if action == "replace" and m:
+            repl = r.get("replacement", "$1")
+            new = re.sub(r"\$\{?(\d+)\}?", lambda g: m.group(int(g.group(1))) or ""
+                         if int(g.group(1)) <= regex.groups else "", repl)
+            if new:
+                labels[r["targetLabel"]] = new
+            else:
+                labels.pop(r["targetLabel"], None)
+        elif action not in ("replace", "keep", "drop"):
+            failures.append(f"relabel action {action} not simulated here")
+    return {k: v for k, v in labels.items() if v != ""}  # an empty label is no label
+
+
+# metricRelabelings: a sharded series keeps its identity across pods (no
+# per-pod target label), everything else keeps its target labels.
+target = {"job": "finops-ai-finops-exporter", "namespace": "ai-finops", "instance": "10.0.0.7:9400",
+          "pod": "finops-ai-finops-exporter-5d8f7c9b4-x2x1q", "container": "exporter", "endpoint": "metrics",
+          "service": "finops-ai-finops-exporter"}
+mr = ep.get("metricRelabelings") or []
+sharded = dict(target, __name__="ai_finops_cost_dollars_total", team="ml", project="chat", source="openai-api",
+               shard="ai-costs-3")
+got = relabel(sharded, mr)
+want = {k: v for k, v in sharded.items() if k not in ("instance", "pod", "container", "endpoint", "service")}
+check(got == want, f"metricRelabelings turn a shard series into {got}, want {want}")
+for name in ("ai_finops_kafka_applied_offset", "ai_finops_exporter_build_info", "process_cpu_seconds_total"):
+    plain = dict(target, __name__=name, topic="ai-costs", partition="3")
+    check(relabel(plain, mr) == plain, f"metricRelabelings change {name} (no shard): {relabel(plain, mr)}")
+empty_shard = dict(target, __name__="ai_finops_events_total", outcome="accepted", shard="")
+check(relabel(empty_shard, mr) == {k: v for k, v in empty_shard.items() if k != "shard"},
+      "metricRelabelings act on an empty shard label")
 check(all(svc["metadata"]["labels"].get(k) == v for k, v in sm["spec"]["selector"]["matchLabels"].items()),
       "ServiceMonitor selects the Service")
 alerts = yaml.safe_load(open(os.path.join(chart, "files", "alerts.yaml")))

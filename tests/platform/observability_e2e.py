@@ -20,16 +20,23 @@ Run by test_50_observability.sh:
   4. An OpenCost STAND-IN (observability_opencost_standin.py: fixed values for
      a few OpenCost metric names; OpenCost cannot run here) scraped too.
   5. ai-finops-loadgen produces events (--totals); once Prometheus holds a
-     scrape taken after every event was counted, the raw samples it stored
-     (range selectors through /api/v1/query, the last sample of each series)
-     must equal the load generator's totals exactly: each value as the exact
-     decimal string, per team/project/source (and tokens, GPU-seconds,
-     outcomes, reject reasons).
-  6. Every rule evaluates without error, every recording rule has data, and
-     the active alerts are exactly the ones this run should cause.
+     scrape taken a new-series hold (counters.new_series_hold_ms) after the
+     one that saw every event counted, the raw samples it stored (range
+     selectors through /api/v1/query) must equal the load generator's totals
+     exactly. Identity: each series is job, namespace, its own labels and
+     `shard` (the input partition; the ServiceMonitor's metricRelabelings
+     removed the pod's labels), and each cost/token/GPU series is on the
+     shard librdkafka's partitioner puts its team/project key on; outcomes
+     and reject reasons are summed over shard. Both the last sample and the
+     sum of the increases Prometheus observed (counter semantics: the first
+     sample adds nothing, a decrease is a reset) must be exact.
+  6. Every rule evaluates without error, every recording rule has data (none
+     split by shard), and the active alerts are exactly the ones this run
+     should cause.
   7. Every expr of every panel target of dashboard.json (variables
-     substituted: once with All, once with one team/project) and every
-     variable's label_values() query returns data through the HTTP API.
+     substituted: once with All, once with one team/project) returns data
+     not split by shard, and every variable's label_values() query returns
+     values, through the HTTP API.
 
 Usage: observability_e2e.py --root SRC --build BUILD --work DIR --helm HELM
 Exit 0 when every check passed, 1 otherwise.
@@ -37,6 +44,7 @@ Exit 0 when every check passed, 1 otherwise.
 
 import argparse
 import calendar
+import decimal
 import json
 import os
 import re
@@ -68,6 +76,7 @@ DEFAULT_TIMEOUT = "10s"
 EVENTS_COUNT = 20000      # small enough that every cost series stays below $10^6
 SEED = 50
 WAIT = 300                # generous deadline for each condition, seconds
+PARTITIONS = 4            # of each input topic
 
 log = kh.log
 
@@ -406,6 +415,9 @@ def panel_targets(dash):
     return out
 
 
+# Labels a spend query must not keep: the input partition.
+SPLIT_LABELS = {"shard"}
+
 LABEL_VALUES_RE = re.compile(r"\s*label_values\(\s*(?:(.*?)\s*,\s*)?(\w+)\s*\)\s*\Z")
 
 
@@ -500,7 +512,7 @@ def main():
         dlq = kafka_cfg.get("dlq_topic") or config.get("kafka.dlq_topic") or "ai-costs-dlq"
         broker = KafkaBroker(workdir=os.path.join(work, "kafka"), keep_workdir=True, start_timeout=WAIT)
         boot = broker.start()
-        broker.create_topics(dict([(t, 4) for t in topics] + ([(dlq, 1)] if dlq else [])))
+        broker.create_topics(dict([(t, PARTITIONS) for t in topics] + ([(dlq, 1)] if dlq else [])))
         log("Kafka on %s, topics %s, dead letters to %s" % (boot, ",".join(topics), dlq))
 
         exporter_port = free_port()
@@ -538,6 +550,7 @@ def main():
                scfg["honor_labels"], len(scfg["relabel_configs"]), len(scfg.get("metric_relabel_configs", [])), job))
         run(["promtool", "check", "config", prom_cfg_path])
         prom_port = free_port()
+        t_prom_start = time.time()
         prometheus = Proc("prometheus", [args.prometheus, "--config.file=" + prom_cfg_path,
                                          "--storage.tsdb.path=" + os.path.join(work, "prometheus-data"),
                                          "--web.listen-address=127.0.0.1:%d" % prom_port,
@@ -593,47 +606,97 @@ def main():
             return None
         t_final = wait_until("a scrape in Prometheus with every event read", outcomes_final, procs=procs)
 
+        # /metrics serves checkpointed values, and a series first reads 0 for
+        # counters.new_series_hold_ms: every series was first checkpointed by
+        # the scrape that saw every event read, so a scrape taken a hold (and a
+        # checkpoint) later shows every final value.
+        hold_s = int((config.get("counters") or {}).get("new_series_hold_ms", 35000)) / 1000.0
+        ckpt_s = int(kafka_cfg.get("checkpoint_interval_ms", 1000)) / 1000.0
+
         def later_scrape():
             s = prom.last_samples('up{job="%s"}' % job, "5m")
             ts = max(t for t, _ in s.values()) if s else 0
-            return ts if ts > t_final else None
-        t_check = wait_until("the scrape after that one (new series are shown as 0 once)", later_scrape,
-                             procs=procs)
+            return ts if ts > t_final + hold_s + ckpt_s else None
+        t_check = wait_until("a scrape %.0f s (the new-series hold) after that one" % hold_s, later_scrape,
+                             timeout=WAIT + hold_s, procs=procs)
         log("every event read in the scrape at %.3f; comparing the scrape at %.3f" % (t_final, t_check))
 
+        # Identity: a sharded series is job, namespace, its own labels and its
+        # shard (the input partition), nothing of the pod that served it. The
+        # load generator keys events by team/project, and librdkafka's default
+        # partitioner puts a key on crc32(key) % partitions, so each cost,
+        # token and GPU series has exactly one expected shard.
+        n_parts = PARTITIONS
+        identity = {"__name__", "job", "namespace", "shard"}
+
+        def shard_of(team, project):
+            return "%s-%d" % (topics[0], kh.partition_of(("%s/%s" % (team, project)).encode(), n_parts))
+        window = "%ds" % int(time.time() - t_prom_start + 60)
         for fam, unit in ((COST, "exact decimal USD"), (TOKENS, "integer"), (GPU, "exact decimal seconds"),
                           (EVENTS, "integer"), (REJECTED, "integer")):
-            names, parse_value, render_value = kh.FAMILIES[fam]
+            names, _, render_value = kh.FAMILIES[fam]
+            per_shard = fam in (COST, TOKENS, GPU)
+            scale = 10 ** 9 if fam in (COST, GPU) else 1
+
+            def units(v, scale=scale):
+                """A value as Prometheus returns it -> exact integer units (nano for USD and seconds)."""
+                x = decimal.Decimal(v) * scale
+                if x != x.to_integral_value():
+                    problems.append("%s: %s is not a whole number of units" % (fam, v))
+                return int(x)
             if fam == EVENTS:
                 want = {("accepted",): ev["valid"], ("rejected",): ev["bad"]}
             else:
                 want = kh.expected_series(totals, fam)
+            if per_shard:
+                want = {key + (shard_of(key[0], key[1]),): v for key, v in want.items()}
+            problems = []
             samples = prom.last_samples(fam + sel)
-            got_str, problems = {}, []
+            # every stored sample of each series, for counter semantics
+            history = {tuple(sorted(x["metric"].items())): x["values"]
+                       for x in prom.result("%s%s[%s]" % (fam, sel, window))}
+            got, observed = {}, {}
             for k, (ts, v) in samples.items():
                 d = dict(k)
-                key = tuple(d.get(n, "") for n in names)
-                if key in got_str:
-                    problems.append("two series for %s%s" % (fam, kh.fmt_key(names, key)))
+                if set(d) != identity | set(names):
+                    problems.append("%s: labels %s, want %s" % (fam, sorted(d), sorted(identity | set(names))))
+                    continue
+                if not re.fullmatch(r"%s-[0-%d]" % (re.escape(topics[0]), n_parts - 1), d["shard"]):
+                    problems.append("%s%s: shard %r is no partition of %s" % (fam, k, d["shard"], topics[0]))
+                key = tuple(d[n] for n in names) + ((d["shard"],) if per_shard else ())
                 if ts != t_check:
                     problems.append("%s%s: last sample at %.3f, not from the final scrape at %.3f"
-                                    % (fam, kh.fmt_key(names, key), ts, t_check))
-                got_str[key] = v
+                                    % (fam, key, ts, t_check))
+                v_int = units(v)
+                # Prometheus's counter semantics: the first sample adds nothing,
+                # a decrease is a reset (the new value counts from 0)
+                vals = [units(x[1]) for x in history.get(k, [])]
+                inc = sum(b - a if b >= a else b for a, b in zip(vals, vals[1:]))
+                got[key] = got.get(key, 0) + v_int
+                observed[key] = observed.get(key, 0) + inc
             for key, w in want.items():
                 digits = len(str(w).lstrip("0"))
                 if digits > 15:
                     problems.append("%s%s = %s has %d significant digits: a float64 cannot hold it exactly; "
-                                    "lower EVENTS_COUNT" % (fam, kh.fmt_key(names, key), render_value(w), digits))
-                if got_str.get(key) != render_value(w) and w != 0:
+                                    "lower EVENTS_COUNT" % (fam, key, render_value(w), digits))
+                if w != 0 and got.get(key) != w:
                     problems.append("%s%s: Prometheus holds %s, the load generator delivered %s"
-                                    % (fam, kh.fmt_key(names, key), got_str.get(key, "nothing"), render_value(w)))
-            for key, v in got_str.items():
-                if key not in want and v != "0":
+                                    % (fam, key, render_value(got[key]) if key in got else "nothing",
+                                       render_value(w)))
+                if w != 0 and observed.get(key) != w:
+                    problems.append("%s%s: the increases Prometheus observed add up to %s, the load generator "
+                                    "delivered %s" % (fam, key, render_value(observed.get(key, 0)), render_value(w)))
+            for key, v in got.items():
+                if key not in want and v != 0:
                     problems.append("%s%s: Prometheus holds %s, the load generator delivered nothing"
-                                    % (fam, kh.fmt_key(names, key), v))
+                                    % (fam, key, render_value(v)))
             total = sum(want.values())
-            res.check("Prometheus holds the load generator's %s exactly (%s)" % (fam, unit), not problems,
-                      "%d series, total %s" % (len(want), render_value(total)) if not problems
+            res.check("Prometheus holds the load generator's %s exactly, %s, and observes it by counter "
+                      "semantics (%s)" % (fam, "per series and shard" if per_shard else "summed over shard",
+                                          unit), not problems,
+                      "%d series in %d shards, total %s" % (len(want), len({d for d in (dict(k).get("shard")
+                                                                                         for k in samples)}),
+                                                            render_value(total)) if not problems
                       else "%d problems:\n%s" % (len(problems), "\n".join(problems[:15])))
 
         # -- 6. rules and alerts -----------------------------------------------------
@@ -658,10 +721,12 @@ def main():
                if x.get("health") != "ok"]
         res.check("every rule of alerts.yaml evaluates without error in Prometheus", not bad,
                   "%d rules" % len(rules) if not bad else "\n".join(bad))
-        empty = [x["name"] for x in rules if x.get("type") == "recording" and not prom.result(x["name"])]
-        res.check("every recording rule has data", not empty,
-                  "%d recording rules" % sum(1 for x in rules if x.get("type") == "recording")
-                  if not empty else "no data: " + ", ".join(empty))
+        recorded = {x["name"]: prom.result(x["name"]) for x in rules if x.get("type") == "recording"}
+        empty = [n for n, r in recorded.items() if not r]
+        split = [n for n, r in recorded.items() if any("shard" in x["metric"] for x in r)]
+        res.check("every recording rule has data, none split by shard", not empty and not split,
+                  "%d recording rules" % len(recorded) if not empty and not split
+                  else "no data: %s; split by shard: %s" % (", ".join(empty), ", ".join(split)))
         alerts = prom.get("/api/v1/alerts")["data"]["alerts"]
         active = sorted(set((a["labels"]["alertname"], a["state"]) for a in alerts))
         # 1% of the events are malformed and go to the dead-letter topic after
@@ -753,6 +818,11 @@ def main():
                     failures.append("%s/%s: error %s\n      %s" % (title, ref, r.get("error"), q))
                 elif not r["data"]["result"]:
                     failures.append("%s/%s: no data\n      %s" % (title, ref, q))
+                elif any(set(x["metric"]) & SPLIT_LABELS for x in r["data"]["result"]):
+                    # a partition is no unit of spend: queries sum over shard
+                    failures.append("%s/%s: its result is split by %s\n      %s"
+                                    % (title, ref, sorted(set().union(*(set(x["metric"]) & SPLIT_LABELS
+                                                                         for x in r["data"]["result"]))), q))
             res.check("every dashboard query returns data (team/project: %s)" % sel_name, not failures,
                       "%d queries" % n if not failures else "%d of %d failed:\n%s"
                       % (len(failures), n, "\n".join(failures)))

@@ -200,8 +200,8 @@ check(len(cfg) == 1 and cfg[0]["kafka"]["brokers"] == want_brokers,
       f"the exporter reads {want_brokers}", json.dumps([c.get("kafka", {}).get("brokers") for c in cfg]))
 topics = {d["metadata"]["name"] for d in deploy_docs if d["kind"] == "KafkaTopic"}
 if cfg:
-    wanted = set(cfg[0]["kafka"]["topics"]) | {cfg[0]["kafka"].get("dlq_topic")}
-    check(wanted <= topics, f"its topics and dead-letter topic are KafkaTopics of deploy/ ({', '.join(sorted(wanted))})",
+    wanted = set(cfg[0]["kafka"]["topics"]) | {cfg[0]["kafka"].get("dlq_topic"), cfg[0]["kafka"].get("state_topic")}
+    check(wanted <= topics, f"its topics, dead-letter and state topics are KafkaTopics of deploy/ ({', '.join(sorted(wanted))})",
           f"missing {sorted(wanted - topics)}")
 
 # ---- main.tf uses those locals, in dependency order

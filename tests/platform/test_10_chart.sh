@@ -115,8 +115,12 @@ refused() { # DESCRIPTION EXPECTED-TEXT HELM-ARGS...
 refused 'replicaCount: "two"' replicaCount --set replicaCount=two
 refused 'a password in the ConfigMap' 'config.kafka.properties' --set config.kafka.properties.sasl\\.password=x
 refused 'an unknown top-level value' 'replicas' --set replicas=2
-refused 'shutdown wait shorter than the scrape interval' 'must be longer than serviceMonitor.interval' \
-  --set config.kafka.shutdown_scrape_wait_ms=10000
+refused 'a removed option (kafka.commit_mode)' 'commit_mode' --set config.kafka.commit_mode=scrape
+refused 'a transactional id every pod would share' 'would be shared by every pod' \
+  --set config.kafka.transactional_id=exporter
+refused 'a new-series hold not above twice the scrape interval' 'must be longer than twice serviceMonitor.interval' \
+  --set config.counters.new_series_hold_ms=30000
+refused 'a grace period no longer than the final checkpoint' 'extraSeconds' --set terminationGrace.extraSeconds=0
 refused 'credentials enabled without a Secret' 'kafkaCredentials.enabled needs' --set kafkaCredentials.enabled=true
 
 echo "== deploy/"
@@ -141,7 +145,8 @@ assert pool["spec"]["replicas"] == 3 and sorted(pool["spec"]["roles"]) == ["brok
 vols = pool["spec"]["storage"]["volumes"]
 assert all(v["type"] == "persistent-claim" for v in vols), vols
 want = {"ai-costs": (10, 86400000), "ai-api-costs": (10, 86400000),
-        "gpu-utilization-events": (10, 86400000), "cost-anomalies": (3, None), "ai-costs-dlq": (None, None)}
+        "gpu-utilization-events": (10, 86400000), "cost-anomalies": (3, None), "ai-costs-dlq": (None, None),
+        "ai-finops-state": (10, None)}
 topics = {t["metadata"]["name"]: t for t in kinds["KafkaTopic"]}
 assert sorted(topics) == sorted(want), sorted(topics)
 for name, (parts, retention) in want.items():
@@ -150,6 +155,15 @@ for name, (parts, retention) in want.items():
     assert s["replicas"] == 3 and s["config"]["min.insync.replicas"] == 2, name
     assert parts is None or s["partitions"] == parts, name
     assert retention is None or s["config"]["retention.ms"] == retention, name
+# The exporter's checkpoint topic (kafka.state_topic of the chart) is
+# compacted, and rolls segments often enough for compaction to keep it small.
+state = topics["ai-finops-state"]["spec"]["config"]
+assert state["cleanup.policy"] == "compact", state
+assert 0 < state["segment.ms"] <= 3600000 and 0 < state["min.cleanable.dirty.ratio"] <= 0.5, state
+assert "retention.ms" not in state, "a compacted-only topic keeps every key's latest record"
+# Transactions on 3 nodes: the state log survives one node down.
+assert cfg["transaction.state.log.replication.factor"] == 3 and cfg["transaction.state.log.min.isr"] == 2, cfg
+assert "offset.metadata.max.bytes" not in cfg, "commit metadata is gone"
 print("deploy/: Kafka (KRaft, no ZooKeeper), node pool of 3 dual-role nodes, %d topics as specified" % len(topics))
 EOF
 

@@ -113,8 +113,10 @@ check "$([ "$code" = 0 ] && echo 0 || echo 1)" "loadgen exited 0" "exit $code: $
 sed -n '/^{/,$p' "$work/loadgen.log" >"$work/totals.json"
 python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); print("loadgen totals: %d events delivered (%d valid, %d bad), %d failed" % (t["events"]["produced"], t["events"]["valid"], t["events"]["bad"], t["events"]["failed"]))' "$work/totals.json"
 
+hold_ms=$(sed -n 's/^ *new_series_hold_ms: *\([0-9]*\).*/\1/p' "$root/docker/exporter/config.yaml")
+[ -n "$hold_ms" ] || { echo "FAIL no counters.new_series_hold_ms in docker/exporter/config.yaml"; exit 1; }
 if ! python3 "$root/tests/platform/totals.py" "$work/totals.json" \
-     "http://127.0.0.1:$FINOPS_EXPORTER_PORT/metrics" --timeout 600 --save "$work/metrics.txt"; then
+     "http://127.0.0.1:$FINOPS_EXPORTER_PORT/metrics" --timeout 600 --hold-ms "$hold_ms" --save "$work/metrics.txt"; then
   fail=1
 fi
 
@@ -144,6 +146,20 @@ try:
 except Exception:
     print(0)')
 check "$([ "${n:-0}" -ge 1 ] && echo 0 || echo 1)" "Prometheus holds the exporter's ai_finops_events_total ($n series)"
+# The relabelling of prometheus/prometheus.yml: spend series are identified
+# by their shard, without the target's instance (up keeps it, checked above).
+count_of() {
+  query "count($1)" | python3 -c '
+import json, sys
+try:
+    r = json.load(sys.stdin)["data"]["result"]; print(r[0]["value"][1] if r else 0)
+except Exception:
+    print(0)'
+}
+sharded=$(count_of 'ai_finops_cost_dollars_total{job="ai-finops-exporter",shard!="",instance=""}')
+with_instance=$(count_of 'ai_finops_cost_dollars_total{job="ai-finops-exporter",instance!=""}')
+check "$([ "${sharded:-0}" -ge 1 ] && [ "${with_instance:-1}" = 0 ] && echo 0 || echo 1)" \
+  "Prometheus stores spend per shard without instance ($sharded series; $with_instance with instance)"
 
 echo "docker-compose down -v --rmi local"
 "${compose[@]}" logs --no-color >"$work/stack.log" 2>&1 || true

@@ -8,8 +8,10 @@
 #     the chart's ConfigMap against a local Kafka, Debian's Prometheus scraping
 #     it as the chart's ServiceMonitor says, with alerts.yaml loaded, and an
 #     OpenCost stand-in; the spend Prometheus stored equals the load
-#     generator's totals exactly, every rule evaluates, and every query of
-#     files/dashboard.json returns data.
+#     generator's totals exactly, per series identified by its shard and not
+#     by the pod (the ServiceMonitor's metricRelabelings), also by counter
+#     semantics (the new-series hold), every rule evaluates, and every query
+#     of files/dashboard.json returns data not split by shard.
 # Run by tests/platform/run.sh (env FINOPS_ROOT, FINOPS_BUILD, FINOPS_TOOLS,
 # FINOPS_WORK); everything it starts is stopped when it ends.
 set -euo pipefail

@@ -86,7 +86,7 @@ app.kubernetes.io/component: producer
 {{/*
 The daemon's configuration as rendered into the ConfigMap, as YAML:
 .Values.config plus what the chart derives (brokers, the properties file,
-the CA path). Everything else in the chart reads its settings from here, so
+the CA path, counters.new_series_hold_ms unless set). Everything else in the chart reads its settings from here, so
 the pods, probes, Service and ServiceMonitor cannot disagree with it.
 */}}
 {{- define "ai-finops-exporter.config" -}}
@@ -102,6 +102,11 @@ the pods, probes, Service and ServiceMonitor cannot disagree with it.
 {{- $_ := set $kafka "properties" $props -}}
 {{- end -}}
 {{- $_ := set $config "kafka" $kafka -}}
+{{- $counters := get $config "counters" | default dict -}}
+{{- if not (hasKey $counters "new_series_hold_ms") -}}
+{{- $_ := set $counters "new_series_hold_ms" (include "ai-finops-exporter.defaultHoldMs" . | int64) -}}
+{{- end -}}
+{{- $_ := set $config "counters" $counters -}}
 {{- toYaml $config -}}
 {{- end -}}
 
@@ -121,15 +126,46 @@ the pods, probes, Service and ServiceMonitor cannot disagree with it.
 {{- $web.telemetry_path | default "/metrics" -}}
 {{- end -}}
 
-{{/* The daemon's drain on SIGTERM, in whole seconds (see values.yaml). */}}
-{{- define "ai-finops-exporter.shutdownWaitMs" -}}
+{{/* serviceMonitor.interval in milliseconds ("15s" -> 15000; the schema allows whole seconds only). */}}
+{{- define "ai-finops-exporter.scrapeIntervalMs" -}}
+{{- mul (trimSuffix "s" .Values.serviceMonitor.interval | int64) 1000 -}}
+{{- end -}}
+
+{{/*
+The default counters.new_series_hold_ms: a new series must read 0 in at
+least one successful scrape, so the hold spans two scrape intervals (one
+scrape may fail) plus 5 s for the scrape's own duration and jitter.
+*/}}
+{{- define "ai-finops-exporter.defaultHoldMs" -}}
+{{- add (mul (include "ai-finops-exporter.scrapeIntervalMs" . | int64) 2) 5000 -}}
+{{- end -}}
+
+{{/* The daemon's final checkpoint on SIGTERM, bounded by kafka.shutdown_timeout_ms (daemon default 10000). */}}
+{{- define "ai-finops-exporter.shutdownTimeoutMs" -}}
 {{- $kafka := .Values.config.kafka | default dict -}}
-{{- if hasKey $kafka "shutdown_scrape_wait_ms" -}}{{ int64 $kafka.shutdown_scrape_wait_ms }}{{- else -}}30000{{- end -}}
+{{- if hasKey $kafka "shutdown_timeout_ms" -}}{{ int64 $kafka.shutdown_timeout_ms }}{{- else -}}10000{{- end -}}
 {{- end -}}
 
 {{- define "ai-finops-exporter.terminationGracePeriodSeconds" -}}
-{{- $waitMs := include "ai-finops-exporter.shutdownWaitMs" . | int64 -}}
-{{- add (div (add $waitMs 999) 1000) .Values.terminationGrace.extraSeconds -}}
+{{- $timeoutMs := include "ai-finops-exporter.shutdownTimeoutMs" . | int64 -}}
+{{- add (div (add $timeoutMs 999) 1000) .Values.terminationGrace.extraSeconds -}}
+{{- end -}}
+
+{{/*
+Refuses configurations the daemon would accept but that break delivery in a
+Deployment (called by the Deployment template).
+*/}}
+{{- define "ai-finops-exporter.guards" -}}
+{{- $config := include "ai-finops-exporter.config" . | fromYaml -}}
+{{- $kafka := $config.kafka | default dict -}}
+{{- if $kafka.transactional_id -}}
+{{- fail (printf "config.kafka.transactional_id (%q) would be shared by every pod of the Deployment, and pods sharing one fence each other's checkpoints; leave it unset: each pod then uses ai-finops-exporter-<pod name>" (toString $kafka.transactional_id)) -}}
+{{- end -}}
+{{- $hold := $config.counters.new_series_hold_ms | int64 -}}
+{{- $intervalMs := include "ai-finops-exporter.scrapeIntervalMs" . | int64 -}}
+{{- if and .Values.serviceMonitor.enabled (gt $hold 0) (le $hold (mul $intervalMs 2)) -}}
+{{- fail (printf "config.counters.new_series_hold_ms (%d) must be longer than twice serviceMonitor.interval (%s), or 0 for a Prometheus that ingests _created timestamps: a new series must read 0 in at least one scrape, else Prometheus never counts its first value" $hold .Values.serviceMonitor.interval) -}}
+{{- end -}}
 {{- end -}}
 
 {{/*
