@@ -181,6 +181,8 @@ def wait_exact(ctx, name, sc, expected, daemons, timeout=EXACT_TIMEOUT_S):
     def done(s):
         if kh.served_matches(s, expected, TRACKED):
             return True
+        if not any(d.alive() for d in daemons):
+            return "stalled"  # every daemon has exited: nothing more will come
         served = s.served()
         now = time.monotonic()
         if served != last["served"]:
@@ -191,8 +193,9 @@ def wait_exact(ctx, name, sc, expected, daemons, timeout=EXACT_TIMEOUT_S):
     ok = sc.wait_for(done, timeout)
     stalled = ok == "stalled"
     ok = ok is True
-    detail = "after %.1f s%s" % (time.monotonic() - t0, " (nothing served changed for %d s)" % STALL_S
-                                 if stalled else "")
+    detail = "after %.1f s%s" % (time.monotonic() - t0, "" if not stalled else " (every daemon exited)"
+                                 if not any(d.alive() for d in daemons)
+                                 else " (nothing served changed for %d s)" % STALL_S)
     if not ok:
         detail += ": served (summed over shard) differs:\n%s\n%s\n%s" % (
             served_detail(sc, expected), sc.summary(), "\n".join(
