@@ -435,8 +435,9 @@ static bool checkpoint_once(struct kafka_source *ks, bool freeze, int timeout_ms
     int64_t start = kafka_now_ms(), deadline = start + timeout_ms;
     struct cut c = {0};
     if (!take_cut(ks, &c, freeze)) {
-        cut_free(&c);
-        log_warn("out of memory taking a checkpoint; retrying", NULL);
+        if (c.oom)
+            log_warn("out of memory taking a checkpoint; retrying", NULL);
+        cut_free(&c); /* else the workers stopped for good: the final checkpoint follows */
         return false;
     }
     if (c.count == 0 && c.pos_count == 0 && ks->carried.count == 0) {
