@@ -435,8 +435,9 @@ static bool checkpoint_once(struct kafka_source *ks, bool freeze, int timeout_ms
     int64_t start = kafka_now_ms(), deadline = start + timeout_ms;
     struct cut c = {0};
     if (!take_cut(ks, &c, freeze)) {
-        cut_free(&c);
-        log_warn("out of memory taking a checkpoint; retrying", NULL);
+        if (c.oom)
+            log_warn("out of memory taking a checkpoint; retrying", NULL);
+        cut_free(&c); /* else the workers stopped for good: the final checkpoint follows */
         return false;
     }
     if (c.count == 0 && c.pos_count == 0 && ks->carried.count == 0) {
@@ -650,12 +651,15 @@ static void reset_one(struct kafka_source *ks, const struct counter_view *v, uns
     counter_series_set_checkpointed(v->series, 0);
 }
 
-static void apply_record(struct kafka_source *ks, const struct state_record *r,
-                         struct partition_state *p)
+/* Applies one record (in log order) to the live and checkpointed values
+ * only, and returns its series (NULL for a position or a skipped record):
+ * readers must not see the values a key went through, only its last. */
+static struct counter_series *apply_record(struct kafka_source *ks, const struct state_record *r,
+                                           struct partition_state *p)
 {
     if (r->position) {
         atomic_store(&p->checkpointed, r->next_offset);
-        return;
+        return NULL;
     }
     struct counter_table *t = r->family < METRIC_FAMILY_COUNT
                                   ? metrics_table(ks->metrics, (enum metric_family)r->family)
@@ -666,7 +670,7 @@ static void apply_record(struct kafka_source *ks, const struct state_record *r,
             log_warn("a checkpoint record has other labels than this process's families "
                      "(events.extra_labels changed?); such records are skipped",
                      NULL);
-        return;
+        return NULL;
     }
     struct label_value values[STATE_LABELS_MAX + 1];
     memcpy(values, r->labels, r->label_count * sizeof(values[0]));
@@ -674,8 +678,63 @@ static void apply_record(struct kafka_source *ks, const struct state_record *r,
     struct counter_series *s = counter_table_get(t, values);
     counter_series_set_live(s, r->value);
     counter_series_set_checkpointed(s, r->value);
-    counter_series_publish(s, r->value, r->hold_until_ms);
-    atomic_fetch_add(&ks->restored_series, 1);
+    return s;
+}
+
+/* A set of series pointers (open addressing), for publishing each
+ * restored series once. */
+struct series_set {
+    struct counter_series **slots;
+    size_t mask;
+};
+
+static bool series_set_insert(struct series_set *set, struct counter_series *s)
+{
+    size_t i = ((uintptr_t)s >> 4) * 0x9e3779b97f4a7c15ULL & set->mask;
+    for (; set->slots[i]; i = (i + 1) & set->mask)
+        if (set->slots[i] == s)
+            return false;
+    set->slots[i] = s;
+    return true;
+}
+
+/*
+ * Applies the restored records, then shows each series once with its last
+ * value and that record's hold. Publishing record by record would show a
+ * reader the older values a key went through on its way to the last one:
+ * a decrease from what the previous owner served, which Prometheus takes
+ * for a reset and counts again (the kill test found it). Caller holds
+ * ckpt_lock; the series were hidden by reset_one.
+ */
+static bool apply_records(struct kafka_source *ks, struct restore *r)
+{
+    struct counter_series **of = calloc(r->count + 1, sizeof(*of));
+    size_t cap = 16;
+    while (cap < 2 * r->count)
+        cap *= 2;
+    struct series_set set = {calloc(cap, sizeof(*set.slots)), cap - 1};
+    if (!of || !set.slots) {
+        free(of);
+        free(set.slots);
+        return false;
+    }
+    struct state_record rec;
+    for (size_t i = 0; i < r->count; i++) {
+        rd_kafka_message_t *m = r->msgs[i];
+        if (state_decode(m->key, m->key_len, m->payload, m->len, &rec) == 0)
+            of[i] = apply_record(ks, &rec, shard_set_find(&r->set, rec.shard, rec.shard_len));
+    }
+    for (size_t i = r->count; i-- > 0;) { /* the last record of each series wins */
+        rd_kafka_message_t *m = r->msgs[i];
+        if (!of[i] || !series_set_insert(&set, of[i]) ||
+            state_decode(m->key, m->key_len, m->payload, m->len, &rec) != 0)
+            continue;
+        counter_series_publish(of[i], rec.value, rec.hold_until_ms);
+        atomic_fetch_add(&ks->restored_series, 1);
+    }
+    free(of);
+    free(set.slots);
+    return true;
 }
 
 /* Reads the state partitions of the restored shards: waits until each
@@ -819,12 +878,8 @@ bool kafka_restore(struct kafka_source *ks, rd_kafka_topic_partition_list_t *par
         for (int i = 0; i < parts->cnt; i++)
             if (ps[i])
                 atomic_store(&ps[i]->checkpointed, -1);
-        for (size_t i = 0; i < r.count; i++) {
-            rd_kafka_message_t *m = r.msgs[i];
-            struct state_record rec;
-            if (state_decode(m->key, m->key_len, m->payload, m->len, &rec) == 0)
-                apply_record(ks, &rec, shard_set_find(&r.set, rec.shard, rec.shard_len));
-        }
+        if (!apply_records(ks, &r))
+            ok = false;
         for (int i = 0; i < parts->cnt; i++) {
             if (!ps[i])
                 continue;

@@ -203,6 +203,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
             atomic_store(&p->assigned, false);
             ks->consumers[p->worker].partitions--;
             p->worker = -1;
+            /* Its letters not yet checkpointed go too: the next owner
+             * re-reads their events from the last checkpoint. */
+            struct dead_letters dropped = {0};
+            kafka_dead_letters_take(p, &dropped);
+            kafka_dead_letters_clear(&dropped);
         }
         atomic_fetch_sub(&ks->assigned, parts->cnt);
         pthread_mutex_unlock(&ks->registry_lock);
@@ -344,7 +349,8 @@ static void *consumer_main(void *arg)
             do {
                 handle_message(c, m);
                 rd_kafka_message_destroy(m);
-            } while (!atomic_load_explicit(&ks->frozen, memory_order_relaxed) && ++n < BATCH_MAX &&
+            } while (!atomic_load_explicit(&ks->frozen, memory_order_relaxed) &&
+                     !atomic_load_explicit(&ks->stop, memory_order_relaxed) && ++n < BATCH_MAX &&
                      (m = next_message(c, 0)) != NULL);
             gate_leave(c);
         }

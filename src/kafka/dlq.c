@@ -53,10 +53,11 @@ void kafka_dead_letter(struct kafka_source *ks, struct partition_state *p,
         .state = p, .offset = m->offset, .len = m->len, .key_len = m->key ? m->key_len : 0};
     snprintf(d.reason, sizeof(d.reason), "%s", reject_reason_name(reason));
     /* The event is already counted as rejected, so its letter must reach
-     * the checkpoint: out of memory, wait for memory rather than drop it
-     * (a stop ends the wait; the offset is then never checkpointed and
-     * the next owner re-reads the event). */
-    for (bool warned = false; !atomic_load(&ks->stop); usleep(WAIT_US)) {
+     * the checkpoint: out of memory, wait for memory rather than drop it.
+     * Tried at least once even when the source is stopping (a worker
+     * finishes its message after SIGTERM, and the final checkpoint covers
+     * it); only the wait for memory ends on stop. */
+    for (bool warned = false;; usleep(WAIT_US)) {
         d.payload = copy_of(m->payload, m->len);
         d.key = copy_of(m->key, d.key_len);
         if (d.payload && d.key) {
@@ -69,10 +70,15 @@ void kafka_dead_letter(struct kafka_source *ks, struct partition_state *p,
         }
         free(d.payload);
         free(d.key);
+        if (atomic_load(&ks->stop))
+            break;
         if (!warned)
             log_error("out of memory keeping a dead letter; waiting", "topic", p->topic, NULL);
         warned = true;
     }
+    log_error("out of memory at shutdown: a dead letter is lost (its event stays counted as "
+              "rejected)",
+              "topic", p->topic, NULL);
 }
 
 void kafka_dead_letters_wait(struct kafka_source *ks, struct partition_state *p)
