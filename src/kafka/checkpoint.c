@@ -80,6 +80,29 @@ static rd_kafka_t *restore_reader(struct kafka_source *ks, const char *isolation
     return rk;
 }
 
+/* The transactional producer (kafka.transactional_id). */
+static rd_kafka_t *txn_producer_new(struct kafka_source *ks, char *errbuf, size_t errlen)
+{
+    static const char *const defaults[] = {"linger.ms", "5", "queue.buffering.max.messages",
+                                           "1000000", NULL};
+    rd_kafka_conf_t *conf = kafka_base_conf(ks->cfg, RD_KAFKA_PRODUCER, defaults, errbuf, errlen);
+    if (!conf)
+        return NULL;
+    char timeout[24];
+    snprintf(timeout, sizeof(timeout), "%" PRId64, ks->cfg->kafka_transaction_timeout_ms);
+    if (kafka_set_conf(conf, "transactional.id", ks->transactional_id, errbuf, errlen) ||
+        kafka_set_conf(conf, "transaction.timeout.ms", timeout, errbuf, errlen) ||
+        kafka_set_conf(conf, "client.id", "ai-finops-exporter-checkpoint", errbuf, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!rk)
+        snprintf(errbuf, errlen, "cannot create the checkpoint producer: %s", err);
+    return rk;
+}
+
 int kafka_checkpoint_init(struct kafka_source *ks, char *errbuf, size_t errlen)
 {
     const struct exporter_config *cfg = ks->cfg;
@@ -93,26 +116,9 @@ int kafka_checkpoint_init(struct kafka_source *ks, char *errbuf, size_t errlen)
         snprintf(ks->transactional_id, sizeof(ks->transactional_id), "ai-finops-exporter-%s", host);
     }
     ks->dlq_max_bytes = 64u << 20;
-
-    static const char *const defaults[] = {"linger.ms", "5", "queue.buffering.max.messages",
-                                           "1000000", NULL};
-    rd_kafka_conf_t *conf = kafka_base_conf(cfg, RD_KAFKA_PRODUCER, defaults, errbuf, errlen);
-    if (!conf)
+    ks->txn = txn_producer_new(ks, errbuf, errlen);
+    if (!ks->txn)
         return -EINVAL;
-    char timeout[24];
-    snprintf(timeout, sizeof(timeout), "%" PRId64, cfg->kafka_transaction_timeout_ms);
-    if (kafka_set_conf(conf, "transactional.id", ks->transactional_id, errbuf, errlen) ||
-        kafka_set_conf(conf, "transaction.timeout.ms", timeout, errbuf, errlen) ||
-        kafka_set_conf(conf, "client.id", "ai-finops-exporter-checkpoint", errbuf, errlen)) {
-        rd_kafka_conf_destroy(conf);
-        return -EINVAL;
-    }
-    char err[512];
-    ks->txn = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!ks->txn) {
-        snprintf(errbuf, errlen, "cannot create the checkpoint producer: %s", err);
-        return -EINVAL;
-    }
     ks->restore_committed = restore_reader(ks, "read_committed", errbuf, errlen);
     if (!ks->restore_committed)
         return -EINVAL;
@@ -129,9 +135,11 @@ static bool state_topic_ready(struct kafka_source *ks)
     const char *topic = ks->cfg->kafka_state_topic;
     bool created = false;
     for (int attempt = 0; !atomic_load(&ks->stop); attempt++) {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(ks->txn, topic, NULL);
+        /* the state reader's handle: the producer may be replaced */
+        rd_kafka_t *rk = ks->restore_uncommitted;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(ks->txn, 0, rkt, &md, 5000);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
         rd_kafka_topic_destroy(rkt);
         int n = 0;
         rd_kafka_resp_err_t terr = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -157,8 +165,8 @@ static bool state_topic_ready(struct kafka_source *ks)
             rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
             rd_kafka_NewTopic_set_config(nt, "segment.ms", "600000");
             rd_kafka_NewTopic_set_config(nt, "min.cleanable.dirty.ratio", "0.1");
-            rd_kafka_queue_t *q = rd_kafka_queue_new(ks->txn);
-            rd_kafka_CreateTopics(ks->txn, &nt, 1, NULL, q);
+            rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+            rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
             rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
             if (ev) {
                 const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
@@ -412,17 +420,44 @@ static void txn_failed(struct kafka_source *ks, const char *what, rd_kafka_error
         }
     }
     if (fatal) {
-        /* Another process took our transactional id, or the producer
-         * cannot go on: what we serve stays true, but nothing new can be
-         * checkpointed. Stop; the next owner continues from the last
-         * checkpoint. */
-        log_error("the checkpoint producer failed for good (is another process using this "
-                  "kafka.transactional_id?); stopping",
-                  "transactional_id", ks->transactional_id, NULL);
+        char why[256] = "";
+        rd_kafka_resp_err_t cause = rd_kafka_fatal_error(ks->txn, why, sizeof(why));
         atomic_store(&ks->txn_ready, false);
+        if (cause == RD_KAFKA_RESP_ERR__FENCED || cause == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+            cause == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
+            /* Another process took our transactional id: what we serve
+             * stays true, but nothing new can be checkpointed. Stop; the
+             * next owner continues from the last checkpoint. */
+            log_error("another process uses this kafka.transactional_id; stopping",
+                      "transactional_id", ks->transactional_id, "error", why, NULL);
+            atomic_store(&ks->txn_fatal, true);
+            kill(getpid(), SIGTERM);
+        } else {
+            /* A fatal state that is not fencing (Debian's librdkafka 2.0.2
+             * can end there when a topic of the transaction vanishes):
+             * start a new producer with the same id, which aborts the
+             * broken transaction. */
+            log_warn("the checkpoint producer failed; starting a new one", "error", why, NULL);
+            atomic_store(&ks->txn_broken, true);
+        }
+    }
+}
+
+/* Replaces a broken producer (checkpoint thread, under ckpt_lock). */
+static void txn_renew(struct kafka_source *ks)
+{
+    char err[512];
+    rd_kafka_t *fresh = txn_producer_new(ks, err, sizeof(err));
+    if (!fresh) {
+        log_error("cannot start a new checkpoint producer; stopping", "error", err, NULL);
         atomic_store(&ks->txn_fatal, true);
         kill(getpid(), SIGTERM);
+        return;
     }
+    rd_kafka_purge(ks->txn, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(ks->txn);
+    ks->txn = fresh;
+    atomic_store(&ks->txn_broken, false);
 }
 
 /*
@@ -526,10 +561,8 @@ static bool txn_init(struct kafka_source *ks)
     log_warn("cannot initialise the checkpoint producer; retrying", "error",
              rd_kafka_error_string(error), NULL);
     rd_kafka_error_destroy(error);
-    if (fatal) {
-        atomic_store(&ks->txn_fatal, true);
-        kill(getpid(), SIGTERM);
-    }
+    if (fatal) /* a new producer with the same id tries again */
+        atomic_store(&ks->txn_broken, true);
     return false;
 }
 
@@ -538,6 +571,11 @@ static void *checkpoint_main(void *arg)
     struct kafka_source *ks = arg;
     int64_t interval = ks->cfg->kafka_checkpoint_interval_ms;
     while (!atomic_load(&ks->ckpt_stop) && !atomic_load(&ks->txn_fatal)) {
+        if (atomic_load(&ks->txn_broken)) {
+            pthread_mutex_lock(&ks->ckpt_lock);
+            txn_renew(ks);
+            pthread_mutex_unlock(&ks->ckpt_lock);
+        }
         if (!atomic_load(&ks->txn_ready) && !txn_init(ks)) {
             usleep(500 * 1000);
             continue;
@@ -545,6 +583,8 @@ static void *checkpoint_main(void *arg)
         if (state_topic_ready(ks)) {
             pthread_mutex_lock(&ks->ckpt_lock);
             checkpoint_once(ks, true, TXN_OP_TIMEOUT_MS);
+            if (atomic_load(&ks->txn_broken))
+                txn_renew(ks);
             pthread_mutex_unlock(&ks->ckpt_lock);
         }
         struct timespec until;

@@ -109,7 +109,8 @@ struct kafka_source {
     rd_kafka_t *restore_uncommitted; /* for the state partitions' high watermarks */
     char transactional_id[256];
     atomic_bool txn_ready;       /* init_transactions done */
-    atomic_bool txn_fatal;       /* fenced or broken: the daemon stops */
+    atomic_bool txn_fatal;       /* fenced: the daemon stops */
+    atomic_bool txn_broken;      /* fatal otherwise: a new producer replaces it */
     atomic_bool ckpt_stop;       /* the checkpoint thread ends */
     atomic_int state_partitions; /* of kafka.state_topic; 0 until known */
     pthread_mutex_t ckpt_lock;   /* one checkpoint, restore or revocation at a time */
