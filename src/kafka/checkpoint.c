@@ -92,6 +92,7 @@ static rd_kafka_t *txn_producer_new(struct kafka_source *ks, char *errbuf, size_
     snprintf(timeout, sizeof(timeout), "%" PRId64, ks->cfg->kafka_transaction_timeout_ms);
     if (kafka_set_conf(conf, "transactional.id", ks->transactional_id, errbuf, errlen) ||
         kafka_set_conf(conf, "transaction.timeout.ms", timeout, errbuf, errlen) ||
+        kafka_set_conf(conf, "message.timeout.ms", timeout, errbuf, errlen) ||
         kafka_set_conf(conf, "client.id", "ai-finops-exporter-checkpoint", errbuf, errlen)) {
         rd_kafka_conf_destroy(conf);
         return NULL;
@@ -403,6 +404,28 @@ static rd_kafka_resp_err_t produce_state(struct kafka_source *ks, const void *ke
 
 /* A failed transactional call: aborts when the transaction can go on,
  * asks the daemon to stop when the producer is fenced or broken. */
+/*
+ * Calls commit or abort until it settles: a call that times out is
+ * retriable and must be repeated, not followed by the other one (librdkafka
+ * then refuses everything with "conflicting API call in progress"). Ends
+ * within the transaction timeout plus one call (the producer's
+ * message.timeout.ms is the transaction timeout, so undeliverable letters
+ * fail the transaction rather than hold it), or when the source stops.
+ * Returns NULL on success, else the last error (the caller frees it).
+ */
+static rd_kafka_error_t *txn_settle(struct kafka_source *ks,
+                                    rd_kafka_error_t *(*call)(rd_kafka_t *, int), int timeout_ms)
+{
+    int64_t deadline = kafka_now_ms() + ks->cfg->kafka_transaction_timeout_ms + timeout_ms;
+    rd_kafka_error_t *error = call(ks->txn, timeout_ms);
+    while (error && rd_kafka_error_is_retriable(error) && kafka_now_ms() < deadline &&
+           !atomic_load(&ks->ckpt_stop)) {
+        rd_kafka_error_destroy(error);
+        error = call(ks->txn, timeout_ms);
+    }
+    return error;
+}
+
 static void txn_failed(struct kafka_source *ks, const char *what, rd_kafka_error_t *error,
                        int timeout_ms)
 {
@@ -412,11 +435,14 @@ static void txn_failed(struct kafka_source *ks, const char *what, rd_kafka_error
              "error", rd_kafka_error_string(error), NULL);
     rd_kafka_error_destroy(error);
     if (!fatal) {
-        rd_kafka_error_t *aerr = rd_kafka_abort_transaction(ks->txn, timeout_ms);
+        rd_kafka_error_t *aerr = txn_settle(ks, rd_kafka_abort_transaction, timeout_ms);
         if (aerr) {
             fatal = rd_kafka_error_is_fatal(aerr);
-            log_warn("checkpoint abort failed", "error", rd_kafka_error_string(aerr), NULL);
+            log_warn("checkpoint abort failed; starting a new producer", "error",
+                     rd_kafka_error_string(aerr), NULL);
             rd_kafka_error_destroy(aerr);
+            if (!fatal) /* still unsettled: a new producer with the same id aborts it */
+                atomic_store(&ks->txn_broken, true);
         }
     }
     if (fatal) {
@@ -525,7 +551,7 @@ static bool checkpoint_once(struct kafka_source *ks, bool freeze, int timeout_ms
         }
     }
     int left = (int)(deadline - kafka_now_ms());
-    error = rd_kafka_commit_transaction(ks->txn, left > 100 ? left : 100);
+    error = txn_settle(ks, rd_kafka_commit_transaction, left > 100 ? left : 100);
     if (error) {
         txn_failed(ks, "commit", error, timeout_ms);
         cut_free(&c);
