@@ -36,8 +36,11 @@
 #include "log.h"
 
 #define STATE_TOPIC_PARTITIONS 10
-#define TXN_OP_TIMEOUT_MS      5000 /* per checkpoint: bounds a stuck one (and SIGTERM behind it) */
-#define KEY_MAX                (8 + SHARD_MAX + 2 + STATE_LABELS_MAX * (2 + 1024))
+/* Fenced this many times in a row with no checkpoint between: another
+ * process really has our transactional id. */
+#define FENCED_STREAK_MAX 5
+#define TXN_OP_TIMEOUT_MS 5000 /* per checkpoint: bounds a stuck one (and SIGTERM behind it) */
+#define KEY_MAX           (8 + SHARD_MAX + 2 + STATE_LABELS_MAX * (2 + 1024))
 
 int64_t kafka_now_ms(void)
 {
@@ -402,6 +405,22 @@ static rd_kafka_resp_err_t produce_state(struct kafka_source *ks, const void *ke
     return err;
 }
 
+/* Whether kafka.dlq_topic exists (a metadata round trip; only asked when
+ * a checkpoint has letters to write). */
+static bool dlq_topic_exists(struct kafka_source *ks)
+{
+    rd_kafka_t *rk = ks->restore_uncommitted;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, ks->cfg->kafka_dlq_topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+    rd_kafka_topic_destroy(rkt);
+    bool missing =
+        !err && md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return !missing; /* unknown (no answer): try, the transaction says */
+}
+
 /* A failed transactional call: aborts when the transaction can go on,
  * asks the daemon to stop when the producer is fenced or broken. */
 /*
@@ -449,20 +468,22 @@ static void txn_failed(struct kafka_source *ks, const char *what, rd_kafka_error
         char why[256] = "";
         rd_kafka_resp_err_t cause = rd_kafka_fatal_error(ks->txn, why, sizeof(why));
         atomic_store(&ks->txn_ready, false);
-        if (cause == RD_KAFKA_RESP_ERR__FENCED || cause == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
-            cause == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH) {
-            /* Another process took our transactional id: what we serve
-             * stays true, but nothing new can be checkpointed. Stop; the
-             * next owner continues from the last checkpoint. */
+        bool fenced = cause == RD_KAFKA_RESP_ERR__FENCED ||
+                      cause == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+                      cause == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+        if (fenced && ++ks->fenced_streak >= FENCED_STREAK_MAX) {
+            /* Fenced again and again: another process uses our
+             * transactional id. What we serve stays true, but nothing new
+             * can be checkpointed: stop; the next owner continues from
+             * the last checkpoint. */
             log_error("another process uses this kafka.transactional_id; stopping",
                       "transactional_id", ks->transactional_id, "error", why, NULL);
             atomic_store(&ks->txn_fatal, true);
             kill(getpid(), SIGTERM);
         } else {
-            /* A fatal state that is not fencing (Debian's librdkafka 2.0.2
-             * can end there when a topic of the transaction vanishes):
-             * start a new producer with the same id, which aborts the
-             * broken transaction. */
+            /* Debian's librdkafka 2.0.2 also ends here by itself (an epoch
+             * bump after timed-out messages reads as fenced): a new
+             * producer with the same id aborts the broken transaction. */
             log_warn("the checkpoint producer failed; starting a new one", "error", why, NULL);
             atomic_store(&ks->txn_broken, true);
         }
@@ -505,6 +526,20 @@ static bool checkpoint_once(struct kafka_source *ks, bool freeze, int timeout_ms
         atomic_store(&ks->served_at_ms, c.now_wall);
         cut_free(&c);
         return true;
+    }
+    if (ks->carried.count && !dlq_topic_exists(ks)) {
+        /* Letters to a topic that is gone would time out inside the
+         * transaction and break the producer: wait, counters included. */
+        atomic_fetch_add(&ks->checkpoint_failures, 1);
+        int64_t now = kafka_now_ms();
+        if (now - ks->dlq_missing_logged_ms > 10000) {
+            ks->dlq_missing_logged_ms = now;
+            log_warn("the dead-letter topic is missing; checkpoints (and the served counters) wait "
+                     "for it",
+                     "topic", ks->cfg->kafka_dlq_topic, NULL);
+        }
+        cut_free(&c);
+        return false;
     }
     rd_kafka_error_t *error = rd_kafka_begin_transaction(ks->txn);
     if (error) {
@@ -557,6 +592,7 @@ static bool checkpoint_once(struct kafka_source *ks, bool freeze, int timeout_ms
         cut_free(&c);
         return false;
     }
+    ks->fenced_streak = 0;
     /* Durable: publish. Only now may readers see these values. */
     for (size_t i = 0; i < c.count; i++) {
         struct noted *n = &c.series[i];

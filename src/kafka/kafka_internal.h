@@ -118,7 +118,9 @@ struct kafka_source {
     pthread_cond_t ckpt_wake;
     pthread_t ckpt_thread;
     bool ckpt_thread_started;
-    struct dead_letters carried;  /* letters of a failed checkpoint, sent with the next */
+    struct dead_letters carried; /* letters of a failed checkpoint, sent with the next */
+    int fenced_streak;           /* fatal "fenced" errors since the last checkpoint */
+    int64_t dlq_missing_logged_ms;
     size_t dlq_max_bytes;         /* a worker waits while its partition holds more */
     _Atomic int64_t served_at_ms; /* wall clock of the last published checkpoint */
 
