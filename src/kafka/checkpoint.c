@@ -36,8 +36,11 @@
 #include "log.h"
 
 #define STATE_TOPIC_PARTITIONS 10
-#define TXN_OP_TIMEOUT_MS      5000 /* per checkpoint: bounds a stuck one (and SIGTERM behind it) */
-#define KEY_MAX                (8 + SHARD_MAX + 2 + STATE_LABELS_MAX * (2 + 1024))
+/* Fenced this many times in a row with no checkpoint between: another
+ * process really has our transactional id. */
+#define FENCED_STREAK_MAX 5
+#define TXN_OP_TIMEOUT_MS 5000 /* per checkpoint: bounds a stuck one (and SIGTERM behind it) */
+#define KEY_MAX           (8 + SHARD_MAX + 2 + STATE_LABELS_MAX * (2 + 1024))
 
 int64_t kafka_now_ms(void)
 {
@@ -80,6 +83,30 @@ static rd_kafka_t *restore_reader(struct kafka_source *ks, const char *isolation
     return rk;
 }
 
+/* The transactional producer (kafka.transactional_id). */
+static rd_kafka_t *txn_producer_new(struct kafka_source *ks, char *errbuf, size_t errlen)
+{
+    static const char *const defaults[] = {"linger.ms", "5", "queue.buffering.max.messages",
+                                           "1000000", NULL};
+    rd_kafka_conf_t *conf = kafka_base_conf(ks->cfg, RD_KAFKA_PRODUCER, defaults, errbuf, errlen);
+    if (!conf)
+        return NULL;
+    char timeout[24];
+    snprintf(timeout, sizeof(timeout), "%" PRId64, ks->cfg->kafka_transaction_timeout_ms);
+    if (kafka_set_conf(conf, "transactional.id", ks->transactional_id, errbuf, errlen) ||
+        kafka_set_conf(conf, "transaction.timeout.ms", timeout, errbuf, errlen) ||
+        kafka_set_conf(conf, "message.timeout.ms", timeout, errbuf, errlen) ||
+        kafka_set_conf(conf, "client.id", "ai-finops-exporter-checkpoint", errbuf, errlen)) {
+        rd_kafka_conf_destroy(conf);
+        return NULL;
+    }
+    char err[512];
+    rd_kafka_t *rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
+    if (!rk)
+        snprintf(errbuf, errlen, "cannot create the checkpoint producer: %s", err);
+    return rk;
+}
+
 int kafka_checkpoint_init(struct kafka_source *ks, char *errbuf, size_t errlen)
 {
     const struct exporter_config *cfg = ks->cfg;
@@ -93,26 +120,9 @@ int kafka_checkpoint_init(struct kafka_source *ks, char *errbuf, size_t errlen)
         snprintf(ks->transactional_id, sizeof(ks->transactional_id), "ai-finops-exporter-%s", host);
     }
     ks->dlq_max_bytes = 64u << 20;
-
-    static const char *const defaults[] = {"linger.ms", "5", "queue.buffering.max.messages",
-                                           "1000000", NULL};
-    rd_kafka_conf_t *conf = kafka_base_conf(cfg, RD_KAFKA_PRODUCER, defaults, errbuf, errlen);
-    if (!conf)
+    ks->txn = txn_producer_new(ks, errbuf, errlen);
+    if (!ks->txn)
         return -EINVAL;
-    char timeout[24];
-    snprintf(timeout, sizeof(timeout), "%" PRId64, cfg->kafka_transaction_timeout_ms);
-    if (kafka_set_conf(conf, "transactional.id", ks->transactional_id, errbuf, errlen) ||
-        kafka_set_conf(conf, "transaction.timeout.ms", timeout, errbuf, errlen) ||
-        kafka_set_conf(conf, "client.id", "ai-finops-exporter-checkpoint", errbuf, errlen)) {
-        rd_kafka_conf_destroy(conf);
-        return -EINVAL;
-    }
-    char err[512];
-    ks->txn = rd_kafka_new(RD_KAFKA_PRODUCER, conf, err, sizeof(err));
-    if (!ks->txn) {
-        snprintf(errbuf, errlen, "cannot create the checkpoint producer: %s", err);
-        return -EINVAL;
-    }
     ks->restore_committed = restore_reader(ks, "read_committed", errbuf, errlen);
     if (!ks->restore_committed)
         return -EINVAL;
@@ -129,9 +139,11 @@ static bool state_topic_ready(struct kafka_source *ks)
     const char *topic = ks->cfg->kafka_state_topic;
     bool created = false;
     for (int attempt = 0; !atomic_load(&ks->stop); attempt++) {
-        rd_kafka_topic_t *rkt = rd_kafka_topic_new(ks->txn, topic, NULL);
+        /* the state reader's handle: the producer may be replaced */
+        rd_kafka_t *rk = ks->restore_uncommitted;
+        rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, topic, NULL);
         const struct rd_kafka_metadata *md = NULL;
-        rd_kafka_resp_err_t err = rd_kafka_metadata(ks->txn, 0, rkt, &md, 5000);
+        rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
         rd_kafka_topic_destroy(rkt);
         int n = 0;
         rd_kafka_resp_err_t terr = RD_KAFKA_RESP_ERR_NO_ERROR;
@@ -157,8 +169,8 @@ static bool state_topic_ready(struct kafka_source *ks)
             rd_kafka_NewTopic_set_config(nt, "cleanup.policy", "compact");
             rd_kafka_NewTopic_set_config(nt, "segment.ms", "600000");
             rd_kafka_NewTopic_set_config(nt, "min.cleanable.dirty.ratio", "0.1");
-            rd_kafka_queue_t *q = rd_kafka_queue_new(ks->txn);
-            rd_kafka_CreateTopics(ks->txn, &nt, 1, NULL, q);
+            rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+            rd_kafka_CreateTopics(rk, &nt, 1, NULL, q);
             rd_kafka_event_t *ev = rd_kafka_queue_poll(q, 10000);
             if (ev) {
                 const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
@@ -393,8 +405,46 @@ static rd_kafka_resp_err_t produce_state(struct kafka_source *ks, const void *ke
     return err;
 }
 
+/* Whether kafka.dlq_topic exists (a metadata round trip; only asked when
+ * a checkpoint has letters to write). */
+static bool dlq_topic_exists(struct kafka_source *ks)
+{
+    rd_kafka_t *rk = ks->restore_uncommitted;
+    rd_kafka_topic_t *rkt = rd_kafka_topic_new(rk, ks->cfg->kafka_dlq_topic, NULL);
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t err = rd_kafka_metadata(rk, 0, rkt, &md, 5000);
+    rd_kafka_topic_destroy(rkt);
+    bool missing =
+        !err && md->topic_cnt == 1 && md->topics[0].err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART;
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    return !missing; /* unknown (no answer): try, the transaction says */
+}
+
 /* A failed transactional call: aborts when the transaction can go on,
  * asks the daemon to stop when the producer is fenced or broken. */
+/*
+ * Calls commit or abort until it settles: a call that times out is
+ * retriable and must be repeated, not followed by the other one (librdkafka
+ * then refuses everything with "conflicting API call in progress"). Ends
+ * within the transaction timeout plus one call (the producer's
+ * message.timeout.ms is the transaction timeout, so undeliverable letters
+ * fail the transaction rather than hold it), or when the source stops.
+ * Returns NULL on success, else the last error (the caller frees it).
+ */
+static rd_kafka_error_t *txn_settle(struct kafka_source *ks,
+                                    rd_kafka_error_t *(*call)(rd_kafka_t *, int), int timeout_ms)
+{
+    int64_t deadline = kafka_now_ms() + ks->cfg->kafka_transaction_timeout_ms + timeout_ms;
+    rd_kafka_error_t *error = call(ks->txn, timeout_ms);
+    while (error && rd_kafka_error_is_retriable(error) && kafka_now_ms() < deadline &&
+           !atomic_load(&ks->ckpt_stop)) {
+        rd_kafka_error_destroy(error);
+        error = call(ks->txn, timeout_ms);
+    }
+    return error;
+}
+
 static void txn_failed(struct kafka_source *ks, const char *what, rd_kafka_error_t *error,
                        int timeout_ms)
 {
@@ -404,25 +454,57 @@ static void txn_failed(struct kafka_source *ks, const char *what, rd_kafka_error
              "error", rd_kafka_error_string(error), NULL);
     rd_kafka_error_destroy(error);
     if (!fatal) {
-        rd_kafka_error_t *aerr = rd_kafka_abort_transaction(ks->txn, timeout_ms);
+        rd_kafka_error_t *aerr = txn_settle(ks, rd_kafka_abort_transaction, timeout_ms);
         if (aerr) {
             fatal = rd_kafka_error_is_fatal(aerr);
-            log_warn("checkpoint abort failed", "error", rd_kafka_error_string(aerr), NULL);
+            log_warn("checkpoint abort failed; starting a new producer", "error",
+                     rd_kafka_error_string(aerr), NULL);
             rd_kafka_error_destroy(aerr);
+            if (!fatal) /* still unsettled: a new producer with the same id aborts it */
+                atomic_store(&ks->txn_broken, true);
         }
     }
     if (fatal) {
-        /* Another process took our transactional id, or the producer
-         * cannot go on: what we serve stays true, but nothing new can be
-         * checkpointed. Stop; the next owner continues from the last
-         * checkpoint. */
-        log_error("the checkpoint producer failed for good (is another process using this "
-                  "kafka.transactional_id?); stopping",
-                  "transactional_id", ks->transactional_id, NULL);
+        char why[256] = "";
+        rd_kafka_resp_err_t cause = rd_kafka_fatal_error(ks->txn, why, sizeof(why));
         atomic_store(&ks->txn_ready, false);
+        bool fenced = cause == RD_KAFKA_RESP_ERR__FENCED ||
+                      cause == RD_KAFKA_RESP_ERR_PRODUCER_FENCED ||
+                      cause == RD_KAFKA_RESP_ERR_INVALID_PRODUCER_EPOCH;
+        if (fenced && ++ks->fenced_streak >= FENCED_STREAK_MAX) {
+            /* Fenced again and again: another process uses our
+             * transactional id. What we serve stays true, but nothing new
+             * can be checkpointed: stop; the next owner continues from
+             * the last checkpoint. */
+            log_error("another process uses this kafka.transactional_id; stopping",
+                      "transactional_id", ks->transactional_id, "error", why, NULL);
+            atomic_store(&ks->txn_fatal, true);
+            kill(getpid(), SIGTERM);
+        } else {
+            /* Debian's librdkafka 2.0.2 also ends here by itself (an epoch
+             * bump after timed-out messages reads as fenced): a new
+             * producer with the same id aborts the broken transaction. */
+            log_warn("the checkpoint producer failed; starting a new one", "error", why, NULL);
+            atomic_store(&ks->txn_broken, true);
+        }
+    }
+}
+
+/* Replaces a broken producer (checkpoint thread, under ckpt_lock). */
+static void txn_renew(struct kafka_source *ks)
+{
+    char err[512];
+    rd_kafka_t *fresh = txn_producer_new(ks, err, sizeof(err));
+    if (!fresh) {
+        log_error("cannot start a new checkpoint producer; stopping", "error", err, NULL);
         atomic_store(&ks->txn_fatal, true);
         kill(getpid(), SIGTERM);
+        return;
     }
+    rd_kafka_purge(ks->txn, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    rd_kafka_destroy(ks->txn);
+    ks->txn = fresh;
+    atomic_store(&ks->txn_broken, false);
 }
 
 /*
@@ -444,6 +526,20 @@ static bool checkpoint_once(struct kafka_source *ks, bool freeze, int timeout_ms
         atomic_store(&ks->served_at_ms, c.now_wall);
         cut_free(&c);
         return true;
+    }
+    if (ks->carried.count && !dlq_topic_exists(ks)) {
+        /* Letters to a topic that is gone would time out inside the
+         * transaction and break the producer: wait, counters included. */
+        atomic_fetch_add(&ks->checkpoint_failures, 1);
+        int64_t now = kafka_now_ms();
+        if (now - ks->dlq_missing_logged_ms > 10000) {
+            ks->dlq_missing_logged_ms = now;
+            log_warn("the dead-letter topic is missing; checkpoints (and the served counters) wait "
+                     "for it",
+                     "topic", ks->cfg->kafka_dlq_topic, NULL);
+        }
+        cut_free(&c);
+        return false;
     }
     rd_kafka_error_t *error = rd_kafka_begin_transaction(ks->txn);
     if (error) {
@@ -490,12 +586,13 @@ static bool checkpoint_once(struct kafka_source *ks, bool freeze, int timeout_ms
         }
     }
     int left = (int)(deadline - kafka_now_ms());
-    error = rd_kafka_commit_transaction(ks->txn, left > 100 ? left : 100);
+    error = txn_settle(ks, rd_kafka_commit_transaction, left > 100 ? left : 100);
     if (error) {
         txn_failed(ks, "commit", error, timeout_ms);
         cut_free(&c);
         return false;
     }
+    ks->fenced_streak = 0;
     /* Durable: publish. Only now may readers see these values. */
     for (size_t i = 0; i < c.count; i++) {
         struct noted *n = &c.series[i];
@@ -526,10 +623,8 @@ static bool txn_init(struct kafka_source *ks)
     log_warn("cannot initialise the checkpoint producer; retrying", "error",
              rd_kafka_error_string(error), NULL);
     rd_kafka_error_destroy(error);
-    if (fatal) {
-        atomic_store(&ks->txn_fatal, true);
-        kill(getpid(), SIGTERM);
-    }
+    if (fatal) /* a new producer with the same id tries again */
+        atomic_store(&ks->txn_broken, true);
     return false;
 }
 
@@ -538,6 +633,11 @@ static void *checkpoint_main(void *arg)
     struct kafka_source *ks = arg;
     int64_t interval = ks->cfg->kafka_checkpoint_interval_ms;
     while (!atomic_load(&ks->ckpt_stop) && !atomic_load(&ks->txn_fatal)) {
+        if (atomic_load(&ks->txn_broken)) {
+            pthread_mutex_lock(&ks->ckpt_lock);
+            txn_renew(ks);
+            pthread_mutex_unlock(&ks->ckpt_lock);
+        }
         if (!atomic_load(&ks->txn_ready) && !txn_init(ks)) {
             usleep(500 * 1000);
             continue;
@@ -545,6 +645,8 @@ static void *checkpoint_main(void *arg)
         if (state_topic_ready(ks)) {
             pthread_mutex_lock(&ks->ckpt_lock);
             checkpoint_once(ks, true, TXN_OP_TIMEOUT_MS);
+            if (atomic_load(&ks->txn_broken))
+                txn_renew(ks);
             pthread_mutex_unlock(&ks->ckpt_lock);
         }
         struct timespec until;

@@ -109,7 +109,8 @@ struct kafka_source {
     rd_kafka_t *restore_uncommitted; /* for the state partitions' high watermarks */
     char transactional_id[256];
     atomic_bool txn_ready;       /* init_transactions done */
-    atomic_bool txn_fatal;       /* fenced or broken: the daemon stops */
+    atomic_bool txn_fatal;       /* fenced: the daemon stops */
+    atomic_bool txn_broken;      /* fatal otherwise: a new producer replaces it */
     atomic_bool ckpt_stop;       /* the checkpoint thread ends */
     atomic_int state_partitions; /* of kafka.state_topic; 0 until known */
     pthread_mutex_t ckpt_lock;   /* one checkpoint, restore or revocation at a time */
@@ -117,7 +118,9 @@ struct kafka_source {
     pthread_cond_t ckpt_wake;
     pthread_t ckpt_thread;
     bool ckpt_thread_started;
-    struct dead_letters carried;  /* letters of a failed checkpoint, sent with the next */
+    struct dead_letters carried; /* letters of a failed checkpoint, sent with the next */
+    int fenced_streak;           /* fatal "fenced" errors since the last checkpoint */
+    int64_t dlq_missing_logged_ms;
     size_t dlq_max_bytes;         /* a worker waits while its partition holds more */
     _Atomic int64_t served_at_ms; /* wall clock of the last published checkpoint */
 
