@@ -752,17 +752,23 @@ static bool has_body(struct MHD_Connection *c)
     return MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
 }
 
-static enum MHD_Result refuse_body(struct MHD_Connection *c)
+/* 413 for a GET/HEAD, 405 for another method. */
+static enum MHD_Result refuse_body(struct MHD_Connection *c, bool get_or_head)
 {
     refuse(REFUSED_REQUEST_BODY, 1);
-    static const char msg[] = "request bodies are not accepted: use GET or HEAD without a body\n";
+    const char *msg = get_or_head
+                          ? "request bodies are not accepted: use GET or HEAD without a body\n"
+                          : "method not allowed: use GET or HEAD\n";
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_CONTENT_TOO_LARGE, r);
+    if (!get_or_head)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ret = MHD_queue_response(
+        c, get_or_head ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_METHOD_NOT_ALLOWED, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -797,9 +803,11 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         conn->busy_since_ms = mono_ms();
         pthread_mutex_unlock(&s->conn_lock);
     }
+    bool get_or_head =
+        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (has_body(c))
-        return refuse_body(c);
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+        return refuse_body(c, get_or_head);
+    if (!get_or_head)
         return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
                          "method not allowed: use GET or HEAD\n");
     if (strcmp(url, s->telemetry_path) == 0) {
