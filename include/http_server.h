@@ -3,11 +3,15 @@
  * /readyz and an index page, GET and HEAD only.
  *
  * A small pool of polling threads (epoll) serves the connections, so a
- * probe never waits for a scrape; scrapes render one at a time. A scrape
+ * probe never waits for a scrape; renders run one at a time and scrapes
+ * that wait together share one render (one copy in memory). A scrape
  * only renders (metrics_render) and sends: what it shows depends on the
  * clock and the counters, never on who reads or whether the response
  * arrived. A HEAD on the telemetry path gets the headers without a render.
- * Connection count, per-IP count and idle timeout are bounded.
+ * Connection count, per-IP count, idle time and the time to send a whole
+ * request are bounded; over a limit the oldest connection that has not
+ * sent a whole request is closed, so a scraper is never shut out by
+ * clients that hold sockets open. Request bodies are refused (413).
  *
  * Thread-safety: start/stop from the main thread. "The scrape thread"
  * elsewhere means whichever HTTP thread holds the server's scrape_lock:
@@ -30,7 +34,10 @@ struct http_server_options {
     const char *telemetry_path;
     unsigned max_connections;
     unsigned max_connections_per_ip;
-    unsigned connection_timeout_seconds;
+    unsigned connection_timeout_seconds; /* idle limit while a response is sent */
+    /* Whole-request deadline: from accept (or the end of the previous
+     * request) until the request is complete. 0: 3 s. */
+    unsigned request_timeout_seconds;
     struct metrics *metrics;
     bool (*ready)(void *ctx); /* NULL: always ready */
     void *ready_ctx;
@@ -42,6 +49,15 @@ int http_server_start(const struct http_server_options *options, struct http_ser
 /* The port actually bound (useful with port 0). */
 unsigned http_server_port(const struct http_server *server);
 void http_server_stop(struct http_server *server);
+
+/* Adds ai_finops_http_refused_total{reason} and the render counters to m's
+ * scrapes (process-wide counts). Main thread, before serving. */
+int http_server_add_metrics(struct metrics *m);
+/* A refusal count by reason name (tests). Thread-safe. */
+uint64_t http_server_refused(const char *reason);
+
+/* Connections whose request is being answered (tests). Thread-safe. */
+unsigned http_server_busy(struct http_server *server);
 
 /* Splits "host:port" / ":port" / "[v6]:port". Returns 0 or -EINVAL. */
 int parse_listen_address(const char *text, char *host, size_t hostlen, unsigned *port);

@@ -122,20 +122,25 @@ static const struct option options[] = {
      .flag = "--web.max-connections",
      .type = OPT_INT,
      .offset = OFF(web_max_connections),
-     .def = "64",
+     .def = "1024",
      .min = 1,
      .max = 100000,
-     .help = "Maximum number of concurrent HTTP connections; more are refused until one "
-             "closes, so a flood of clients cannot exhaust file descriptors."},
+     .help = "Maximum number of concurrent HTTP connections. Past it a new connection "
+             "closes the oldest one that has not yet sent a whole request (an idle or "
+             "slow client), so scrapes keep getting through; it is refused only when every "
+             "connection is being answered. Each connection costs two file descriptors "
+             "(the soft open-file limit is raised to fit)."},
     {.name = "web.max_connections_per_ip",
      .flag = "--web.max-connections-per-ip",
      .type = OPT_INT,
      .offset = OFF(web_max_connections_per_ip),
-     .def = "16",
+     .def = "32",
      .min = 1,
      .max = 100000,
-     .help = "Maximum concurrent HTTP connections from one client IP address, so a single "
-             "client cannot use up web.max_connections."},
+     .help = "Maximum concurrent HTTP connections from one client IP address. Past it a "
+             "new connection from that address closes that address's oldest connection "
+             "that has not yet sent a whole request. A Prometheus HA pair uses one or two "
+             "per replica and probes one each, so only a single abuser reaches it."},
     {.name = "web.connection_timeout_seconds",
      .flag = "--web.connection-timeout-seconds",
      .type = OPT_INT,
@@ -143,7 +148,19 @@ static const struct option options[] = {
      .def = "10",
      .min = 1,
      .max = 3600,
-     .help = "Seconds after which an idle HTTP connection is closed."},
+     .help = "Seconds without progress after which a connection being answered (a client "
+             "not reading its response) is closed."},
+    {.name = "web.request_timeout_seconds",
+     .flag = "--web.request-timeout-seconds",
+     .type = OPT_INT,
+     .offset = OFF(web_request_timeout_seconds),
+     .def = "3",
+     .min = 1,
+     .max = 3600,
+     .help = "Seconds a connection may take to send a whole request, counted from accept "
+             "(or from the end of its previous request on a kept-alive connection). Slow "
+             "headers and idle sockets are closed well before Prometheus's default 10 s "
+             "scrape timeout; a scraper sends its request in milliseconds."},
     {.name = "log.level",
      .flag = "--log.level",
      .type = OPT_ENUM,

@@ -1,46 +1,226 @@
 /*
  * http_server.c - libmicrohttpd front end (see http_server.h).
  *
- * Each /metrics request renders into a fresh buffer sized from the previous
- * scrape (one allocation, handed to MHD to free), optionally gzips it, and
- * is answered with the negotiated Content-Type.
- * Thread-safety: handlers run on MHD's pool of polling threads; scrapes
- * serialize on scrape_lock, probes take no lock.
+ * Against starvation (issue 14): MHD accepts up to a hard limit a little
+ * above web.max_connections and our own table of connections decides. A
+ * connection is "waiting" from accept (or the end of its previous request)
+ * until its request is complete, then "busy" until answered. A newcomer
+ * over web.max_connections (or over the per-IP limit) closes the oldest
+ * waiting connection (of that IP) instead of being refused, and a watchdog
+ * closes any connection waiting longer than web.request_timeout_seconds:
+ * slow headers and idle sockets cost the attacker, never a scraper whose
+ * request arrives whole within milliseconds (one whose request already sits
+ * unread in its socket is never chosen). With no such connection, the one
+ * answered for longest (longer than the request deadline: a client not
+ * reading) goes; only then is the newcomer refused. Requests with a body get 413 at
+ * once, unread. Renders are shared: each is one refcounted MHD response,
+ * queued on every scrape that arrived before it started, and at most
+ * RENDERS_LIVE_MAX live at once (readers still holding the oldest are
+ * closed). Refusals are counted in ai_finops_http_refused_total{reason} and
+ * logged at most once per 20 s, with counts.
+ * Thread-safety: handlers and notifiers run on MHD's pool of polling
+ * threads, the watchdog on its own. Lock order: scrape_lock, then conn_lock
+ * or render_lock (never those two together); stats.log_lock is a leaf.
  */
+#define _GNU_SOURCE /* F_DUPFD_CLOEXEC */
 #include "http_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
 #include <time.h>
+#include <unistd.h>
 #include <zlib.h>
 
+#include "counter_table.h"
+#include "expo.h"
 #include "log.h"
 
 #define RENDER_MAX_BYTES (512u * 1024 * 1024)
 /* Threads serving connections: one may wait on a stuck scrape while the
  * others answer probes. */
 #define HTTP_THREADS 4
+/* Renders alive at once (cached or still being sent): one per variant in
+ * use (format x gzip) plus old ones held by slow readers. Past this the
+ * readers of the oldest are closed, so N slow readers hold at most this
+ * many copies, not N. */
+#define RENDERS_LIVE_MAX      4
+#define REFUSAL_LOG_PERIOD_MS 20000
+#define WATCHDOG_PERIOD_MS    200
+
+enum refusal {
+    REFUSED_CONNECTION_LIMIT,
+    REFUSED_PER_IP_LIMIT,
+    REFUSED_REQUEST_TIMEOUT,
+    REFUSED_REQUEST_BODY,
+    REFUSED_SLOW_READER,
+    REFUSED_SCRAPE_BUSY,
+    REFUSED_COUNT
+};
+static const char *const refusal_names[REFUSED_COUNT] = {"connection_limit", "per_ip_limit",
+                                                         "request_timeout",  "request_body",
+                                                         "slow_reader",      "scrape_busy"};
+
+/* Process-wide (one server per process): the collector reads them. */
+static struct {
+    _Atomic uint64_t refused[REFUSED_COUNT];
+    _Atomic uint64_t renders, shared;
+    _Atomic int64_t next_log_ms;
+    uint64_t logged[REFUSED_COUNT]; /* counts at the last log line; under log_lock */
+    pthread_mutex_t log_lock;
+} stats = {.log_lock = PTHREAD_MUTEX_INITIALIZER};
+
+struct conn {
+    struct conn *prev, *next;
+    int fd; /* our dup: shutdown() on it can never hit a reused number */
+    unsigned char ip[16];
+    int64_t wait_start_ms; /* waiting since (accept or end of last request) */
+    int64_t busy_since_ms; /* answering since */
+    uint64_t gen;          /* render being sent, 0 none */
+    bool busy;             /* a complete request is being answered */
+    bool closing;          /* we shut it down; MHD will close it */
+};
+
+struct render {
+    struct http_server *server;
+    struct render *prev, *next; /* live list, oldest first */
+    uint64_t gen;
+    char *body;
+};
+
+/* A /metrics GET: kept across suspensions while it waits for a render. */
+struct scrape_req {
+    struct scrape_req *next; /* waiters list */
+    struct MHD_Connection *connection;
+    int64_t arrival_ns;
+};
+
+struct cached {
+    struct MHD_Response *response; /* holds one reference */
+    uint64_t gen;
+    int64_t start_ns;
+};
 
 struct http_server {
     struct http_server_options options;
     struct MHD_Daemon *daemon;
-    /* Serializes scrapes (their render). Probes never take it. Guards
-     * last_render_size. */
+    /* Serializes renders. Guards last_render_size, cache, next_gen. */
     pthread_mutex_t scrape_lock;
     size_t last_render_size;
+    struct cached cache[2][2]; /* [openmetrics][gzip] */
+    uint64_t next_gen;
+    /* Guards the connection list, nconns and each conn's fields. */
+    pthread_mutex_t conn_lock;
+    struct conn *conns_head, *conns_tail; /* oldest first */
+    unsigned nconns;                      /* not counting those closing */
+    /* Guards the live render list. */
+    pthread_mutex_t render_lock;
+    struct render *live_head, *live_tail;
+    unsigned nlive;
+    /* Scrapes suspended while another renders; resumed when it is done.
+     * Taken before (try-)locking scrape_lock. */
+    pthread_mutex_t waiters_lock;
+    struct scrape_req *waiters;
+    _Atomic bool shutting_down;
+    pthread_t watchdog;
+    pthread_mutex_t stop_lock;
+    pthread_cond_t stop_cond;
+    bool stopping, watchdog_started;
     char *telemetry_path;
     unsigned port;
 };
 
-/* MHD's per-request pointer before a request is answered: set on the
- * first call (headers only), so the next call answers. */
+/* MHD's per-request pointer once a request is answered. */
 static char request_seen;
+
+static int64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000000 + ts.tv_nsec;
+}
+
+static int64_t mono_ms(void)
+{
+    return mono_ns() / 1000000;
+}
+
+/* Counts refusals; logs at most one line per period, with the counts since
+ * the previous line. Thread-safe. */
+static void refuse(enum refusal why, uint64_t n)
+{
+    atomic_fetch_add_explicit(&stats.refused[why], n, memory_order_relaxed);
+    int64_t now = mono_ms();
+    int64_t next = atomic_load_explicit(&stats.next_log_ms, memory_order_relaxed);
+    if (now < next ||
+        !atomic_compare_exchange_strong(&stats.next_log_ms, &next, now + REFUSAL_LOG_PERIOD_MS))
+        return;
+    char counts[REFUSED_COUNT][24];
+    const char *kv[2 * REFUSED_COUNT];
+    size_t k = 0;
+    pthread_mutex_lock(&stats.log_lock);
+    for (int i = 0; i < REFUSED_COUNT; i++) {
+        uint64_t v = atomic_load_explicit(&stats.refused[i], memory_order_relaxed);
+        if (v == stats.logged[i])
+            continue;
+        snprintf(counts[i], sizeof(counts[i]), "%llu", (unsigned long long)(v - stats.logged[i]));
+        stats.logged[i] = v;
+        kv[k++] = refusal_names[i];
+        kv[k++] = counts[i];
+    }
+    pthread_mutex_unlock(&stats.log_lock);
+    while (k < 2 * REFUSED_COUNT)
+        kv[k++] = NULL;
+    log_warn("http refusals to protect scrapes (counts since the last such line, at most one "
+             "line per 20 s; all in ai_finops_http_refused_total)",
+             kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], kv[6], kv[7], kv[8], kv[9], kv[10], kv[11],
+             NULL);
+}
+
+static void collect(struct dynbuf *b, enum expo_format fmt, void *ctx)
+{
+    (void)ctx;
+    static const char *const names[] = {"reason", NULL};
+    expo_family(b, fmt, "ai_finops_http_refused", "counter",
+                "HTTP connections or requests refused or closed to keep scrapes served, by "
+                "reason.");
+    for (int i = 0; i < REFUSED_COUNT; i++) {
+        struct label_value v = {refusal_names[i], (uint32_t)strlen(refusal_names[i])};
+        dynbuf_append_str(b, "ai_finops_http_refused_total");
+        expo_labels(b, names, &v, 1);
+        expo_value_u64(b, atomic_load_explicit(&stats.refused[i], memory_order_relaxed));
+    }
+    expo_family(b, fmt, "ai_finops_http_renders", "counter",
+                "Renders of the metrics page (scrapes waiting together share one).");
+    dynbuf_append_str(b, "ai_finops_http_renders_total");
+    expo_value_u64(b, atomic_load_explicit(&stats.renders, memory_order_relaxed));
+    expo_family(b, fmt, "ai_finops_http_shared_responses", "counter",
+                "Scrapes answered with a render made for a concurrent scrape.");
+    dynbuf_append_str(b, "ai_finops_http_shared_responses_total");
+    expo_value_u64(b, atomic_load_explicit(&stats.shared, memory_order_relaxed));
+}
+
+int http_server_add_metrics(struct metrics *m)
+{
+    return metrics_add_collector(m, collect, NULL);
+}
+
+uint64_t http_server_refused(const char *reason)
+{
+    for (int i = 0; i < REFUSED_COUNT; i++)
+        if (strcmp(reason, refusal_names[i]) == 0)
+            return atomic_load_explicit(&stats.refused[i], memory_order_relaxed);
+    return 0;
+}
 
 int parse_listen_address(const char *text, char *host, size_t hostlen, unsigned *port)
 {
@@ -152,80 +332,443 @@ static enum MHD_Result serve_metrics_head(struct MHD_Connection *c, enum expo_fo
     return ret;
 }
 
-/* Takes scrape_lock, giving up after the connection timeout: a scrape stuck
- * behind another is answered 503 rather than holding a thread for ever. */
-static bool lock_scrapes(struct http_server *s)
-{
-    struct timespec deadline;
-    clock_gettime(CLOCK_REALTIME, &deadline);
-    deadline.tv_sec +=
-        (time_t)(s->options.connection_timeout_seconds ? s->options.connection_timeout_seconds
-                                                       : 10);
-    return pthread_mutex_timedlock(&s->scrape_lock, &deadline) == 0;
-}
+/* ---- connection table ---------------------------------------------------- */
 
-static enum MHD_Result serve_metrics_locked(struct http_server *s, struct MHD_Connection *c,
-                                            enum expo_format fmt);
-
-static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connection *c, bool head)
+static void ip_key(const struct sockaddr *sa, unsigned char out[16])
 {
-    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
-    enum expo_format fmt = expo_negotiate(accept);
-    if (head)
-        return serve_metrics_head(c, fmt);
-    if (!lock_scrapes(s)) {
-        log_warn("scrape refused", "error", "another scrape is still rendering", NULL);
-        return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
-                         "another scrape is still rendering; try again\n");
+    memset(out, 0, 16);
+    if (sa && sa->sa_family == AF_INET) {
+        /* as a v4-mapped v6 address, so dual-stack peers compare equal */
+        out[10] = out[11] = 0xff;
+        memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+    } else if (sa && sa->sa_family == AF_INET6) {
+        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
     }
-    enum MHD_Result ret = serve_metrics_locked(s, c, fmt);
-    pthread_mutex_unlock(&s->scrape_lock);
-    return ret;
 }
 
-/* Caller holds scrape_lock. */
-static enum MHD_Result serve_metrics_locked(struct http_server *s, struct MHD_Connection *c,
-                                            enum expo_format fmt)
+/* Caller holds conn_lock. */
+static void shut(struct conn *c)
+{
+    if (!c->closing) {
+        c->closing = true;
+        shutdown(c->fd, SHUT_RDWR);
+    }
+}
+
+/* Whether a whole request head already sits in the socket, unread by MHD:
+ * a scraper whose request MHD is about to parse, never a victim. */
+static bool request_pending(const struct conn *c)
+{
+    char buf[4096];
+    ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
+    return n >= 4 && memmem(buf, (size_t)n, "\r\n\r\n", 4) != NULL;
+}
+
+/* The oldest waiting connection (of ip when given), or NULL. Caller holds
+ * conn_lock. */
+static struct conn *oldest_waiting(struct http_server *s, const unsigned char *ip,
+                                   const struct conn *except)
+{
+    for (struct conn *c = s->conns_head; c; c = c->next)
+        if (c != except && !c->busy && !c->closing && (!ip || memcmp(c->ip, ip, 16) == 0) &&
+            !request_pending(c))
+            return c;
+    return NULL;
+}
+
+/* The connection of that scope answered for the longest, if that is longer
+ * than the request deadline: a client not reading its answer. Caller holds
+ * conn_lock. */
+static struct conn *oldest_stuck(struct http_server *s, const unsigned char *ip,
+                                 const struct conn *except)
+{
+    int64_t limit = mono_ms() - (int64_t)s->options.request_timeout_seconds * 1000;
+    struct conn *best = NULL;
+    for (struct conn *c = s->conns_head; c; c = c->next)
+        if (c != except && c->busy && !c->closing && (!ip || memcmp(c->ip, ip, 16) == 0) &&
+            c->busy_since_ms < limit && (!best || c->busy_since_ms < best->busy_since_ms))
+            best = c;
+    return best;
+}
+
+/* MHD thread: a connection opened or closed. A newcomer over a limit
+ * closes the oldest waiting connection in its scope (it may be itself only
+ * when every other one is busy being answered). */
+static void notify_connection(void *cls, struct MHD_Connection *mc, void **socket_context,
+                              enum MHD_ConnectionNotificationCode toe)
+{
+    struct http_server *s = cls;
+    if (toe == MHD_CONNECTION_NOTIFY_CLOSED) {
+        struct conn *c = *socket_context;
+        if (!c)
+            return;
+        pthread_mutex_lock(&s->conn_lock);
+        if (c->prev)
+            c->prev->next = c->next;
+        else
+            s->conns_head = c->next;
+        if (c->next)
+            c->next->prev = c->prev;
+        else
+            s->conns_tail = c->prev;
+        if (!c->closing)
+            s->nconns--;
+        pthread_mutex_unlock(&s->conn_lock);
+        close(c->fd);
+        free(c);
+        *socket_context = NULL;
+        return;
+    }
+    const union MHD_ConnectionInfo *fdi =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
+    const union MHD_ConnectionInfo *ai =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    struct conn *c = calloc(1, sizeof(*c));
+    if (!c)
+        return;
+    c->fd = fdi ? fcntl(fdi->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    if (c->fd < 0) {
+        free(c);
+        return; /* untracked: still bounded by MHD's hard limit and timeout */
+    }
+    ip_key(ai ? ai->client_addr : NULL, c->ip);
+    c->wait_start_ms = mono_ms();
+    pthread_mutex_lock(&s->conn_lock);
+    unsigned same_ip = 0;
+    for (struct conn *o = s->conns_head; o; o = o->next)
+        if (!o->closing && memcmp(o->ip, c->ip, 16) == 0)
+            same_ip++;
+    c->prev = s->conns_tail;
+    if (s->conns_tail)
+        s->conns_tail->next = c;
+    else
+        s->conns_head = c;
+    s->conns_tail = c;
+    s->nconns++;
+    enum refusal why = REFUSED_COUNT;
+    struct conn *victim = NULL;
+    if (same_ip >= s->options.max_connections_per_ip) {
+        why = REFUSED_PER_IP_LIMIT;
+        victim = oldest_waiting(s, c->ip, c);
+        if (!victim)
+            victim = oldest_stuck(s, c->ip, c);
+    } else if (s->nconns > s->options.max_connections) {
+        why = REFUSED_CONNECTION_LIMIT;
+        victim = oldest_waiting(s, NULL, c);
+        if (!victim)
+            victim = oldest_stuck(s, NULL, c);
+    }
+    if (why != REFUSED_COUNT) {
+        if (!victim)
+            victim = c;
+        shut(victim);
+        s->nconns--;
+    }
+    pthread_mutex_unlock(&s->conn_lock);
+    *socket_context = c;
+    if (why != REFUSED_COUNT)
+        refuse(why, 1);
+}
+
+/* MHD thread: a request ended (answered, or the connection dropped). */
+static void notify_completed(void *cls, struct MHD_Connection *mc, void **req_cls,
+                             enum MHD_RequestTerminationCode toe)
+{
+    struct http_server *s = cls;
+    (void)toe;
+    if (*req_cls && *req_cls != &request_seen) {
+        free(*req_cls);
+        *req_cls = NULL;
+    }
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    struct conn *c = ci ? ci->socket_context : NULL;
+    if (!c)
+        return;
+    pthread_mutex_lock(&s->conn_lock);
+    c->busy = false;
+    c->gen = 0;
+    c->wait_start_ms = mono_ms();
+    pthread_mutex_unlock(&s->conn_lock);
+}
+
+static struct conn *conn_of(struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ci =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_SOCKET_CONTEXT);
+    return ci ? ci->socket_context : NULL;
+}
+
+static void wake_waiters(struct http_server *s, int64_t older_than_ns);
+
+/* Closes every connection waiting for its request longer than the
+ * deadline: a slow header or body, or an idle keep-alive. */
+static void *watchdog(void *arg)
+{
+    struct http_server *s = arg;
+    int64_t deadline_ms = (int64_t)s->options.request_timeout_seconds * 1000;
+    pthread_mutex_lock(&s->stop_lock);
+    while (!s->stopping) {
+        struct timespec ts;
+        clock_gettime(CLOCK_REALTIME, &ts);
+        ts.tv_nsec += WATCHDOG_PERIOD_MS * 1000000L;
+        if (ts.tv_nsec >= 1000000000L) {
+            ts.tv_sec++;
+            ts.tv_nsec -= 1000000000L;
+        }
+        pthread_cond_timedwait(&s->stop_cond, &s->stop_lock, &ts);
+        if (s->stopping)
+            break;
+        int64_t now = mono_ms();
+        uint64_t cut = 0;
+        pthread_mutex_lock(&s->conn_lock);
+        for (struct conn *c = s->conns_head; c; c = c->next)
+            if (!c->busy && !c->closing && now - c->wait_start_ms > deadline_ms) {
+                shut(c);
+                s->nconns--;
+                cut++;
+            }
+        pthread_mutex_unlock(&s->conn_lock);
+        if (cut)
+            refuse(REFUSED_REQUEST_TIMEOUT, cut);
+        /* waiters past the connection timeout retry, and get 503 */
+        wake_waiters(s, mono_ns() - (int64_t)s->options.connection_timeout_seconds * 1000000000);
+    }
+    pthread_mutex_unlock(&s->stop_lock);
+    return NULL;
+}
+
+/* ---- shared renders ------------------------------------------------------- */
+
+/* MHD calls this when the last connection (and the cache) let go. */
+static void render_free(void *cls)
+{
+    struct render *r = cls;
+    struct http_server *s = r->server;
+    pthread_mutex_lock(&s->render_lock);
+    if (r->prev)
+        r->prev->next = r->next;
+    else
+        s->live_head = r->next;
+    if (r->next)
+        r->next->prev = r->prev;
+    else
+        s->live_tail = r->prev;
+    s->nlive--;
+    pthread_mutex_unlock(&s->render_lock);
+    free(r->body);
+    free(r);
+}
+
+/* Past RENDERS_LIVE_MAX, closes the connections still sending the oldest
+ * renders. Caller holds scrape_lock. */
+static void bound_live_renders(struct http_server *s)
+{
+    uint64_t old[RENDERS_LIVE_MAX + 8];
+    size_t nold = 0;
+    pthread_mutex_lock(&s->render_lock);
+    unsigned excess = s->nlive >= RENDERS_LIVE_MAX ? s->nlive - RENDERS_LIVE_MAX + 1 : 0;
+    for (struct render *r = s->live_head; r && nold < excess && nold < sizeof(old) / sizeof(old[0]);
+         r = r->next) {
+        bool cached = false;
+        for (int i = 0; i < 4; i++)
+            cached |= s->cache[i / 2][i % 2].gen == r->gen && s->cache[i / 2][i % 2].response;
+        if (!cached)
+            old[nold++] = r->gen;
+    }
+    pthread_mutex_unlock(&s->render_lock);
+    if (!nold)
+        return;
+    uint64_t cut = 0;
+    pthread_mutex_lock(&s->conn_lock);
+    for (struct conn *c = s->conns_head; c; c = c->next)
+        for (size_t i = 0; i < nold; i++)
+            if (c->gen == old[i] && !c->closing) {
+                shut(c);
+                s->nconns--;
+                cut++;
+            }
+    pthread_mutex_unlock(&s->conn_lock);
+    if (cut)
+        refuse(REFUSED_SLOW_READER, cut);
+}
+
+/* A fresh render as a shared response, or NULL. Caller holds scrape_lock. */
+static struct MHD_Response *render_response(struct http_server *s, enum expo_format fmt, bool gz,
+                                            uint64_t *gen)
 {
     struct dynbuf b;
     dynbuf_init(&b, RENDER_MAX_BYTES);
     dynbuf_reserve(&b, s->last_render_size + s->last_render_size / 8);
     if (metrics_render(s->options.metrics, fmt, &b) != 0) {
-        /* dynbuf reports both the same way: the cap, or realloc failing */
         dynbuf_free(&b);
         log_error("scrape render failed", "error", "out of memory or render size cap reached",
                   NULL);
-        return send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
-                         "render failed: out of memory or output exceeded the size cap\n");
+        return NULL;
     }
+    atomic_fetch_add_explicit(&stats.renders, 1, memory_order_relaxed);
     s->last_render_size = b.len;
     size_t len;
     char *body = dynbuf_take(&b, &len);
-    bool gz = accepts_gzip(c);
     if (gz) {
         char *zbody;
         size_t zlen;
-        if (gzip_buffer(body, len, &zbody, &zlen) == 0) {
+        if (gzip_buffer(body ? body : "", len, &zbody, &zlen) != 0) {
             free(body);
-            body = zbody;
-            len = zlen;
-        } else {
-            gz = false;
+            return NULL;
         }
+        free(body);
+        body = zbody;
+        len = zlen;
     }
-    struct MHD_Response *r =
-        MHD_create_response_from_buffer(len, body ? body : (void *)"", MHD_RESPMEM_MUST_FREE);
+    struct render *r = calloc(1, sizeof(*r));
     if (!r) {
         free(body);
-        return MHD_NO;
+        return NULL;
     }
-    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE,
+    r->server = s;
+    r->gen = ++s->next_gen;
+    r->body = body;
+    struct MHD_Response *resp = MHD_create_response_from_buffer_with_free_callback_cls(
+        len, body ? body : (void *)"", render_free, r);
+    if (!resp) {
+        free(body);
+        free(r);
+        return NULL;
+    }
+    pthread_mutex_lock(&s->render_lock);
+    r->prev = s->live_tail;
+    if (s->live_tail)
+        s->live_tail->next = r;
+    else
+        s->live_head = r;
+    s->live_tail = r;
+    s->nlive++;
+    pthread_mutex_unlock(&s->render_lock);
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_TYPE,
                             fmt == EXPO_OPENMETRICS ? EXPO_OPENMETRICS_CONTENT_TYPE
                                                     : EXPO_TEXT_CONTENT_TYPE);
-    MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
+    MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
     if (gz)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
-    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
+        MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    *gen = r->gen;
+    return resp;
+}
+
+/* A scrape that arrived at arrival_ns is answered with a render started
+ * after that instant: its own, or one made meanwhile for a concurrent
+ * scrape (it shows every count the scrape could expect, and N waiting
+ * scrapes cost one render and one copy). */
+/* Resumes every waiting scrape (they retry). Thread-safe; call with
+ * scrape_lock not held. */
+static void wake_waiters(struct http_server *s, int64_t older_than_ns)
+{
+    pthread_mutex_lock(&s->waiters_lock);
+    struct scrape_req **pp = &s->waiters;
+    while (*pp) {
+        struct scrape_req *w = *pp;
+        if (older_than_ns && w->arrival_ns > older_than_ns) {
+            pp = &w->next;
+            continue;
+        }
+        *pp = w->next;
+        w->next = NULL;
+        MHD_resume_connection(w->connection);
+    }
+    pthread_mutex_unlock(&s->waiters_lock);
+}
+
+static void unlock_scrapes(struct http_server *s)
+{
+    pthread_mutex_unlock(&s->scrape_lock);
+    wake_waiters(s, 0);
+}
+
+static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connection *c,
+                                     struct conn *conn, struct scrape_req *req)
+{
+    const char *accept = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept");
+    enum expo_format fmt = expo_negotiate(accept);
+    bool gz = accepts_gzip(c);
+    int64_t waited_ns = mono_ns() - req->arrival_ns;
+    bool too_long = waited_ns / 1000000000 >= (int64_t)s->options.connection_timeout_seconds;
+    /* A scrape that cannot render now is suspended (its thread serves the
+     * others) until the render in progress ends. waiters_lock around the
+     * second try closes the gap where that render ends unseen. */
+    if (pthread_mutex_trylock(&s->scrape_lock) != 0) {
+        pthread_mutex_lock(&s->waiters_lock);
+        if (pthread_mutex_trylock(&s->scrape_lock) != 0) {
+            if (too_long || atomic_load(&s->shutting_down)) {
+                pthread_mutex_unlock(&s->waiters_lock);
+                refuse(REFUSED_SCRAPE_BUSY, 1);
+                return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
+                                 "another scrape is still rendering; try again\n");
+            }
+            req->next = s->waiters;
+            s->waiters = req;
+            MHD_suspend_connection(c);
+            pthread_mutex_unlock(&s->waiters_lock);
+            return MHD_YES;
+        }
+        pthread_mutex_unlock(&s->waiters_lock);
+    }
+    int64_t arrival_ns = req->arrival_ns;
+    struct cached *slot = &s->cache[fmt == EXPO_OPENMETRICS][gz];
+    if (!slot->response || slot->start_ns < arrival_ns) {
+        bound_live_renders(s);
+        int64_t start = mono_ns();
+        uint64_t gen;
+        struct MHD_Response *fresh = render_response(s, fmt, gz, &gen);
+        if (!fresh) {
+            unlock_scrapes(s);
+            return send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
+                             "render failed: out of memory or output exceeded the size cap\n");
+        }
+        if (slot->response)
+            MHD_destroy_response(slot->response);
+        slot->response = fresh;
+        slot->gen = gen;
+        slot->start_ns = start;
+    } else {
+        atomic_fetch_add_explicit(&stats.shared, 1, memory_order_relaxed);
+    }
+    if (conn) {
+        pthread_mutex_lock(&s->conn_lock);
+        conn->gen = slot->gen;
+        pthread_mutex_unlock(&s->conn_lock);
+    }
+    enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, slot->response);
+    unlock_scrapes(s);
+    return ret;
+}
+
+/* A request with a body: answered at once, the body never read, the
+ * connection closed after the answer. */
+static bool has_body(struct MHD_Connection *c)
+{
+    const char *cl = MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Content-Length");
+    if (cl && strspn(cl, "0") != strlen(cl))
+        return true;
+    return MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Transfer-Encoding") != NULL;
+}
+
+/* 413 for a GET/HEAD, 405 for another method. */
+static enum MHD_Result refuse_body(struct MHD_Connection *c, bool get_or_head)
+{
+    refuse(REFUSED_REQUEST_BODY, 1);
+    const char *msg = get_or_head
+                          ? "request bodies are not accepted: use GET or HEAD without a body\n"
+                          : "method not allowed: use GET or HEAD\n";
+    struct MHD_Response *r =
+        MHD_create_response_from_buffer(strlen(msg), (void *)msg, MHD_RESPMEM_PERSISTENT);
+    if (!r)
+        return MHD_NO;
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/plain; charset=utf-8");
+    MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
+    if (!get_or_head)
+        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    enum MHD_Result ret = MHD_queue_response(
+        c, get_or_head ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_METHOD_NOT_ALLOWED, r);
     MHD_destroy_response(r);
     return ret;
 }
@@ -244,21 +787,41 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     struct http_server *s = cls;
     (void)version;
     (void)upload;
-    if (!*req_cls) {
-        /* First call: headers only. Answer on the next call so a request
-         * body (for non-GET methods) is drained first. */
-        *req_cls = &request_seen;
+    struct conn *conn = conn_of(c);
+    if (*req_cls == &request_seen) {
+        /* Only after an answer was queued early (413): drop what comes. */
+        *upload_size = 0;
         return MHD_YES;
     }
-    if (*upload_size) {
-        *upload_size = 0; /* discard bodies: no endpoint takes one */
-        return MHD_YES;
+    if (*req_cls) /* a waiting scrape, resumed */
+        return serve_metrics(s, c, conn, *req_cls);
+    *req_cls = &request_seen;
+    int64_t arrival_ns = mono_ns();
+    if (conn) {
+        pthread_mutex_lock(&s->conn_lock);
+        conn->busy = true;
+        conn->busy_since_ms = mono_ms();
+        pthread_mutex_unlock(&s->conn_lock);
     }
-    if (strcmp(method, MHD_HTTP_METHOD_GET) != 0 && strcmp(method, MHD_HTTP_METHOD_HEAD) != 0)
+    bool get_or_head =
+        strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
+    if (has_body(c))
+        return refuse_body(c, get_or_head);
+    if (!get_or_head)
         return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
                          "method not allowed: use GET or HEAD\n");
-    if (strcmp(url, s->telemetry_path) == 0)
-        return serve_metrics(s, c, strcmp(method, MHD_HTTP_METHOD_HEAD) == 0);
+    if (strcmp(url, s->telemetry_path) == 0) {
+        if (strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
+            return serve_metrics_head(
+                c, expo_negotiate(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept")));
+        struct scrape_req *req = calloc(1, sizeof(*req));
+        if (!req)
+            return MHD_NO;
+        req->connection = c;
+        req->arrival_ns = arrival_ns;
+        *req_cls = req; /* freed in notify_completed */
+        return serve_metrics(s, c, conn, req);
+    }
     if (strcmp(url, "/healthz") == 0)
         return send_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n");
     if (strcmp(url, "/readyz") == 0) {
@@ -284,15 +847,49 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
 /* MHD hands us its own printf-style format: tell clang it is one. */
 static void mhd_log(void *cls, const char *fmt, va_list ap) __attribute__((format(printf, 2, 0)));
 
+/* MHD's own messages (one per refused connection, say) are rate-limited
+ * like refusals: at most one line per 10 s, with the number dropped. */
 static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
     (void)cls;
-    char msg[512];
+    static _Atomic int64_t next_ms;
+    static _Atomic uint64_t dropped;
+    int64_t now = mono_ms();
+    int64_t next = atomic_load_explicit(&next_ms, memory_order_relaxed);
+    if (now < next || !atomic_compare_exchange_strong(&next_ms, &next, now + 10000)) {
+        atomic_fetch_add_explicit(&dropped, 1, memory_order_relaxed);
+        return;
+    }
+    char msg[512], n_dropped[24];
     vsnprintf(msg, sizeof(msg), fmt, ap);
     size_t n = strlen(msg);
     while (n && msg[n - 1] == '\n')
         msg[--n] = '\0';
-    log_warn("http", "detail", msg, NULL);
+    snprintf(n_dropped, sizeof(n_dropped), "%llu",
+             (unsigned long long)atomic_exchange_explicit(&dropped, 0, memory_order_relaxed));
+    log_warn("http", "detail", msg, "similar_lines_dropped", n_dropped, NULL);
+}
+
+/* Each connection takes two descriptors (MHD's and our dup); raise the soft
+ * limit toward the hard one so the configured limit can be reached. */
+static void ensure_fd_limit(unsigned hard_connections)
+{
+    struct rlimit rl;
+    if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+        return;
+    rlim_t need = (rlim_t)hard_connections * 2 + 256;
+    if (rl.rlim_cur >= need)
+        return;
+    rl.rlim_cur = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > need ? need : rl.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &rl);
+    if (rl.rlim_cur < need) {
+        char have[24], want[24];
+        snprintf(have, sizeof(have), "%llu", (unsigned long long)rl.rlim_cur);
+        snprintf(want, sizeof(want), "%llu", (unsigned long long)need);
+        log_warn("open file limit below what web.max_connections needs; connections past it are "
+                 "refused (raise the limit or lower web.max_connections)",
+                 "limit", have, "needed", want, NULL);
+    }
 }
 
 int http_server_start(const struct http_server_options *o, struct http_server **out, char *errbuf,
@@ -304,16 +901,23 @@ int http_server_start(const struct http_server_options *o, struct http_server **
     struct sockaddr_in6 sa6;
     struct sockaddr_in sa4;
     struct sockaddr *sa = NULL;
-    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG;
+    unsigned flags = MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_EPOLL | MHD_USE_ERROR_LOG |
+                     MHD_ALLOW_SUSPEND_RESUME;
 
     struct http_server *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
-    if (pthread_mutex_init(&s->scrape_lock, NULL) != 0) {
-        free(s);
-        return -ENOMEM;
-    }
+    pthread_mutex_init(&s->scrape_lock, NULL);
+    pthread_mutex_init(&s->conn_lock, NULL);
+    pthread_mutex_init(&s->render_lock, NULL);
+    pthread_mutex_init(&s->stop_lock, NULL);
+    pthread_mutex_init(&s->waiters_lock, NULL);
+    pthread_cond_init(&s->stop_cond, NULL);
     s->options = *o;
+    if (!s->options.request_timeout_seconds)
+        s->options.request_timeout_seconds = 3;
+    if (!s->options.max_connections_per_ip)
+        s->options.max_connections_per_ip = s->options.max_connections;
     s->telemetry_path = strdup(o->telemetry_path);
     if (!s->telemetry_path) {
         rc = -ENOMEM;
@@ -349,19 +953,19 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         rc = -EINVAL;
         goto fail;
     }
+    /* MHD's own limit sits above ours, so a newcomer reaches our table and
+     * can displace a waiting connection instead of being refused by MHD. */
+    unsigned hard = o->max_connections + o->max_connections / 8 + 4 * HTTP_THREADS;
+    ensure_fd_limit(hard);
     /* MHD splits the connection limit over the pool: each thread needs one. */
-    unsigned pool_size =
-        o->max_connections < HTTP_THREADS ? (unsigned)o->max_connections : (unsigned)HTTP_THREADS;
-    if (pool_size < 1)
-        pool_size = 1;
+    unsigned pool_size = HTTP_THREADS;
     /* The logger first: MHD reports problems with later options through it. */
-    s->daemon =
-        MHD_start_daemon(flags, (uint16_t)port, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER,
-                         mhd_log, NULL, MHD_OPTION_CONNECTION_LIMIT, (unsigned)o->max_connections,
-                         MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned)o->max_connections_per_ip,
-                         MHD_OPTION_CONNECTION_TIMEOUT, (unsigned)o->connection_timeout_seconds,
-                         MHD_OPTION_THREAD_POOL_SIZE, pool_size,
-                         sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
+    s->daemon = MHD_start_daemon(
+        flags, (uint16_t)port, NULL, NULL, handle, s, MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
+        MHD_OPTION_CONNECTION_LIMIT, hard, MHD_OPTION_CONNECTION_TIMEOUT,
+        (unsigned)o->connection_timeout_seconds, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
+        MHD_OPTION_NOTIFY_COMPLETED, notify_completed, s, MHD_OPTION_THREAD_POOL_SIZE, pool_size,
+        sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(errbuf, errlen,
                  "cannot listen on %s: the address may be in use or not local "
@@ -370,15 +974,37 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         rc = -EADDRINUSE;
         goto fail;
     }
+    if (pthread_create(&s->watchdog, NULL, watchdog, s) != 0) {
+        MHD_stop_daemon(s->daemon);
+        snprintf(errbuf, errlen, "cannot start the HTTP watchdog thread");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    s->watchdog_started = true;
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
     *out = s;
     return 0;
 fail:
     free(s->telemetry_path);
+    pthread_cond_destroy(&s->stop_cond);
+    pthread_mutex_destroy(&s->stop_lock);
+    pthread_mutex_destroy(&s->waiters_lock);
+    pthread_mutex_destroy(&s->render_lock);
+    pthread_mutex_destroy(&s->conn_lock);
     pthread_mutex_destroy(&s->scrape_lock);
     free(s);
     return rc;
+}
+
+unsigned http_server_busy(struct http_server *s)
+{
+    unsigned n = 0;
+    pthread_mutex_lock(&s->conn_lock);
+    for (struct conn *c = s->conns_head; c; c = c->next)
+        n += c->busy && !c->closing;
+    pthread_mutex_unlock(&s->conn_lock);
+    return n;
 }
 
 unsigned http_server_port(const struct http_server *s)
@@ -390,8 +1016,36 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
+    if (s->watchdog_started) {
+        pthread_mutex_lock(&s->stop_lock);
+        s->stopping = true;
+        pthread_cond_signal(&s->stop_cond);
+        pthread_mutex_unlock(&s->stop_lock);
+        pthread_join(s->watchdog, NULL);
+    }
+    /* MHD must not be stopped with connections suspended: waiters answer
+     * 503 once resumed. */
+    atomic_store(&s->shutting_down, true);
+    wake_waiters(s, 0);
+    for (int i = 0; i < 500; i++) {
+        pthread_mutex_lock(&s->waiters_lock);
+        bool none = !s->waiters;
+        pthread_mutex_unlock(&s->waiters_lock);
+        if (none)
+            break;
+        wake_waiters(s, 0);
+        usleep(10000);
+    }
     MHD_stop_daemon(s->daemon);
+    for (int i = 0; i < 4; i++)
+        if (s->cache[i / 2][i % 2].response)
+            MHD_destroy_response(s->cache[i / 2][i % 2].response);
     free(s->telemetry_path);
+    pthread_cond_destroy(&s->stop_cond);
+    pthread_mutex_destroy(&s->stop_lock);
+    pthread_mutex_destroy(&s->waiters_lock);
+    pthread_mutex_destroy(&s->render_lock);
+    pthread_mutex_destroy(&s->conn_lock);
     pthread_mutex_destroy(&s->scrape_lock);
     free(s);
 }

@@ -102,7 +102,8 @@ int main(int argc, char **argv)
     }
     metrics = metrics_new(&cfg);
     ingest = metrics ? ingest_new(&cfg, metrics, prices) : NULL;
-    if (!ingest || metrics_add_collector(metrics, render_prices, prices)) {
+    if (!ingest || metrics_add_collector(metrics, render_prices, prices) ||
+        http_server_add_metrics(metrics)) {
         log_error("out of memory creating the counter tables", NULL);
         goto out;
     }
@@ -122,6 +123,7 @@ int main(int argc, char **argv)
         .max_connections = (unsigned)cfg.web_max_connections,
         .max_connections_per_ip = (unsigned)cfg.web_max_connections_per_ip,
         .connection_timeout_seconds = (unsigned)cfg.web_connection_timeout_seconds,
+        .request_timeout_seconds = (unsigned)cfg.web_request_timeout_seconds,
         .metrics = metrics,
         .ready = source_ready,
         .ready_ctx = source,

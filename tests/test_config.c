@@ -68,9 +68,10 @@ static void test_defaults(void **state)
     config_init_defaults(&cfg);
     assert_string_equal(cfg.web_listen_address, ":9400");
     assert_string_equal(cfg.web_telemetry_path, "/metrics");
-    assert_int_equal(cfg.web_max_connections, 64);
-    assert_int_equal(cfg.web_max_connections_per_ip, 16);
+    assert_int_equal(cfg.web_max_connections, 1024);
+    assert_int_equal(cfg.web_max_connections_per_ip, 32);
     assert_int_equal(cfg.web_connection_timeout_seconds, 10);
+    assert_int_equal(cfg.web_request_timeout_seconds, 3);
     assert_int_equal(cfg.log_level, LOG_LEVEL_INFO);
     assert_int_equal(cfg.log_format, LOG_FORMAT_LOGFMT);
     assert_null(cfg.input);
@@ -765,7 +766,7 @@ static void expect_args_error(char **argv, const char *expected)
     assert_string_equal(errbuf, expected);
     /* a rejected command line leaves the config as it was */
     assert_string_equal(cfg.web_listen_address, ":9400");
-    assert_int_equal(cfg.web_max_connections, 64);
+    assert_int_equal(cfg.web_max_connections, 1024);
     config_free(&cfg);
 }
 

@@ -56,7 +56,8 @@ static int setup(void **state)
     f.cfg.input = strdup("-"); /* the file input: live values */
     f.cfg.counters_new_series_hold_ms = 0;
     f.metrics = metrics_new(&f.cfg);
-    if (!f.metrics || metrics_add_collector(f.metrics, count_render, &f) != 0)
+    if (!f.metrics || metrics_add_collector(f.metrics, count_render, &f) != 0 ||
+        http_server_add_metrics(f.metrics) != 0)
         return -1;
     struct ingest *in = ingest_new(&f.cfg, f.metrics, NULL);
     struct ingest_worker *w = ingest_worker_new(in);
@@ -68,8 +69,9 @@ static int setup(void **state)
         .listen_address = "127.0.0.1:0",
         .telemetry_path = "/metrics",
         .max_connections = 8,
-        .max_connections_per_ip = 8,
+        .max_connections_per_ip = 6,
         .connection_timeout_seconds = 5,
+        .request_timeout_seconds = 1,
         .metrics = f.metrics,
         .ready = is_ready,
         .ready_ctx = &f,
@@ -187,9 +189,11 @@ static void test_gzip(void **state)
     size_t out_len = sizeof(out) - zs.avail_out;
     inflateEnd(&zs);
     /* Same families; process_* values may differ between two scrapes. */
-    const char *cut = "# HELP process_cpu_seconds_total";
     const char *pb = body_of(plain);
-    size_t want = (size_t)(strstr(pb, cut) - pb);
+    const char *cut = strstr(pb, "# HELP ai_finops_http_refused");
+    if (!cut)
+        cut = strstr(pb, "# HELP process_cpu_seconds_total");
+    size_t want = (size_t)(cut - pb);
     assert_true(out_len > want);
     assert_memory_equal(out, pb, want);
     free(plain);
@@ -207,6 +211,10 @@ static void test_methods_and_routes(void **state)
                       "POST /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n"
                       "Content-Length: 3\r\n\r\nabc",
                       &len);
+    assert_non_null(strstr(r, "HTTP/1.1 405")); /* refused unread, connection closed */
+    assert_non_null(strstr(r, "Allow: GET, HEAD\r\n"));
+    free(r);
+    r = get(f, "POST", "/metrics", "", &len);
     assert_non_null(strstr(r, "HTTP/1.1 405"));
     assert_non_null(strstr(r, "Allow: GET, HEAD\r\n"));
     free(r);
@@ -301,6 +309,128 @@ static void test_probes_answer_during_a_stuck_scrape(void **state)
     free(scrape);
 }
 
+static int connect_to(struct fixture *f)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)http_server_port(f->server))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    struct timeval tv = {.tv_sec = 120};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    return fd;
+}
+
+/* Reads until the server closes; returns what came (caller frees). */
+static char *read_to_eof(int fd)
+{
+    size_t cap = 1 << 16, n = 0;
+    char *buf = malloc(cap + 1);
+    ssize_t r;
+    while (n < cap && (r = read(fd, buf + n, cap - n)) > 0)
+        n += (size_t)r;
+    buf[n] = '\0';
+    return buf;
+}
+
+/* A scrape carries no body: one announcing a huge body gets 413 at once,
+ * without the server waiting for (or reading) the body. */
+static void test_request_body_refused_unread(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t before = http_server_refused("request_body");
+    int fd = connect_to(f);
+    const char *req = "GET /metrics HTTP/1.1\r\nHost: x\r\nContent-Length: 1000000000\r\n\r\nabc";
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    char *r = read_to_eof(fd); /* the body never completes: only the server can end this */
+    close(fd);
+    assert_non_null(strstr(r, "HTTP/1.1 413"));
+    assert_null(strstr(r, "ai_finops_cost"));
+    free(r);
+    fd = connect_to(f);
+    req = "GET /metrics HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nabcde\r\n";
+    assert_int_equal(write(fd, req, strlen(req)), (ssize_t)strlen(req));
+    r = read_to_eof(fd);
+    close(fd);
+    assert_non_null(strstr(r, "HTTP/1.1 413"));
+    free(r);
+    assert_int_equal(http_server_refused("request_body"), before + 2);
+}
+
+/* A client that never finishes its headers is closed at the request
+ * deadline (1 s here), however steadily it trickles bytes. */
+static void test_slow_headers_cut_at_deadline(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t before = http_server_refused("request_timeout");
+    int fd = connect_to(f);
+    assert_int_equal(write(fd, "GET /metrics HTTP/1.1\r\n", 23), 23);
+    char c;
+    ssize_t r;
+    /* trickle one header byte every 100 ms: the idle timeout (5 s) alone
+     * would never fire; the server must end it */
+    for (int i = 0; i < 600; i++) {
+        if (write(fd, "X", 1) != 1)
+            break;
+        struct timeval tv = {.tv_sec = 0, .tv_usec = 100000};
+        setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+        r = read(fd, &c, 1);
+        if (r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK))
+            break;
+    }
+    close(fd);
+    /* counted right after the close: wait for it (generous bound) */
+    for (int i = 0; i < 3000 && http_server_refused("request_timeout") == before; i++)
+        usleep(10000);
+    assert_true(http_server_refused("request_timeout") > before);
+}
+
+/* More idle sockets than the connection limit, all from the scraper's own
+ * IP: a scrape still gets through (the oldest idle ones are closed). */
+static void test_idle_flood_does_not_shut_out_a_scrape(void **state)
+{
+    struct fixture *f = *state;
+    uint64_t before = http_server_refused("connection_limit") + http_server_refused("per_ip_limit");
+    int idle[12];
+    for (int i = 0; i < 12; i++)
+        idle[i] = connect_to(f);
+    size_t len;
+    char *r = get(f, "GET", "/metrics", "", &len);
+    assert_non_null(strstr(r, "HTTP/1.1 200"));
+    assert_non_null(strstr(body_of(r), "ai_finops_http_refused_total{reason=\"per_ip_limit\"}"));
+    free(r);
+    for (int i = 0; i < 12; i++)
+        close(idle[i]);
+    assert_true(http_server_refused("connection_limit") + http_server_refused("per_ip_limit") >=
+                before + 6);
+}
+
+/* Scrapes that wait while a render runs share the next render: three
+ * scrapes, two renders. */
+static void test_waiting_scrapes_share_one_render(void **state)
+{
+    struct fixture *f = *state;
+    int renders = f->renders;
+    f->hold_scrapes = true;
+    pthread_t t[3];
+    assert_int_equal(pthread_create(&t[0], NULL, scrape_in_background, f), 0);
+    while (f->renders == renders)
+        usleep(1000);
+    assert_int_equal(pthread_create(&t[1], NULL, scrape_in_background, f), 0);
+    assert_int_equal(pthread_create(&t[2], NULL, scrape_in_background, f), 0);
+    while (http_server_busy(f->server) < 3) /* both arrived, waiting */
+        usleep(1000);
+    f->hold_scrapes = false;
+    for (int i = 0; i < 3; i++) {
+        void *body;
+        assert_int_equal(pthread_join(t[i], &body), 0);
+        assert_non_null(strstr(body, "HTTP/1.1 200"));
+        assert_non_null(strstr(body, "ai_finops_cost_dollars_total{team=\"ml\""));
+        free(body);
+    }
+    assert_int_equal(f->renders, renders + 2);
+}
+
 static void test_listen_address_parsing(void **state)
 {
     (void)state;
@@ -326,6 +456,10 @@ int main(void)
         cmocka_unit_test(test_listen_address_parsing),
         cmocka_unit_test(test_head_is_not_a_scrape),
         cmocka_unit_test(test_probes_answer_during_a_stuck_scrape),
+        cmocka_unit_test(test_request_body_refused_unread),
+        cmocka_unit_test(test_slow_headers_cut_at_deadline),
+        cmocka_unit_test(test_idle_flood_does_not_shut_out_a_scrape),
+        cmocka_unit_test(test_waiting_scrapes_share_one_render),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
