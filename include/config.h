@@ -63,7 +63,7 @@ struct exporter_config {
     char *kafka_brokers;
     char *kafka_group_id;
     struct string_list kafka_topics;
-    int64_t kafka_threads;              /* 0 means one per online CPU */
+    int64_t kafka_threads;              /* 0: one per CPU of the cgroup quota (cgroup.h) */
     struct string_map kafka_properties; /* passed to librdkafka verbatim */
     char *kafka_properties_file;        /* key=value file merged into kafka_properties */
     char *kafka_dlq_topic;              /* "" disables the dead-letter topic */

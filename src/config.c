@@ -296,7 +296,8 @@ static const struct option options[] = {
      .max = 256,
      .help = "Number of threads that decode and count Kafka messages (one consumer group member "
              "per process; its partitions are spread over these threads); 0 starts one per "
-             "online CPU."},
+             "CPU the container may use: the cgroup CPU quota rounded up, capped by the CPUs "
+             "online and the process's CPU affinity, at most 256."},
     {.name = "kafka.properties",
      .flag = "--kafka.properties",
      .type = OPT_MAP,

@@ -35,6 +35,9 @@ from testlib import Results, free_port  # noqa: E402
 
 EVENT = b'{"team":"a","project":"b","cost_usd":1.25}\n'
 DEADLINE = 60.0
+# The reloaded file: log.level and events.max_bytes vary; no zero-hold, so
+# counters compared across signals cannot change with time.
+CONF = "log:\n  level: %s\ncounters:\n  new_series_hold_ms: 0\nevents:\n  max_bytes: %d\n"
 
 
 class Checks(Results):
@@ -209,13 +212,17 @@ def fifo_and_signals(res, a, work):
             f.write(text)
         os.replace(conf + ".tmp", conf)
 
-    write_conf("log:\n  level: info\nevents:\n  max_bytes: 65536\n")
+    write_conf(CONF % ("info", 65536))
     d = Daemon(a.binary, ["--config", conf, "--input", fifo], os.path.join(work, "fifo.log"))
     writer = os.open(fifo, os.O_WRONLY)
     try:
         ok = d.serving()
         os.write(writer, EVENT * 3)
         ok = ok and wait(lambda: d.value('ai_finops_events_total{outcome="accepted"}') == "3")
+        # New series read 0 for counters.new_series_hold_ms (0 here, so
+        # that what is compared below cannot change with time).
+        ok = ok and wait(lambda: d.value('ai_finops_cost_dollars_total{team="a",project="b",'
+                                         'source="unknown"}') == "3.75")
         res.check("FIFO with an idle writer: 3 events counted", ok, d.text()[-600:])
         before = d.counters()
 
@@ -226,7 +233,7 @@ def fifo_and_signals(res, a, work):
         res.check("SIGUSR1 and SIGUSR2 are logged and ignored, counters unchanged",
                   ok and d.proc.poll() is None and d.counters() == before, d.text()[-600:])
 
-        write_conf("log:\n  level: debug\nevents:\n  max_bytes: 65536\n")
+        write_conf(CONF % ("debug", 65536))
         d.signal(signal.SIGHUP)
         ok = d.wait_log('msg="configuration reloaded"')
         res.check("SIGHUP applies a log.level change; counters unchanged",
@@ -234,7 +241,7 @@ def fifo_and_signals(res, a, work):
                   and d.value("ai_finops_config_last_reload_successful") == "1"
                   and d.counters() == before, d.text()[-800:])
 
-        write_conf("log:\n  level: debug\nevents:\n  max_bytes: 1000\n")
+        write_conf(CONF % ("debug", 1000))
         d.signal(signal.SIGHUP)
         ok = d.wait_log("key=events.max_bytes")
         res.check("SIGHUP refuses an events.max_bytes change naming the key; keeps running",
