@@ -82,14 +82,22 @@ class Daemon:
         with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % self.port, timeout=10) as r:
             return r.read().decode()
 
+    def metrics_or_none(self):
+        try:
+            return self.metrics()
+        except OSError:  # the daemon died: the check that asked fails
+            return None
+
     def value(self, series):
-        m = re.search(r"^%s (\S+)$" % re.escape(series), self.metrics(), re.M)
+        text = self.metrics_or_none()
+        m = text and re.search(r"^%s (\S+)$" % re.escape(series), text, re.M)
         return m.group(1) if m else None
 
     def counters(self):
         """Every sample of the event and cost families, for before/after."""
-        return sorted(l for l in self.metrics().splitlines()
-                      if l.startswith(("ai_finops_events", "ai_finops_cost")))
+        text = self.metrics_or_none()
+        return text and sorted(l for l in text.splitlines()
+                               if l.startswith(("ai_finops_events", "ai_finops_cost")))
 
     def status(self, path):
         try:
@@ -122,6 +130,13 @@ class Daemon:
             self.proc.kill()
             self.proc.wait()
         self.log.close()
+
+
+def feed(fd, data):
+    try:
+        return os.write(fd, data) == len(data)
+    except OSError:  # the daemon died
+        return False
 
 
 def run(cmd, **kw):
@@ -217,14 +232,13 @@ def fifo_and_signals(res, a, work):
     writer = os.open(fifo, os.O_WRONLY)
     try:
         ok = d.serving()
-        os.write(writer, EVENT * 3)
-        ok = ok and wait(lambda: d.value('ai_finops_events_total{outcome="accepted"}') == "3")
+        ok = ok and feed(writer, EVENT * 3) and wait(lambda: d.value('ai_finops_events_total{outcome="accepted"}') == "3")
         # New series read 0 for counters.new_series_hold_ms (0 here, so
         # that what is compared below cannot change with time).
         ok = ok and wait(lambda: d.value('ai_finops_cost_dollars_total{team="a",project="b",'
                                          'source="unknown"}') == "3.75")
         res.check("FIFO with an idle writer: 3 events counted", ok, d.text()[-600:])
-        before = d.counters()
+        before = d.counters() or ["no metrics before the signals"]
 
         d.signal(signal.SIGUSR1)
         d.signal(signal.SIGUSR2)
@@ -259,8 +273,7 @@ def fifo_and_signals(res, a, work):
         # Still the old configuration: a 2,000-byte event (over the refused
         # 1,000, under the running 65,536) is accepted.
         big = b'{"team":"a","project":"b","cost_usd":1,"pad":"' + b"x" * 1950 + b'"}\n'
-        os.write(writer, big)
-        ok = wait(lambda: d.value('ai_finops_events_total{outcome="accepted"}') == "4")
+        ok = feed(writer, big) and wait(lambda: d.value('ai_finops_events_total{outcome="accepted"}') == "4")
         res.check("after the refused reloads the running configuration still applies", ok,
                   d.text()[-600:])
 
