@@ -12,6 +12,7 @@
 #ifndef AI_FINOPS_CONFIG_H
 #define AI_FINOPS_CONFIG_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -63,7 +64,7 @@ struct exporter_config {
     char *kafka_brokers;
     char *kafka_group_id;
     struct string_list kafka_topics;
-    int64_t kafka_threads;              /* 0 means one per online CPU */
+    int64_t kafka_threads;              /* 0: one per CPU of the cgroup quota (cgroup.h) */
     struct string_map kafka_properties; /* passed to librdkafka verbatim */
     char *kafka_properties_file;        /* key=value file merged into kafka_properties */
     char *kafka_dlq_topic;              /* "" disables the dead-letter topic */
@@ -115,6 +116,17 @@ int config_load_buffer(struct exporter_config *cfg, const char *name, const char
  */
 int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
                       enum config_action *action, char *errbuf, size_t errlen);
+
+/*
+ * SIGHUP reload: fills keys with the dotted names of the options whose
+ * values differ between a and b (at most max; returns how many). Names
+ * are static strings.
+ */
+size_t config_diff(const struct exporter_config *a, const struct exporter_config *b,
+                   const char **keys, size_t max);
+/* Whether the option `key` may change without a restart (log.level and
+ * log.format; see docs/configuration.md, "Reloading with SIGHUP"). */
+bool config_live_key(const char *key);
 
 void config_print_help(FILE *out, const char *program);
 void config_print_markdown(FILE *out);

@@ -32,10 +32,20 @@ struct event_source {
     const struct event_source_ops *ops;
 };
 
-/* JSONL from a file, or stdin for "-". One thread; blank lines are skipped;
- * at end of input the thread ends and the daemon keeps serving. */
+/* JSONL from a file, a FIFO, or stdin for "-". One thread; blank lines are
+ * skipped; a line longer than events.max_bytes is skipped and counted as
+ * too_large (memory stays two fixed buffers); at end of input the thread
+ * ends and the daemon keeps serving; a read error stops the source (not
+ * ready, counted). The input is opened here: NULL with errbuf set when it
+ * is missing, unreadable or a directory. stop() returns promptly even
+ * while the input delivers nothing (an idle FIFO). With metrics non-NULL
+ * the source registers ai_finops_input_read_errors_total. */
 struct event_source *file_source_new(const struct exporter_config *cfg, struct ingest *ingest,
-                                     struct metrics *metrics);
+                                     struct metrics *metrics, char *errbuf, size_t errlen);
+
+/* Whether `path` would open as an input ("-" always does): 0, or a
+ * negative errno with errbuf saying why (--check-config). */
+int file_source_check(const char *path, char *errbuf, size_t errlen);
 
 /* Kafka consumer group (see src/kafka/). NULL with errbuf set on a
  * configuration error. */

@@ -167,14 +167,16 @@ static const struct option options[] = {
      .offset = OFF(log_level),
      .def = "info",
      .values = log_levels,
-     .help = "Minimum severity of the log lines written to standard error."},
+     .help = "Minimum severity of the log lines written to standard error. Changes on "
+             "SIGHUP without a restart."},
     {.name = "log.format",
      .flag = "--log.format",
      .type = OPT_ENUM,
      .offset = OFF(log_format),
      .def = "logfmt",
      .values = log_formats,
-     .help = "Format of log lines: logfmt (key=value pairs) or json (one object per line)."},
+     .help = "Format of log lines: logfmt (key=value pairs) or json (one object per line). "
+             "Changes on SIGHUP without a restart."},
     {.name = "input",
      .flag = "--input",
      .type = OPT_OPTIONAL_STRING,
@@ -182,8 +184,13 @@ static const struct option options[] = {
      .def = NULL,
      .allowed = "a file path, - for standard input, or unset",
      .metavar = "PATH|-",
-     .help = "Read events as JSON Lines from this file instead of Kafka; \"-\" reads standard "
-             "input. Unset (the default) consumes from Kafka."},
+     .help = "Read events as JSON Lines from this file or FIFO instead of Kafka; \"-\" reads "
+             "standard input. Unset (the default) consumes from Kafka. A line longer than "
+             "events.max_bytes is skipped and counted as too_large without being held in memory. "
+             "A missing, unreadable or directory path stops the start (exit 2). At the end of "
+             "the input (end of file, the FIFO's last writer gone) the daemon keeps serving; a "
+             "read error is logged, counted in ai_finops_input_read_errors_total and stops the "
+             "input (/readyz then fails)."},
     {.name = "events.max_bytes",
      .flag = "--events.max-bytes",
      .type = OPT_INT,
@@ -306,7 +313,8 @@ static const struct option options[] = {
      .max = 256,
      .help = "Number of threads that decode and count Kafka messages (one consumer group member "
              "per process; its partitions are spread over these threads); 0 starts one per "
-             "online CPU."},
+             "CPU the container may use: the cgroup CPU quota rounded up, capped by the CPUs "
+             "online and the process's CPU affinity, at most 256."},
     {.name = "kafka.properties",
      .flag = "--kafka.properties",
      .type = OPT_MAP,
@@ -1803,6 +1811,52 @@ out:
     return rc;
 }
 
+/*
+ * What libyaml would accept but an operator did not mean: a UTF-16 or
+ * UTF-32 file (an editor's "Unicode" save; libyaml decodes UTF-16, so it
+ * used to load) and a file with no options at all (usually a mount or a
+ * ConfigMap key that came out empty), which would silently run on the
+ * defaults.
+ */
+static int check_file_text(const char *path, const char *data, size_t len, char *errbuf,
+                           size_t errlen)
+{
+    const unsigned char *u = (const unsigned char *)data;
+    const char *enc = NULL;
+    if (len >= 4 && ((u[0] == 0 && u[1] == 0 && u[2] == 0xFE && u[3] == 0xFF) ||
+                     (u[0] == 0xFF && u[1] == 0xFE && u[2] == 0 && u[3] == 0)))
+        enc = "UTF-32";
+    else if (len >= 2 && ((u[0] == 0xFF && u[1] == 0xFE) || (u[0] == 0xFE && u[1] == 0xFF)))
+        enc = "UTF-16";
+    else if (len >= 2 && (u[0] == 0 || u[1] == 0))
+        enc = "UTF-16 or UTF-32 (no byte order mark)";
+    if (enc)
+        return msgf(errbuf, errlen, -EINVAL,
+                    "%s:1:1: the file is encoded as %s; save it as UTF-8 (for example "
+                    "`iconv -f UTF-16 -t UTF-8`)",
+                    path, enc);
+    size_t i = (len >= 3 && u[0] == 0xEF && u[1] == 0xBB && u[2] == 0xBF) ? 3 : 0;
+    while (i < len) {
+        size_t eol = i;
+        while (eol < len && data[eol] != '\n')
+            eol++;
+        size_t a = i, b = eol;
+        while (a < b && (data[a] == ' ' || data[a] == '\t' || data[a] == '\r'))
+            a++;
+        while (b > a && (data[b - 1] == ' ' || data[b - 1] == '\t' || data[b - 1] == '\r'))
+            b--;
+        bool marker = (b - a == 3 && (memcmp(data + a, "---", 3) == 0 ||
+                                      memcmp(data + a, "...", 3) == 0));
+        if (a < b && data[a] != '#' && !marker)
+            return 0;
+        i = eol + 1;
+    }
+    return msgf(errbuf, errlen, -EINVAL,
+                "%s: the configuration file is empty (no options in it); put the options in it, "
+                "or leave out --config to run on the defaults",
+                path);
+}
+
 int config_load_file(struct exporter_config *cfg, const char *path, char *errbuf, size_t errlen)
 {
     char *data;
@@ -1815,7 +1869,8 @@ int config_load_file(struct exporter_config *cfg, const char *path, char *errbuf
         return msgf(errbuf, errlen, -EINVAL, "no configuration file path given");
     if ((rc = read_whole_file(path, "--config", &data, &len, errbuf, errlen)) != 0)
         return rc;
-    rc = config_load_buffer(cfg, path, data, len, errbuf, errlen);
+    if ((rc = check_file_text(path, data, len, errbuf, errlen)) == 0)
+        rc = config_load_buffer(cfg, path, data, len, errbuf, errlen);
     free(data);
     return rc;
 }
@@ -2412,7 +2467,9 @@ void config_print_markdown(FILE *out)
           "`listen_address:` sets `web.listen_address` (the dotted name may also be\n"
           "written as one key). A list takes a YAML sequence, flow (`[a, b]`) or block\n"
           "(one `- item` per line); a map takes a mapping whose keys are kept verbatim,\n"
-          "dots included. An empty file is valid and keeps every default. Unknown keys,\n"
+          "dots included. A file with no options in it (empty, or only comments) is\n"
+          "refused, and so is a UTF-16 or UTF-32 file (save it as UTF-8; a UTF-8 byte\n"
+          "order mark is fine): leave out `--config` to run on the defaults. Unknown keys,\n"
           "duplicate keys, values of the wrong type or out of range, and anchors or\n"
           "aliases are rejected with the file, line and column of the problem.\n"
           "Amounts of money are decimal numbers of US dollars, read exactly (no floating\n"
@@ -2440,6 +2497,30 @@ void config_print_markdown(FILE *out)
                 general_flags[i].metavar ? " " : "",
                 general_flags[i].metavar ? general_flags[i].metavar : "", general_flags[i].help);
 
+    fputs("\n## Signals and reloading\n"
+          "\n"
+          "- `SIGHUP` re-reads the configuration: the `--config` file, the\n"
+          "  `kafka.properties_file` and the command line as given at start. Only\n"
+          "  `log.level` and `log.format` change live. A change to any other option is\n"
+          "  refused with one log line per key (`configuration reload refused: this key\n"
+          "  cannot change while running` with `key=...`), and so is a file that does not\n"
+          "  load; the daemon then keeps its running configuration. No counter changes\n"
+          "  or resets either way. `ai_finops_config_last_reload_successful` (1 or 0) and\n"
+          "  `ai_finops_config_reloads_total{result=\"applied\"|\"refused\"}` report it.\n"
+          "  Price tables, limits, labels, inputs and the Kafka settings need a restart.\n"
+          "- `SIGUSR1` and `SIGUSR2` are logged and ignored.\n"
+          "- `SIGTERM` or `SIGINT` stops: the input stops (a file or FIFO at once, even\n"
+          "  with no writer or an idle one; Kafka writes its final checkpoint within\n"
+          "  `kafka.shutdown_timeout_ms`), then the server. If the shutdown takes longer\n"
+          "  than `kafka.shutdown_timeout_ms` + 5 s (5 s with `--input`), or a second\n"
+          "  `SIGTERM`/`SIGINT` arrives, the process exits at once with status 3 and says\n"
+          "  so in the log (a Kafka input then resumes from its last checkpoint).\n"
+          "\n"
+          "`--check-config` loads everything a start would (the price tables, the\n"
+          "`kafka.properties` applied to a real librdkafka configuration, the `--input`\n"
+          "path opened) and exits 2 with the problem, 0 when the start would get past\n"
+          "configuration.\n",
+          out);
     fputs("\n## Options\n\n| YAML key | Flag | Type | Default |\n|---|---|---|---|\n", out);
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct option *o = &options[i];
@@ -2463,4 +2544,66 @@ void config_print_markdown(FILE *out)
         fprintf(out, "- Default: %s%s%s\n", o->def ? "`" : "", def, o->def ? "`" : "");
         fprintf(out, "- Allowed: %s\n", allowed);
     }
+}
+
+/* ------------------------------------------------------------------------ */
+/* SIGHUP reload: which keys differ, and which may change live */
+
+static bool strings_equal(const char *a, const char *b)
+{
+    if (!a || !b)
+        return a == b;
+    return strcmp(a, b) == 0;
+}
+
+static bool option_equal(const struct exporter_config *a, const struct exporter_config *b,
+                         const struct option *o)
+{
+    const void *fa = (const char *)a + o->offset, *fb = (const char *)b + o->offset;
+    switch (o->type) {
+    case OPT_STRING:
+    case OPT_OPTIONAL_STRING:
+        return strings_equal(*(char *const *)fa, *(char *const *)fb);
+    case OPT_INT:
+    case OPT_MONEY:
+        return *(const int64_t *)fa == *(const int64_t *)fb;
+    case OPT_ENUM:
+        return *(const int *)fa == *(const int *)fb;
+    case OPT_LIST: {
+        const struct string_list *la = fa, *lb = fb;
+        if (la->count != lb->count)
+            return false;
+        for (size_t i = 0; i < la->count; i++)
+            if (!strings_equal(la->items[i], lb->items[i]))
+                return false;
+        return true;
+    }
+    case OPT_MAP: {
+        const struct string_map *ma = fa, *mb = fb;
+        if (ma->count != mb->count)
+            return false;
+        for (size_t i = 0; i < ma->count; i++) {
+            ssize_t j = map_find(mb, ma->keys[i]);
+            if (j < 0 || !strings_equal(ma->values[i], mb->values[j]))
+                return false;
+        }
+        return true;
+    }
+    }
+    return false;
+}
+
+size_t config_diff(const struct exporter_config *a, const struct exporter_config *b,
+                   const char **keys, size_t max)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < N_OPTIONS; i++)
+        if (!option_equal(a, b, &options[i]) && n < max)
+            keys[n++] = options[i].name;
+    return n;
+}
+
+bool config_live_key(const char *key)
+{
+    return strcmp(key, "log.level") == 0 || strcmp(key, "log.format") == 0;
 }

@@ -12,20 +12,23 @@
 #include <stdarg.h>
 #include <stdio.h>
 #include <string.h>
+#include <stdatomic.h>
 #include <time.h>
 
 #include "dynbuf.h"
 
-static enum log_level min_level = LOG_LEVEL_INFO;
-static enum log_format line_format = LOG_FORMAT_LOGFMT;
+/* Atomic: SIGHUP changes them while other threads log (relaxed: a line
+ * written just around a reload may use either setting). */
+static _Atomic int min_level = LOG_LEVEL_INFO;
+static _Atomic int line_format = LOG_FORMAT_LOGFMT;
 static pthread_mutex_t write_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static const char *const level_names[] = {"debug", "info", "warn", "error"};
 
 void log_setup(enum log_level level, enum log_format format)
 {
-    min_level = level;
-    line_format = format;
+    atomic_store_explicit(&min_level, (int)level, memory_order_relaxed);
+    atomic_store_explicit(&line_format, (int)format, memory_order_relaxed);
 }
 
 static void append_quoted(struct dynbuf *b, const char *s, bool json)
@@ -60,9 +63,14 @@ static bool needs_quotes(const char *s)
     return false;
 }
 
+/* The format of the line being built, read once per line. */
+static _Thread_local bool line_json;
+
 static void append_pair(struct dynbuf *b, const char *key, const char *value, bool first)
 {
-    if (line_format == LOG_FORMAT_JSON) {
+    if (first)
+        line_json = atomic_load_explicit(&line_format, memory_order_relaxed) == LOG_FORMAT_JSON;
+    if (line_json) {
         dynbuf_append_str(b, first ? "{" : ",");
         append_quoted(b, key, true);
         dynbuf_append_char(b, ':');
@@ -81,7 +89,7 @@ static void append_pair(struct dynbuf *b, const char *key, const char *value, bo
 
 void log_write(enum log_level level, const char *msg, ...)
 {
-    if (level < min_level)
+    if ((int)level < atomic_load_explicit(&min_level, memory_order_relaxed))
         return;
     struct timespec ts;
     struct tm tm;
@@ -106,7 +114,7 @@ void log_write(enum log_level level, const char *msg, ...)
         append_pair(&b, key, value ? value : "", false);
     }
     va_end(ap);
-    dynbuf_append_str(&b, line_format == LOG_FORMAT_JSON ? "}\n" : "\n");
+    dynbuf_append_str(&b, line_json ? "}\n" : "\n");
     if (!b.error) {
         pthread_mutex_lock(&write_lock);
         fwrite(b.data, 1, b.len, stderr);

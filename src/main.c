@@ -1,24 +1,50 @@
 /*
  * main.c - wires the modules together: config -> metrics registry -> ingest
- * -> event source (file/stdin or Kafka) -> HTTP server, then waits for
- * SIGTERM/SIGINT and shuts down in reverse order.
+ * -> event source (file/stdin or Kafka) -> HTTP server, then takes signals
+ * until SIGTERM/SIGINT and shuts down in reverse order.
  *
  * Signals are blocked in every thread and taken synchronously here with
- * sigwait(), so no module needs async-signal-safe code.
+ * sigwait(), so no module needs async-signal-safe code:
+ *   SIGHUP          re-reads the configuration (docs/configuration.md,
+ *                   "Reloading"): log.level and log.format change live;
+ *                   any other change is refused, key by key, and the
+ *                   daemon keeps its running configuration and counters.
+ *   SIGUSR1/SIGUSR2 logged and otherwise ignored.
+ *   SIGTERM/SIGINT  stop: the source drains (the Kafka source's final
+ *                   checkpoint is bounded by kafka.shutdown_timeout_ms),
+ *                   then the server stops. A second SIGTERM/SIGINT, or the
+ *                   shutdown outlasting that bound plus 5 s, exits at once
+ *                   with status 3, said in the log.
  */
+#define _GNU_SOURCE
 #include <errno.h>
+#include <netinet/in.h>
+#include <pthread.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "config.h"
+#include "dynbuf.h"
+#include "expo.h"
 #include "http_server.h"
 #include "ingest.h"
+#include "kafka/kafka_internal.h"
 #include "log.h"
 #include "metrics.h"
 #include "pricing.h"
 #include "source.h"
+
+/* Exit status when a second signal or the shutdown deadline cuts the
+ * shutdown short. */
+#define EXIT_FORCED 3
+/* What the shutdown may take beyond the source's own bound. */
+#define SHUTDOWN_SLACK_MS 5000
 
 static void render_prices(struct dynbuf *b, enum expo_format fmt, void *ctx)
 {
@@ -41,6 +67,162 @@ static bool source_ready(void *ctx)
 {
     struct event_source *src = ctx;
     return src->ops->ready(src);
+}
+
+/* --check-config: kafka.properties go through librdkafka itself, for the
+ * consumer and for the checkpoint producer, as a start would apply them. */
+static int check_kafka_properties(const struct exporter_config *cfg, char *err, size_t errlen)
+{
+    char msg[512];
+    const rd_kafka_type_t types[] = {RD_KAFKA_CONSUMER, RD_KAFKA_PRODUCER};
+    for (size_t i = 0; i < 2; i++) {
+        rd_kafka_conf_t *conf = kafka_base_conf(cfg, types[i], NULL, msg, sizeof(msg));
+        if (!conf) {
+            snprintf(err, errlen, "%s", msg);
+            return -EINVAL;
+        }
+        rd_kafka_conf_destroy(conf);
+    }
+    return 0;
+}
+
+/* After a failed listen: a privileged port as non-root is worth saying so,
+ * whatever the server's own message guessed. */
+static void explain_listen_failure(const char *listen_address)
+{
+    const char *colon = strrchr(listen_address, ':');
+    long port = colon ? strtol(colon + 1, NULL, 10) : 0;
+    if (port <= 0 || port >= 1024)
+        return;
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return;
+    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port)};
+    int rc = bind(fd, (struct sockaddr *)&sa, sizeof(sa));
+    int e = errno;
+    close(fd);
+    if (rc != 0 && e == EACCES)
+        log_error("permission denied: ports below 1024 need root or CAP_NET_BIND_SERVICE",
+                  "address", listen_address, "hint",
+                  "listen on a port from 1024 up (the default is 9400), or grant the capability",
+                  NULL);
+}
+
+/* ---- SIGHUP --------------------------------------------------------------- */
+
+static atomic_uint_fast64_t reloads_ok, reloads_failed;
+static atomic_int last_reload_ok = 1;
+
+static void render_reloads(struct dynbuf *b, enum expo_format fmt, void *ctx)
+{
+    (void)ctx;
+    expo_family(b, fmt, "ai_finops_config_last_reload_successful", "gauge",
+                "1 when the last SIGHUP reload was applied (or none was asked for), 0 when it "
+                "was refused.");
+    dynbuf_append_str(b, "ai_finops_config_last_reload_successful");
+    expo_value_u64(b, (uint64_t)atomic_load(&last_reload_ok));
+    expo_family(b, fmt, "ai_finops_config_reloads", "counter", "SIGHUP reloads, by result.");
+    dynbuf_append_str(b, "ai_finops_config_reloads_total{result=\"applied\"}");
+    expo_value_u64(b, (uint64_t)atomic_load(&reloads_ok));
+    dynbuf_append_str(b, "ai_finops_config_reloads_total{result=\"refused\"}");
+    expo_value_u64(b, (uint64_t)atomic_load(&reloads_failed));
+}
+
+static void reload(struct exporter_config *cfg, int argc, char **argv)
+{
+    struct exporter_config fresh;
+    enum config_action action;
+    char err[1024] = "";
+    const char *keys[64];
+    log_info("SIGHUP: reloading the configuration", NULL);
+    config_init_defaults(&fresh);
+    bool ok = config_parse_args(&fresh, argc, argv, &action, err, sizeof(err)) == 0;
+    if (!ok) {
+        log_error("configuration reload refused: the configuration is not valid; keeping the "
+                  "running configuration",
+                  "error", err, NULL);
+    } else {
+        size_t n = config_diff(cfg, &fresh, keys, sizeof(keys) / sizeof(keys[0]));
+        for (size_t i = 0; i < n; i++) {
+            if (config_live_key(keys[i]))
+                continue;
+            ok = false;
+            log_error("configuration reload refused: this key cannot change while running; "
+                      "restart to apply it. Keeping the running configuration",
+                      "key", keys[i], NULL);
+        }
+        if (ok) {
+            for (size_t i = 0; i < n; i++)
+                log_info("configuration reload: applying", "key", keys[i], NULL);
+            cfg->log_level = fresh.log_level;
+            cfg->log_format = fresh.log_format;
+            log_setup(cfg->log_level, cfg->log_format);
+            log_info("configuration reloaded", "changed", n ? "yes" : "nothing", NULL);
+        }
+    }
+    atomic_fetch_add(ok ? &reloads_ok : &reloads_failed, 1);
+    atomic_store(&last_reload_ok, ok ? 1 : 0);
+    config_free(&fresh);
+}
+
+/* ---- shutdown watchdog ---------------------------------------------------- */
+
+struct watchdog {
+    sigset_t stop_signals;
+    int64_t limit_ms;
+};
+
+/* Runs once shutdown has begun: a second SIGTERM/SIGINT, or the shutdown
+ * outlasting its bound, ends the process at once. */
+static void *watchdog_main(void *arg)
+{
+    struct watchdog *w = arg;
+    struct timespec limit = {.tv_sec = w->limit_ms / 1000,
+                             .tv_nsec = (w->limit_ms % 1000) * 1000000};
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    for (;;) {
+        int sig = sigtimedwait(&w->stop_signals, NULL, &limit);
+        if (sig > 0) {
+            log_error("second signal: stopping at once, without finishing the shutdown (no final "
+                      "checkpoint)",
+                      "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+            _exit(EXIT_FORCED);
+        }
+        if (errno == EAGAIN) {
+            char ms[24];
+            snprintf(ms, sizeof(ms), "%lld", (long long)w->limit_ms);
+            log_error("shutdown did not finish in time: stopping at once", "limit_ms", ms, NULL);
+            _exit(EXIT_FORCED);
+        }
+        /* EINTR: wait out what is left of the limit */
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        int64_t left = w->limit_ms - ((int64_t)(now.tv_sec - start.tv_sec) * 1000 +
+                                      (now.tv_nsec - start.tv_nsec) / 1000000);
+        if (left < 0)
+            left = 0;
+        limit.tv_sec = left / 1000;
+        limit.tv_nsec = (left % 1000) * 1000000;
+    }
+    return NULL;
+}
+
+static const char *signal_name(int sig)
+{
+    switch (sig) {
+    case SIGTERM:
+        return "SIGTERM";
+    case SIGINT:
+        return "SIGINT";
+    case SIGHUP:
+        return "SIGHUP";
+    case SIGUSR1:
+        return "SIGUSR1";
+    case SIGUSR2:
+        return "SIGUSR2";
+    default:
+        return "?";
+    }
 }
 
 int main(int argc, char **argv)
@@ -75,7 +257,9 @@ int main(int argc, char **argv)
         exit_code = 0;
         goto out;
     case CONFIG_ACTION_CHECK:
-        if (load_prices(&cfg, &prices, err, sizeof(err)) != 0) {
+        if (load_prices(&cfg, &prices, err, sizeof(err)) != 0 ||
+            (cfg.input ? file_source_check(cfg.input, err, sizeof(err))
+                       : check_kafka_properties(&cfg, err, sizeof(err))) != 0) {
             fprintf(stderr, "%s: %s\n", argv[0], err);
             exit_code = 2;
             goto out;
@@ -88,10 +272,14 @@ int main(int argc, char **argv)
     }
     log_setup(cfg.log_level, cfg.log_format);
 
-    sigset_t signals;
-    sigemptyset(&signals);
-    sigaddset(&signals, SIGTERM);
-    sigaddset(&signals, SIGINT);
+    sigset_t signals, stop_signals;
+    sigemptyset(&stop_signals);
+    sigaddset(&stop_signals, SIGTERM);
+    sigaddset(&stop_signals, SIGINT);
+    signals = stop_signals;
+    sigaddset(&signals, SIGHUP);
+    sigaddset(&signals, SIGUSR1);
+    sigaddset(&signals, SIGUSR2);
     pthread_sigmask(SIG_BLOCK, &signals, NULL); /* inherited by every thread */
     signal(SIGPIPE, SIG_IGN);
 
@@ -103,12 +291,12 @@ int main(int argc, char **argv)
     metrics = metrics_new(&cfg);
     ingest = metrics ? ingest_new(&cfg, metrics, prices) : NULL;
     if (!ingest || metrics_add_collector(metrics, render_prices, prices) ||
-        http_server_add_metrics(metrics)) {
+        http_server_add_metrics(metrics) || metrics_add_collector(metrics, render_reloads, NULL)) {
         log_error("out of memory creating the counter tables", NULL);
         goto out;
     }
     if (cfg.input)
-        source = file_source_new(&cfg, ingest, metrics);
+        source = file_source_new(&cfg, ingest, metrics, err, sizeof(err));
     else
         source = kafka_source_new(&cfg, ingest, metrics, err, sizeof(err));
     if (!source) {
@@ -130,6 +318,8 @@ int main(int argc, char **argv)
     };
     if (http_server_start(&web, &http, err, sizeof(err)) != 0) {
         log_error("cannot start the HTTP server", "error", err, NULL);
+        explain_listen_failure(cfg.web_listen_address);
+        exit_code = 2;
         goto out;
     }
     char port[16];
@@ -143,8 +333,26 @@ int main(int argc, char **argv)
     }
 
     int sig = 0;
-    sigwait(&signals, &sig);
-    log_info("shutting down", "signal", sig == SIGTERM ? "SIGTERM" : "SIGINT", NULL);
+    for (;;) {
+        if (sigwait(&signals, &sig) != 0)
+            continue;
+        if (sig == SIGTERM || sig == SIGINT)
+            break;
+        if (sig == SIGHUP)
+            reload(&cfg, argc, argv);
+        else
+            log_info("signal ignored", "signal", signal_name(sig), NULL);
+    }
+    static struct watchdog wd;
+    wd.stop_signals = stop_signals;
+    wd.limit_ms = (cfg.input ? 0 : cfg.kafka_shutdown_timeout_ms) + SHUTDOWN_SLACK_MS;
+    char limit_text[24];
+    snprintf(limit_text, sizeof(limit_text), "%lld", (long long)wd.limit_ms);
+    log_info("shutting down; a second SIGTERM or SIGINT stops at once", "signal", signal_name(sig),
+             "limit_ms", limit_text, NULL);
+    pthread_t watchdog;
+    if (pthread_create(&watchdog, NULL, watchdog_main, &wd) == 0)
+        pthread_detach(watchdog);
     exit_code = 0;
 out:
     /* Stop the source while still serving (the Kafka source's final

@@ -602,6 +602,9 @@ static int parse_with_props(struct exporter_config *cfg, const char *yaml, const
     enum config_action action;
     int rc;
 
+    /* An empty --config file is refused; "no YAML options" is an empty section. */
+    if (!yaml[0])
+        yaml = "log: {}\n";
     snprintf(yaml_path, sizeof yaml_path, "%s", temp_file(yaml, strlen(yaml)));
     snprintf(props_path, props_path_len, "%s", temp_file(props, props_len));
     snprintf(config_arg, sizeof config_arg, "--config=%s", yaml_path);

@@ -28,6 +28,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+
+#include "cgroup.h"
 #include <time.h>
 #include <unistd.h>
 
@@ -376,7 +378,7 @@ static int member_init(struct kafka_source *ks, char *errbuf, size_t errlen)
                                            "queued.min.messages",
                                            "2000000",
                                            "queued.max.messages.kbytes",
-                                           "524288",
+                                           "65536",
                                            NULL};
     rd_kafka_conf_t *conf = kafka_base_conf(cfg, RD_KAFKA_CONSUMER, defaults, errbuf, errlen);
     if (!conf)
@@ -547,9 +549,8 @@ struct event_source *kafka_source_new(const struct exporter_config *cfg, struct 
     pthread_mutex_init(&ks->ckpt_lock, NULL);
     pthread_mutex_init(&ks->ckpt_wake_lock, NULL);
     pthread_cond_init(&ks->ckpt_wake, NULL);
-    long cores = sysconf(_SC_NPROCESSORS_ONLN);
     ks->consumer_count =
-        cfg->kafka_threads > 0 ? (int)cfg->kafka_threads : (int)(cores > 0 ? cores : 1);
+        cfg->kafka_threads > 0 ? (int)cfg->kafka_threads : cgroup_default_threads(256);
     ks->consumers = calloc((size_t)ks->consumer_count, sizeof(*ks->consumers));
     if (!ks->consumers) {
         snprintf(errbuf, errlen, "out of memory");
