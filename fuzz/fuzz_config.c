@@ -30,6 +30,12 @@ static void check_loaded(const struct exporter_config *cfg, int rc, const char *
         !cfg->events_unattributed_label || !cfg->kafka_brokers || !cfg->kafka_group_id ||
         !cfg->kafka_dlq_topic || cfg->kafka_topics.count == 0 || cfg->events_max_cost_nanos <= 0)
         abort();
+    /* the per-event caps the decoder and the counters' horizon rely on
+     * (docs/events.md): every delta stays below 2^54 */
+    if (cfg->events_max_tokens < 1 || cfg->events_max_tokens > (1LL << 53) ||
+        cfg->events_max_gpu_seconds < 1 || cfg->events_max_gpu_seconds > 10000000000LL ||
+        cfg->events_max_future_seconds < 1 || cfg->events_max_cost_nanos > (1LL << 54))
+        abort();
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)

@@ -16,6 +16,12 @@
  *  - invalid_json: if cJSON parses the whole input, the input must use one
  *    of cJSON's known leniencies (see scan()); conversely an accepted input
  *    or one with a field error must use none of them.
+ *  - invalid UTF-8 (cJSON takes any bytes in strings): a text that is not
+ *    valid UTF-8 is never accepted, and is rejected as invalid_json unless
+ *    a label value was found invalid (invalid_label) first; accepted
+ *    timestamps are within 2000-01-01 .. now + 1 day, token counts within
+ *    events.max_tokens, GPU usage within events.max_gpu_seconds and its
+ *    micro-GPU-seconds the product rounded half up.
  * The only valid JSON cJSON rejects: a number token longer than 63 bytes
  * (cJSON copies at most 63 bytes of a number before strtod), and a UTF-8
  * byte order mark in a buffer shorter than 5 bytes (which it then fails to
@@ -23,6 +29,7 @@
  */
 #include <cjson/cJSON.h>
 #include <math.h>
+#include <time.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdlib.h>
@@ -33,8 +40,10 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-#define MAX_BYTES 65536
-#define MAX_COST  (1000000ULL * NANOS_PER_UNIT)
+#define MAX_BYTES     65536
+#define MAX_COST      (1000000ULL * NANOS_PER_UNIT)
+#define MAX_TOKENS    1000000000ULL
+#define MAX_GPU_NANOS (1000000000ULL * NANOS_PER_UNIT)
 
 static void check_label(struct label_value v)
 {
@@ -52,6 +61,7 @@ struct scan {
     bool cjson_fails; /* valid JSON cJSON rejects: a number token longer
                        * than 63 bytes, or a BOM in fewer than 5 bytes */
     bool escaped_nul; /* "\u0000": cJSON's C strings end there */
+    bool bad_utf8;    /* the bytes are not UTF-8 (outside strings too) */
 };
 
 static bool is_hex(uint8_t c)
@@ -73,7 +83,7 @@ static bool is_num(uint8_t c)
  */
 static struct scan scan(const uint8_t *s, size_t n)
 {
-    struct scan r = {false, false, false};
+    struct scan r = {false, false, false, !utf8_valid((const char *)s, n)};
     /* cJSON skips a byte order mark only in a buffer of 5 bytes or more. */
     if (n < 5 && n >= 3 && memcmp(s, "\xef\xbb\xbf", 3) == 0)
         r.cjson_fails = true;
@@ -268,6 +278,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             .unattributed_label = "unattributed",
             .extra_label_count = 1,
             .extra_label_names = extra,
+            .max_tokens = MAX_TOKENS,
+            .max_gpu_nanos = MAX_GPU_NANOS,
+            .max_future_ms = 86400000,
         };
         decoder = event_decoder_new(&limits);
         if (!decoder)
@@ -291,9 +304,21 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (ev.duration_nanos > MONEY_EXACT_MAX_UNITS * NANOS_PER_UNIT)
             abort();
         for (int k = 0; k < TOKEN_KIND_COUNT; k++)
-            if (ev.tokens[k] > EVENT_MAX_TOKENS)
+            if (ev.tokens[k] > MAX_TOKENS)
                 abort();
         if (ev.gpu_count > EVENT_MAX_GPU_COUNT)
+            abort();
+        if (ev.has_gpu) {
+            unsigned __int128 product = (unsigned __int128)ev.gpu_count * ev.duration_nanos;
+            if (product > MAX_GPU_NANOS || ev.gpu_micros != (uint64_t)((product + 500) / 1000))
+                abort();
+        } else if (ev.gpu_micros) {
+            abort();
+        }
+        if (ev.has_timestamp && (ev.timestamp_ms < EVENT_MIN_TIMESTAMP_MS ||
+                                 ev.timestamp_ms > ((int64_t)time(NULL) + 86400 + 1) * 1000))
+            abort();
+        if (scan(data, size).bad_utf8)
             abort();
     }
     if (size == 0 || size > MAX_BYTES || reason == REJECT_TOO_DEEP)
@@ -305,7 +330,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     struct scan sc = scan(data, size);
     switch (reason) {
     case REJECT_INVALID_JSON:
-        if (whole && !sc.lenient)
+        if (whole && !sc.lenient && !sc.bad_utf8)
             abort();
         break;
     case REJECT_TRAILING_DATA:
@@ -317,7 +342,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case REJECT_NOT_OBJECT:
         if (!whole ? !sc.cjson_fails : cJSON_IsObject(root))
             abort();
-        if (sc.lenient)
+        if (sc.lenient || sc.bad_utf8)
             abort();
         break;
     case REJECT_NONE:
@@ -340,6 +365,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!whole ? !sc.cjson_fails : !cJSON_IsObject(root))
             abort();
         if (sc.lenient)
+            abort();
+        /* Invalid UTF-8 outside a label value is a syntax error, which
+         * wins over any field error. */
+        if (sc.bad_utf8 && reason != REJECT_INVALID_LABEL)
             abort();
         break;
     }

@@ -53,6 +53,9 @@ struct exporter_config {
     int64_t events_max_cost_nanos; /* YAML/flag value in dollars, e.g. 1000000 */
     int64_t events_max_label_bytes;
     int64_t events_max_depth;
+    int64_t events_max_tokens;         /* per token kind, per event */
+    int64_t events_max_gpu_seconds;    /* gpu_count x duration_seconds, per event */
+    int64_t events_max_future_seconds; /* how far a timestamp may be ahead of the clock */
     char *events_unattributed_label;
     struct string_list events_extra_labels; /* keys of "labels" that become labels */
 

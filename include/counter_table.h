@@ -37,6 +37,11 @@
 
 #define COUNTER_TABLE_MAX_LABELS 16
 #define COUNTER_OVERFLOW_VALUE   "__overflow__"
+/* Counters saturate: a series that reaches 2^63 units stays there (it never
+ * wraps, so Prometheus never sees a false reset). Each add must be below
+ * 2^54 (the events.* per-event caps keep it so); docs/events.md states how
+ * long each family takes to get there. */
+#define COUNTER_SATURATED (1ULL << 63)
 
 struct label_value {
     const char *ptr;
@@ -86,7 +91,7 @@ struct counter_series *counter_table_get_hashed(struct counter_table *table,
                                                 const struct label_value *values, uint64_t hash);
 
 /* Lock-free; relaxed ordering because a sum needs no ordering with other
- * memory, only atomicity. */
+ * memory, only atomicity. Saturates at COUNTER_SATURATED (delta < 2^54). */
 void counter_series_add(struct counter_series *series, uint64_t delta);
 
 /* The live value (what writers added so far). */

@@ -51,9 +51,15 @@ enum token_kind {
 const char *token_kind_name(enum token_kind kind);
 
 #define EVENT_MAX_EXTRA_LABELS 8
-/* JSON numbers above this are not exact integers in a double. */
+/* JSON numbers above this are not exact integers in a double: the largest
+ * events.max_tokens allowed. */
 #define EVENT_MAX_TOKENS    9007199254740992ULL /* 2^53 */
 #define EVENT_MAX_GPU_COUNT 1000000ULL
+/* GPU-seconds are counted in micro-GPU-seconds (docs/events.md, "Counter
+ * horizons"): nano-units in 64 bits would wrap after 21 days of 10,000 GPUs. */
+#define EVENT_GPU_NANOS_PER_COUNTED 1000ULL
+/* Timestamps before 2000-01-01T00:00:00Z are rejected (invalid_timestamp). */
+#define EVENT_MIN_TIMESTAMP_MS 946684800000LL
 
 struct event_limits {
     size_t max_bytes;
@@ -63,6 +69,12 @@ struct event_limits {
     const char *unattributed_label; /* for a missing or empty team/project */
     size_t extra_label_count;
     const char *const *extra_label_names; /* keys of "labels" kept as labels */
+    /* Per-event quantity caps (0: the built-in maxima, EVENT_MAX_TOKENS and
+     * EVENT_MAX_GPU_COUNT x 4,000,000 s). */
+    uint64_t max_tokens;     /* each token kind */
+    uint64_t max_gpu_nanos;  /* gpu_count x duration_seconds, in 1e-9 GPU-s */
+    int64_t max_future_ms;   /* a timestamp may be this far ahead of the clock (0: 1 day) */
+    int64_t (*now_ms)(void); /* the wall clock, ms since the epoch (NULL: the real one) */
 };
 
 struct event {
@@ -75,6 +87,7 @@ struct event {
     bool has_gpu; /* gpu_count and duration_seconds both present */
     uint64_t gpu_count;
     uint64_t duration_nanos;
+    uint64_t gpu_micros; /* gpu_count x duration in 1e-6 GPU-s, rounded half up */
     bool has_timestamp;
     int64_t timestamp_ms;
 };

@@ -34,6 +34,11 @@ int money_parse_decimal(const char *text, size_t len, uint64_t *nanos);
  * returns the length (at most MONEY_FORMAT_MAX). */
 size_t money_format(uint64_t nanos, char *out);
 
+/* money_format for units of 10^-decimals (decimals 1..9): the exact
+ * decimal with trailing zeros dropped, no NUL; returns the length (at most
+ * MONEY_FORMAT_MAX). */
+size_t money_format_scaled(uint64_t value, unsigned decimals, char *out);
+
 /* Writes an unsigned integer in decimal, no NUL; returns the length (≤ 20). */
 size_t format_u64(uint64_t value, char *out);
 

@@ -228,6 +228,35 @@ static const struct option options[] = {
      .max = 64,
      .help = "Maximum JSON nesting depth of an event; deeper events are rejected so they "
              "cannot exhaust the parser's stack."},
+    {.name = "events.max_tokens",
+     .flag = "--events.max-tokens",
+     .type = OPT_INT,
+     .offset = OFF(events_max_tokens),
+     .def = "1000000000",
+     .min = 1,
+     .max = 9007199254740992LL,
+     .help = "Largest token count of one kind in one event; larger counts are rejected "
+             "(invalid_tokens) so one corrupt event cannot inflate the token counters or, "
+             "priced, the cost."},
+    {.name = "events.max_gpu_seconds",
+     .flag = "--events.max-gpu-seconds",
+     .type = OPT_INT,
+     .offset = OFF(events_max_gpu_seconds),
+     .def = "1000000000",
+     .min = 1,
+     .max = 10000000000LL,
+     .help = "Largest gpu_count times duration_seconds of one event, in GPU-seconds; larger "
+             "usage is rejected (invalid_usage)."},
+    {.name = "events.max_future_seconds",
+     .flag = "--events.max-future-seconds",
+     .type = OPT_INT,
+     .offset = OFF(events_max_future_seconds),
+     .def = "86400",
+     .min = 1,
+     .max = 31622400,
+     .help = "How far an event's timestamp may be ahead of this host's clock; later "
+             "timestamps (and any before 2000) are rejected (invalid_timestamp), so one "
+             "event cannot pin the freshness gauge."},
     {.name = "events.unattributed_label",
      .flag = "--events.unattributed-label",
      .type = OPT_STRING,

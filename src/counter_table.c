@@ -419,21 +419,39 @@ struct counter_series *counter_table_get(struct counter_table *t, const struct l
     return counter_table_get_hashed(t, values, hash_labels(values, t->label_count));
 }
 
+/* A live value at or past COUNTER_SATURATED reads as COUNTER_SATURATED. */
+static inline uint64_t saturated(uint64_t v)
+{
+    return v < COUNTER_SATURATED ? v : COUNTER_SATURATED;
+}
+
+/*
+ * Saturation (counter_table.h): the add is still one relaxed atomic add (a
+ * fetch_add whose old value is checked). The writer that takes the value
+ * to COUNTER_SATURATED or past stores COUNTER_SATURATED back; writers
+ * racing with that store each add at most one delta more and store it
+ * again, so with deltas below 2^54 (the per-event caps) and a few hundred
+ * threads the value stays far below 2^64: it can never wrap, and readers
+ * (who clamp) see it stop at COUNTER_SATURATED.
+ */
 void counter_series_add(struct counter_series *series, uint64_t delta)
 {
-    atomic_fetch_add_explicit(&series->value, delta, memory_order_relaxed);
+    uint64_t old = atomic_fetch_add_explicit(&series->value, delta, memory_order_relaxed), sum;
+    if (__builtin_expect(__builtin_add_overflow(old, delta, &sum) || sum >= COUNTER_SATURATED, 0))
+        atomic_store_explicit(&series->value, COUNTER_SATURATED, memory_order_relaxed);
 }
 
 uint64_t counter_series_live(const struct counter_series *series)
 {
-    return atomic_load_explicit(&((struct counter_series *)series)->value, memory_order_relaxed);
+    return saturated(
+        atomic_load_explicit(&((struct counter_series *)series)->value, memory_order_relaxed));
 }
 
 void counter_series_publish(struct counter_series *series, uint64_t served, int64_t hold_until_ms)
 {
     if (hold_until_ms == HIDDEN) /* a hold that never ends still shows the series */
         hold_until_ms = HIDDEN - 1;
-    atomic_store_explicit(&series->served, served, memory_order_relaxed);
+    atomic_store_explicit(&series->served, saturated(served), memory_order_relaxed);
     /* release: a reader that sees the series shown sees at least this
      * served value (never a previous owner's older one). */
     atomic_store_explicit(&series->hold_until_ms, hold_until_ms, memory_order_release);
@@ -447,7 +465,7 @@ void counter_series_hide(struct counter_series *series)
 
 void counter_series_set_live(struct counter_series *series, uint64_t live)
 {
-    atomic_store_explicit(&series->value, live, memory_order_relaxed);
+    atomic_store_explicit(&series->value, saturated(live), memory_order_relaxed);
 }
 
 void counter_series_set_checkpointed(struct counter_series *series, uint64_t value)
@@ -547,8 +565,9 @@ static int show_one(const struct counter_table *t, struct counter_series *s, boo
     a->view.overflow = overflow;
     a->view.value = 0;
     if (a->now_ms >= hold)
-        a->view.value = t->checkpointed ? atomic_load_explicit(&s->served, memory_order_relaxed)
-                                        : atomic_load_explicit(&s->value, memory_order_relaxed);
+        a->view.value = t->checkpointed
+                            ? atomic_load_explicit(&s->served, memory_order_relaxed)
+                            : saturated(atomic_load_explicit(&s->value, memory_order_relaxed));
     return a->visit(&a->view, a->ctx);
 }
 
@@ -566,7 +585,7 @@ static int report_one(const struct counter_table *t, struct counter_series *s, b
     struct counter_view *v = &a->view;
     fill_labels(t, s, v);
     v->overflow = overflow;
-    v->live = atomic_load_explicit(&s->value, memory_order_relaxed);
+    v->live = saturated(atomic_load_explicit(&s->value, memory_order_relaxed));
     v->value = v->live;
     v->checkpointed = atomic_load_explicit(&s->checkpointed, memory_order_relaxed);
     v->checkpointed_ever = atomic_load_explicit(&s->checkpointed_ever, memory_order_relaxed);

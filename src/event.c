@@ -29,10 +29,15 @@
  *  - Whitespace is only space, tab, CR, LF. A UTF-8 byte order mark at the
  *    very start is skipped (RFC 8259 section 8.1 allows ignoring it; cJSON and
  *    the previous decoder did too).
- *  - Raw bytes of non-label strings (event_id, unknown fields, keys) are not
- *    checked for UTF-8: they are never exported, and rejecting an event over
- *    a garbled request_id would lose its money. Label values must be valid
- *    UTF-8 (invalid_label).
+ *  - Every string must be valid UTF-8 (RFC 8259 section 8.1): a label value
+ *    that is not is invalid_label (a field error), any other string (keys,
+ *    event_id, timestamp, unknown fields, nested values) invalid_json (the
+ *    text is not JSON). Strings of ASCII bytes, nearly all of them, cost nothing more:
+ *    the string scanner already knows whether a byte >= 0x80 was seen.
+ *  - Timestamps must lie between 2000-01-01T00:00:00Z and the wall clock
+ *    plus limits.max_future_ms, so one "9999-..." event cannot pin the
+ *    freshness gauge. The clock is read only when a timestamp passes the
+ *    bound cached from the last reading (about once per max_future_ms).
  *  - "\u0000" is valid JSON and accepted anywhere except in a label value,
  *    where it is invalid_label: C consumers (and the old cJSON-based decoder)
  *    would silently truncate the value at the NUL, merging distinct series.
@@ -64,6 +69,7 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #ifdef __SSE2__
 #include <emmintrin.h>
 #endif
@@ -75,10 +81,29 @@ struct event_decoder {
     struct event_limits limits;
     size_t unattributed_len;
     size_t extra_len[EVENT_MAX_EXTRA_LABELS];
-    char *scratch;  /* unescaped strings of the current event */
-    uint8_t *nest;  /* container kind ('[' or '{') per depth while skipping */
-    long max_depth; /* limits.max_depth, widened once */
+    char *scratch;           /* unescaped strings of the current event */
+    uint8_t *nest;           /* container kind ('[' or '{') per depth while skipping */
+    long max_depth;          /* limits.max_depth, widened once */
+    int64_t future_bound_ms; /* wall clock at the last reading + max_future_ms */
 };
+
+static int64_t real_now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* Whether a timestamp is in the accepted window (see the header comment). */
+static bool timestamp_in_window(struct event_decoder *d, int64_t ms)
+{
+    if (ms < EVENT_MIN_TIMESTAMP_MS)
+        return false;
+    if (ms <= d->future_bound_ms)
+        return true;
+    d->future_bound_ms = d->limits.now_ms() + d->limits.max_future_ms;
+    return ms <= d->future_bound_ms;
+}
 
 static const char *const reason_names[REJECT_REASON_COUNT] = {
     [REJECT_NONE] = "none",
@@ -118,6 +143,15 @@ struct event_decoder *event_decoder_new(const struct event_limits *limits)
     if (!d)
         return NULL;
     d->limits = *limits;
+    if (!d->limits.max_tokens || d->limits.max_tokens > EVENT_MAX_TOKENS)
+        d->limits.max_tokens = EVENT_MAX_TOKENS;
+    if (!d->limits.max_gpu_nanos)
+        d->limits.max_gpu_nanos = UINT64_MAX;
+    if (d->limits.max_future_ms <= 0)
+        d->limits.max_future_ms = 86400000;
+    if (!d->limits.now_ms)
+        d->limits.now_ms = real_now_ms;
+    d->future_bound_ms = d->limits.now_ms() + d->limits.max_future_ms;
     d->unattributed_len = strlen(limits->unattributed_label);
     for (size_t i = 0; i < limits->extra_label_count; i++)
         d->extra_len[i] = strlen(limits->extra_label_names[i]);
@@ -686,6 +720,17 @@ static inline enum reject_reason parse_string(struct parser *ps, const char **pp
     return plain_string(start, p, pp, high, s);
 }
 
+/* parse_string for a string that is not a label value: one that is not
+ * valid UTF-8 makes the text invalid JSON (RFC 8259 section 8.1). Only a
+ * string with a byte >= 0x80 is checked. */
+static inline enum reject_reason parse_text(struct parser *ps, const char **pp, struct jstr *s)
+{
+    enum reject_reason r = parse_string(ps, pp, s);
+    if (r == REJECT_NONE && s->high && !utf8_valid(s->ptr, s->len))
+        return REJECT_INVALID_JSON;
+    return r;
+}
+
 /* Parses an RFC 8259 number starting at *pp ('-' or a digit). */
 static inline enum reject_reason parse_number(struct parser *ps, const char **pp, struct jnum *n)
 {
@@ -843,7 +888,7 @@ static enum reject_reason skip_scalar(struct parser *ps, const char **pp)
     switch (*p) {
     case '"':
         *pp = p + 1;
-        return parse_string(ps, pp, &s);
+        return parse_text(ps, pp, &s);
     case 't':
         if (!match_literal(p, end, "true", 4))
             return REJECT_INVALID_JSON;
@@ -874,7 +919,7 @@ static enum reject_reason skip_key(struct parser *ps, const char **pp)
     if (p == end || *p != '"')
         return REJECT_INVALID_JSON;
     p++;
-    if (parse_string(ps, &p, &s))
+    if (parse_text(ps, &p, &s))
         return REJECT_INVALID_JSON;
     p = skip_ws(p, end);
     if (p == end || *p != ':')
@@ -1080,7 +1125,7 @@ static enum reject_reason take_labels(const struct event_decoder *d, struct pars
         if (*p != '"')
             return REJECT_INVALID_JSON;
         p++;
-        if ((r = parse_string(ps, &p, &key)))
+        if ((r = parse_text(ps, &p, &key)))
             return r;
         /* Match before the value's unescaping may reuse the key's scratch. */
         uint32_t match = 0;
@@ -1101,6 +1146,8 @@ static enum reject_reason take_labels(const struct event_decoder *d, struct pars
             p++;
             if ((r = parse_string(ps, &p, &val)))
                 return r;
+            if (!match && val.high && !utf8_valid(val.ptr, val.len))
+                return REJECT_INVALID_JSON;
             if (match) {
                 m->pending = check_label(d, &val);
                 if (!m->pending) {
@@ -1166,9 +1213,8 @@ static struct label_value *label_slot(struct event *ev, enum field f)
 
 /* The value at *pp (not whitespace, not the end) of a member naming field
  * f. Returns a syntax reason; a field error goes to m->pending. */
-static enum reject_reason take_member(const struct event_decoder *d, struct parser *ps,
-                                      const char **pp, enum field f, struct event *ev,
-                                      struct members *m)
+static enum reject_reason take_member(struct event_decoder *d, struct parser *ps, const char **pp,
+                                      enum field f, struct event *ev, struct members *m)
 {
     const char *p = *pp;
     enum reject_reason r;
@@ -1216,7 +1262,7 @@ static enum reject_reason take_member(const struct event_decoder *d, struct pars
             return other_value(ps, pp, m);
         if ((r = parse_number(ps, pp, &n)))
             return r;
-        if (!take_amount(&n, 0, EVENT_MAX_TOKENS, true, &ev->tokens[f - F_INPUT_TOKENS]))
+        if (!take_amount(&n, 0, d->limits.max_tokens, true, &ev->tokens[f - F_INPUT_TOKENS]))
             m->pending = REJECT_INVALID_TOKENS;
         return REJECT_NONE;
     case F_GPU_COUNT:
@@ -1241,9 +1287,10 @@ static enum reject_reason take_member(const struct event_decoder *d, struct pars
     case F_TIMESTAMP:
         if (*p == '"') {
             *pp = p + 1;
-            if ((r = parse_string(ps, pp, &s)))
+            if ((r = parse_text(ps, pp, &s)))
                 return r;
-            if (parse_rfc3339(s.ptr, s.len, &ev->timestamp_ms))
+            if (parse_rfc3339(s.ptr, s.len, &ev->timestamp_ms) ||
+                !timestamp_in_window(d, ev->timestamp_ms))
                 m->pending = REJECT_INVALID_TIMESTAMP;
         } else if (number) {
             if ((r = parse_number(ps, pp, &n)))
@@ -1254,7 +1301,7 @@ static enum reject_reason take_member(const struct event_decoder *d, struct pars
             uint64_t ms;
             bool nonzero;
             if (decimal_to_fixed(&n, 3, 4102444800000ULL, &ms, NULL, &nonzero) ||
-                (n.neg && nonzero))
+                (n.neg && nonzero) || !timestamp_in_window(d, (int64_t)ms))
                 m->pending = REJECT_INVALID_TIMESTAMP;
             else
                 ev->timestamp_ms = (int64_t)ms;
@@ -1268,7 +1315,7 @@ static enum reject_reason take_member(const struct event_decoder *d, struct pars
         if (*p != '"')
             return other_value(ps, pp, m);
         *pp = p + 1;
-        return parse_string(ps, pp, &s);
+        return parse_text(ps, pp, &s);
     case F_LABELS:
         if (*p != '{')
             return other_value(ps, pp, m);
@@ -1336,7 +1383,7 @@ enum reject_reason event_decode(struct event_decoder *d, const char *buf, size_t
             if (*p != '"')
                 goto syntax;
             p++;
-            if ((r = parse_string(&ps, &p, &key)))
+            if ((r = parse_text(&ps, &p, &key)))
                 goto syntax;
             p = skip_ws(p, end);
             if (p == end || *p != ':')
@@ -1379,8 +1426,12 @@ enum reject_reason event_decode(struct event_decoder *d, const char *buf, size_t
     ev->has_gpu = m.has_count && m.has_duration;
     if (ev->has_gpu) {
         uint64_t product;
-        if (__builtin_mul_overflow(ev->gpu_count, ev->duration_nanos, &product))
+        if (__builtin_mul_overflow(ev->gpu_count, ev->duration_nanos, &product) ||
+            product > d->limits.max_gpu_nanos)
             return REJECT_INVALID_USAGE;
+        /* Counted in micro-GPU-seconds, rounded half up (event.h). */
+        ev->gpu_micros = product / EVENT_GPU_NANOS_PER_COUNTED +
+                         (product % EVENT_GPU_NANOS_PER_COUNTED >= EVENT_GPU_NANOS_PER_COUNTED / 2);
     }
     return REJECT_NONE;
 

@@ -5,7 +5,9 @@
  * priced from its usage, or rejected as "unpriced" when the tables don't
  * know it. An event with both is checked against the table: the event's
  * cost wins unless pricing.prefer says table, and a disagreement beyond
- * the tolerance is counted per model.
+ * the tolerance is counted per model. events.max_cost_usd bounds the cost
+ * that is counted, whether the event carried it or the table priced it: a
+ * priced cost above it (or beyond 64 bits) is rejected as invalid_cost.
  * Thread-safety: one ingest_worker per thread; struct ingest is read-only.
  */
 #include "ingest.h"
@@ -43,6 +45,9 @@ struct ingest *ingest_new(const struct exporter_config *cfg, struct metrics *met
         .unattributed_label = cfg->events_unattributed_label,
         .extra_label_count = cfg->events_extra_labels.count,
         .extra_label_names = (const char *const *)cfg->events_extra_labels.items,
+        .max_tokens = (uint64_t)cfg->events_max_tokens,
+        .max_gpu_nanos = (uint64_t)cfg->events_max_gpu_seconds * 1000000000ULL,
+        .max_future_ms = cfg->events_max_future_seconds * 1000,
     };
     in->metrics = metrics;
     in->prices = prices;
@@ -80,7 +85,8 @@ void ingest_worker_free(struct ingest_worker *w)
 }
 
 /* The table's cost of the event's usage: 0 when priced, -ENOENT when it
- * has no usage or some of it has no price. */
+ * has no usage or some of it has no price, -ERANGE when the cost does not
+ * fit 64 bits of nano-dollars (then it is above any max_cost_usd). */
 static int table_cost(const struct price_table *prices, const struct event *ev, uint64_t *cost)
 {
     uint64_t llm = 0, gpu = 0;
@@ -88,14 +94,21 @@ static int table_cost(const struct price_table *prices, const struct event *ev, 
     bool has_gpu = event_has_gpu_usage(ev);
     if (!prices || (!has_tokens && !has_gpu))
         return -ENOENT;
-    if (has_tokens && price_table_llm_cost(prices, ev->provider, ev->model, ev->tokens, &llm))
-        return -ENOENT;
+    int rc;
+    if (has_tokens &&
+        (rc = price_table_llm_cost(prices, ev->provider, ev->model, ev->tokens, &llm)))
+        return rc;
     /* The instance type's price first; a configured per-GPU price of the
      * GPU model covers GPUs bought otherwise (on-prem, reservations). */
-    if (has_gpu &&
-        price_table_gpu_cost(prices, ev->instance_type, ev->gpu_count, ev->duration_nanos, &gpu) &&
-        price_table_gpu_type_cost(prices, ev->gpu_type, ev->gpu_count, ev->duration_nanos, &gpu))
-        return -ENOENT;
+    if (has_gpu) {
+        rc = price_table_gpu_cost(prices, ev->instance_type, ev->gpu_count, ev->duration_nanos,
+                                  &gpu);
+        if (rc == -ENOENT)
+            rc = price_table_gpu_type_cost(prices, ev->gpu_type, ev->gpu_count, ev->duration_nanos,
+                                           &gpu);
+        if (rc)
+            return rc;
+    }
     if (__builtin_add_overflow(llm, gpu, cost))
         return -ERANGE;
     return 0;
@@ -118,7 +131,13 @@ static enum reject_reason decode_and_price(struct ingest_worker *w, const char *
     if (reason != REJECT_NONE)
         return reason;
     uint64_t priced;
-    bool known = table_cost(in->prices, ev, &priced) == 0;
+    int rc = table_cost(in->prices, ev, &priced);
+    bool known = rc == 0;
+    if (rc == -ERANGE) { /* beyond 64 bits: far above any max_cost_usd */
+        if (!ev->has_cost || in->prefer_table)
+            return REJECT_INVALID_COST;
+        *mismatch = true; /* the event's own cost is counted */
+    }
     if (!ev->has_cost && !known)
         return REJECT_UNPRICED;
     if (!ev->has_cost) {
@@ -129,6 +148,9 @@ static enum reject_reason decode_and_price(struct ingest_worker *w, const char *
         if (in->prefer_table)
             ev->cost_nanos = priced;
     }
+    /* The decoder checked a given cost_usd; a priced one is checked here. */
+    if (ev->cost_nanos > in->limits.max_cost_nanos)
+        return REJECT_INVALID_COST;
     return REJECT_NONE;
 }
 

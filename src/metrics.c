@@ -30,6 +30,7 @@
 #include <yaml.h>
 
 #include "metrics_internal.h"
+#include "money.h"
 #include "process_metrics.h"
 
 #define METRICS_MAX_WORKERS    256
@@ -245,8 +246,7 @@ static void add_usage(struct metrics_worker *w, const struct event *ev)
                                     w->shard};
         uint64_t gh[5] = {team, project, label_hash(ev->instance_type.ptr, ev->instance_type.len),
                           label_hash(ev->gpu_type.ptr, ev->gpu_type.len), w->shard_hash};
-        counter_series_add(series_of(m->tables[METRIC_FAMILY_GPU], gl, gh),
-                           ev->gpu_count * ev->duration_nanos);
+        counter_series_add(series_of(m->tables[METRIC_FAMILY_GPU], gl, gh), ev->gpu_micros);
     }
 }
 
@@ -371,7 +371,7 @@ struct series_render {
     const char *created; /* e.g. "ai_finops_cost_dollars_created" */
     const char *const *names;
     size_t label_count;
-    bool nanos; /* value is nano-units, rendered as an exact decimal */
+    unsigned decimals; /* value is in units of 10^-decimals, rendered as an exact decimal */
 };
 
 static int render_series(const struct counter_view *v, void *ctx)
@@ -379,10 +379,15 @@ static int render_series(const struct counter_view *v, void *ctx)
     struct series_render *r = ctx;
     dynbuf_append_str(r->b, r->sample);
     expo_labels(r->b, r->names, v->labels, r->label_count);
-    if (r->nanos)
-        expo_value_nanos(r->b, v->value);
-    else
+    if (r->decimals) {
+        char text[MONEY_FORMAT_MAX + 2];
+        text[0] = ' ';
+        size_t n = 1 + money_format_scaled(v->value, r->decimals, text + 1);
+        text[n++] = '\n';
+        dynbuf_append(r->b, text, n);
+    } else {
         expo_value_u64(r->b, v->value);
+    }
     if (r->fmt == EXPO_OPENMETRICS) {
         dynbuf_append_str(r->b, r->created);
         expo_labels(r->b, r->names, v->labels, r->label_count);
@@ -397,19 +402,20 @@ static int render_series(const struct counter_view *v, void *ctx)
 static const struct table_family {
     const char *base, *total, *created;
     const char *help;
-    bool nanos;
+    unsigned decimals; /* the counters' unit is 10^-decimals (0: whole numbers) */
 } table_families[] = {
-    {FAMILY("ai_finops_cost_dollars"), "AI spend in US dollars, exact to the nano-dollar.", true},
+    {FAMILY("ai_finops_cost_dollars"), "AI spend in US dollars, exact to the nano-dollar.", 9},
     {FAMILY("ai_finops_tokens"),
-     "LLM/API tokens by kind (input, cached_input, cache_write, output).", false},
-    {FAMILY("ai_finops_gpu_seconds"), "GPU-seconds used (gpu_count times duration_seconds).", true},
+     "LLM/API tokens by kind (input, cached_input, cache_write, output).", 0},
+    /* micro-GPU-seconds: 64 bits last 29 years at 10,000 GPUs (docs/events.md) */
+    {FAMILY("ai_finops_gpu_seconds"), "GPU-seconds used (gpu_count times duration_seconds).", 6},
     {FAMILY("ai_finops_pricing_mismatch"),
      "Events whose cost_usd differs from the price table by more than "
      "pricing.mismatch_tolerance_ppm (GPU events: provider=\"gpu\", model=instance_type).",
-     false},
-    {FAMILY("ai_finops_events"), "Events decoded, by outcome.", false},
+     0},
+    {FAMILY("ai_finops_events"), "Events decoded, by outcome.", 0},
     {FAMILY("ai_finops_events_rejected"),
-     "Rejected events, by reason (each also goes to the dead-letter topic).", false},
+     "Rejected events, by reason (each also goes to the dead-letter topic).", 0},
 };
 #define FAMILY_COUNT (sizeof(table_families) / sizeof(table_families[0]))
 _Static_assert(FAMILY_COUNT == METRIC_FAMILY_COUNT, "one table_families entry per metric_family");
@@ -421,7 +427,7 @@ static void render_table(struct dynbuf *b, enum expo_format fmt, int64_t now_ms,
     size_t n = counter_table_label_count(t);
     for (size_t i = 0; i < n; i++)
         names[i] = counter_table_label_name(t, i);
-    struct series_render r = {b, fmt, f->total, f->created, names, n, f->nanos};
+    struct series_render r = {b, fmt, f->total, f->created, names, n, f->decimals};
     expo_family(b, fmt, f->base, "counter", f->help);
     counter_table_foreach(t, now_ms, render_series, &r);
 }

@@ -75,21 +75,29 @@ size_t format_u64(uint64_t value, char *out)
     return n;
 }
 
-size_t money_format(uint64_t nanos, char *out)
+size_t money_format_scaled(uint64_t value, unsigned decimals, char *out)
 {
-    size_t n = format_u64(nanos / NANOS_PER_UNIT, out);
-    uint64_t frac = nanos % NANOS_PER_UNIT;
+    uint64_t scale = 1;
+    for (unsigned i = 0; i < decimals; i++)
+        scale *= 10;
+    size_t n = format_u64(value / scale, out);
+    uint64_t frac = value % scale;
     if (frac == 0)
         return n;
-    char digits[9];
-    for (int i = 8; i >= 0; i--) {
+    char digits[19];
+    for (int i = (int)decimals - 1; i >= 0; i--) {
         digits[i] = (char)('0' + frac % 10);
         frac /= 10;
     }
-    size_t keep = 9;
+    size_t keep = decimals;
     while (digits[keep - 1] == '0')
         keep--;
     out[n++] = '.';
     memcpy(out + n, digits, keep);
     return n + keep;
+}
+
+size_t money_format(uint64_t nanos, char *out)
+{
+    return money_format_scaled(nanos, 9, out);
 }

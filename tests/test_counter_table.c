@@ -662,6 +662,94 @@ static void test_concurrent_checkpointed_shards(void **state)
     counter_table_free(t);
 }
 
+/* Saturation: a series that reaches COUNTER_SATURATED (2^63) stays there:
+ * it never wraps and never goes backwards, in the live value, the reader's
+ * view (plain and checkpointed) and what a restore sets. */
+static void test_saturation(void **state)
+{
+    (void)state;
+    struct counter_table *t = counter_table_new(names2, 2, 100, NULL);
+    assert_non_null(t);
+    struct label_value a[] = {lv("ml"), lv("chat")};
+    struct counter_series *s = counter_table_get(t, a);
+    const uint64_t step = (1ULL << 54) - 1; /* the largest delta allowed */
+    uint64_t sum = 0, last = 0;
+    /* 1100 x (2^54 - 1) is past 2^64: without saturation the sum would
+     * wrap (to about 76 x 2^54), and the reader's clamp could not hide it. */
+    for (int i = 0; i < 1100; i++) {
+        counter_series_add(s, step);
+        sum = sum + step < sum ? UINT64_MAX : sum + step;
+        uint64_t live = counter_series_live(s);
+        assert_true(live >= last); /* never backwards */
+        assert_int_equal(live, sum < COUNTER_SATURATED ? sum : COUNTER_SATURATED);
+        last = live;
+    }
+    assert_int_equal(counter_series_live(s), COUNTER_SATURATED);
+    /* the value just below the limit is exact, the limit itself sticks */
+    struct label_value b[] = {lv("ml"), lv("edge")};
+    struct counter_series *e = counter_table_get(t, b);
+    counter_series_set_live(e, COUNTER_SATURATED - 2);
+    counter_series_add(e, 1);
+    assert_int_equal(counter_series_live(e), COUNTER_SATURATED - 1);
+    counter_series_add(e, 1);
+    assert_int_equal(counter_series_live(e), COUNTER_SATURATED);
+    counter_series_add(e, 0);
+    counter_series_add(e, step);
+    assert_int_equal(counter_series_live(e), COUNTER_SATURATED);
+    struct collected c = {0};
+    counter_table_foreach(t, NOW, collect, &c);
+    assert_int_equal(c.n, 2);
+    assert_int_equal(c.values[0], COUNTER_SATURATED);
+    assert_int_equal(c.values[1], COUNTER_SATURATED);
+    /* a restore of a larger (corrupt) value reads as the limit */
+    counter_series_set_live(e, UINT64_MAX);
+    assert_int_equal(counter_series_live(e), COUNTER_SATURATED);
+    counter_table_free(t);
+
+    /* checkpointed: the served value is clamped as well */
+    struct counter_table_options opt = {.checkpointed = true};
+    t = counter_table_new(names2, 2, 100, &opt);
+    assert_non_null(t);
+    s = counter_table_get(t, a);
+    counter_series_publish(s, UINT64_MAX, 0);
+    memset(&c, 0, sizeof(c));
+    counter_table_foreach(t, NOW, collect, &c);
+    assert_int_equal(c.n, 1);
+    assert_int_equal(c.values[0], COUNTER_SATURATED);
+    counter_table_free(t);
+}
+
+/* Many threads adding the largest delta past the limit at once: the value
+ * ends at exactly COUNTER_SATURATED (a wrap would leave it small). */
+struct sat_arg {
+    struct counter_series *s;
+};
+
+static void *sat_worker(void *p)
+{
+    struct sat_arg *a = p;
+    /* 8 x 1200 adds: a wrapped sum would be about 384 x 2^54, below 2^63 */
+    for (int i = 0; i < 1200; i++)
+        counter_series_add(a->s, (1ULL << 54) - 1);
+    return NULL;
+}
+
+static void test_saturation_concurrent(void **state)
+{
+    (void)state;
+    struct counter_table *t = counter_table_new(names2, 2, 100, NULL);
+    assert_non_null(t);
+    struct label_value a[] = {lv("ml"), lv("chat")};
+    struct sat_arg arg = {counter_table_get(t, a)};
+    pthread_t th[8];
+    for (int i = 0; i < 8; i++)
+        assert_int_equal(pthread_create(&th[i], NULL, sat_worker, &arg), 0);
+    for (int i = 0; i < 8; i++)
+        pthread_join(th[i], NULL);
+    assert_int_equal(counter_series_live(arg.s), COUNTER_SATURATED);
+    counter_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -679,6 +767,8 @@ int main(void)
         cmocka_unit_test(test_equal_hash_different_bytes),
         cmocka_unit_test(test_concurrent_exact_sums),
         cmocka_unit_test(test_concurrent_checkpointed_shards),
+        cmocka_unit_test(test_saturation),
+        cmocka_unit_test(test_saturation_concurrent),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

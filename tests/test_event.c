@@ -629,11 +629,15 @@ static void test_epoch_timestamps(void **state)
     } cases[] = {
         {"1795428000.5", REJECT_NONE, 1795428000500LL},
         {"1.7954280005e9", REJECT_NONE, 1795428000500LL},
-        {"4102444800", REJECT_NONE, 4102444800000LL},
-        {"0.0005", REJECT_NONE, 1},
-        {"0.0004999", REJECT_NONE, 0},
-        {"-0", REJECT_NONE, 0},
-        {"0", REJECT_NONE, 0},
+        /* The window: from 2000-01-01 to now + 1 day (test_timestamp_window). */
+        {"946684800", REJECT_NONE, 946684800000LL},
+        {"946684800.0005", REJECT_NONE, 946684800001LL},
+        {"946684799.9995", REJECT_NONE, 946684800000LL},
+        {"946684799.9994999", REJECT_INVALID_TIMESTAMP, 0},
+        {"4102444800", REJECT_INVALID_TIMESTAMP, 0},
+        {"0.0005", REJECT_INVALID_TIMESTAMP, 0},
+        {"-0", REJECT_INVALID_TIMESTAMP, 0},
+        {"0", REJECT_INVALID_TIMESTAMP, 0},
         {"4102444800.001", REJECT_INVALID_TIMESTAMP, 0},
         {"-0.001", REJECT_INVALID_TIMESTAMP, 0},
         {"1e400", REJECT_INVALID_TIMESTAMP, 0},
@@ -873,6 +877,9 @@ static void test_strict_grammar(void **state)
         "{\"cost_usd\":-}",
         "{\"cost_usd\":1.5e+-3}",
         "{\"cost_usd\":1,\"x\":-a}",
+        /* not UTF-8 (RFC 8259 8.1): keys, event_id and any other string */
+        "{\"cost_usd\":0.0125,\"event_id\":\"\xff\xfe\"}",
+        "{\"cost_usd\":1,\"\xff\":\"x\"}",
     };
     struct event ev;
     for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
@@ -885,8 +892,8 @@ static void test_strict_grammar(void **state)
         "{\"cost_usd\":1,\"x\":[true,false,null,{},[],\"\",0,-1.5E+3,{\"a\":{\"b\":[]}}]}",
         "{\"cost_usd\":1,\"\":\"\"}",
         "{}",
-        "{\"cost_usd\":0.0125,\"event_id\":\"\xff\xfe\"}", /* non-label bytes unchecked */
-        "{\"cost_usd\":1,\"\xff\":\"x\"}",
+        "{\"cost_usd\":0.0125,\"event_id\":\"\xc3\xa9\xf0\x9f\x9a\x80\"}",
+        "{\"cost_usd\":1,\"\xc3\xa9\":\"x\"}",
     };
     for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
         enum reject_reason got = decode(state, good[i], &ev);
@@ -1067,6 +1074,8 @@ static void test_string_scan_offsets(void **state)
             n = snprintf(text, sizeof(text), "{\"team\":\"%s\xff\"%s", a, tails[t]);
             check_exact(state, text, (size_t)n, REJECT_INVALID_LABEL, NULL);
             n = snprintf(text, sizeof(text), "{\"team\":\"%s\",\"x\":\"\xff\xff\"%s", a, tails[t]);
+            check_exact(state, text, (size_t)n, REJECT_INVALID_JSON, NULL);
+            n = snprintf(text, sizeof(text), "{\"team\":\"%s\",\"x\":\"\xc3\xa9\"%s", a, tails[t]);
             check_exact(state, text, (size_t)n, REJECT_NONE, k ? a : "unattributed");
             /* Unterminated at every length. */
             n = snprintf(text, sizeof(text), "{\"cost_usd\":1,\"team\":\"%s", a);
@@ -1099,6 +1108,180 @@ static void test_utf8_valid_fast_path(void **state)
     assert_false(utf8_valid("aaaaaaaa\xed\xa0\x80", 11));     /* surrogate */
     assert_false(utf8_valid("aaaaaaaa\xf0\x80\x80\x80", 12)); /* overlong */
     assert_true(utf8_valid("aaaaaaaa\xf0\x9f\x9a\x80", 12));
+}
+
+/* Invalid UTF-8 is rejected wherever it is: a label value as invalid_label,
+ * any other string (keys at every level, event_id, request_id, values of
+ * unknown fields and ignored labels) as invalid_json. Each broken sequence
+ * kind: a stray continuation byte, an overlong form, a surrogate, a
+ * truncated sequence, a code point above U+10FFFF, 0xff. */
+/* format with its '@' replaced by bytes. */
+static void subst(char *out, size_t len, const char *format, const char *bytes)
+{
+    const char *at = strchr(format, '@');
+    assert_non_null(at);
+    int n = snprintf(out, len, "%.*s%s%s", (int)(at - format), format, bytes, at + 1);
+    assert_true(n > 0 && (size_t)n < len);
+}
+
+static void test_utf8_everywhere(void **state)
+{
+    static const char *const bad_seq[] = {"\x80",     "\xc0\x80",         "\xed\xa0\x80",
+                                          "\xe2\x82", "\xf4\x90\x80\x80", "\xff"};
+    static const struct {
+        const char *format; /* @: the bytes */
+        enum reject_reason reason;
+    } places[] = {
+        {"{\"cost_usd\":1,\"event_id\":\"id-@\"}", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":1,\"request_id\":\"@\"}", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":1,\"te@am\":\"x\"}", REJECT_INVALID_JSON},
+        {"{\"@\":1,\"cost_usd\":1}", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":1,\"x\":{\"k@\":1}}", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":1,\"x\":[\"a\",\"@\"]}", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":1,\"labels\":{\"env@\":\"x\"}}", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":1,\"labels\":{\"other\":\"@\"}}", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":1,\"event_id\":\"a\\n@\"}", REJECT_INVALID_JSON}, /* escaped too */
+        /* a syntax error wins over a field error before it */
+        {"{\"cost_usd\":-1,\"event_id\":\"@\"}", REJECT_INVALID_JSON},
+        {"{\"cost_usd\":1,\"team\":\"@\"}", REJECT_INVALID_LABEL},
+        {"{\"cost_usd\":1,\"labels\":{\"environment\":\"@\"}}", REJECT_INVALID_LABEL},
+        {"{\"cost_usd\":1,\"timestamp\":\"@\"}", REJECT_INVALID_JSON},
+    };
+    char json[256];
+    struct event ev;
+    for (size_t p = 0; p < sizeof(places) / sizeof(places[0]); p++) {
+        for (size_t b = 0; b < sizeof(bad_seq) / sizeof(bad_seq[0]); b++) {
+            subst(json, sizeof(json), places[p].format, bad_seq[b]);
+            enum reject_reason got = decode(state, json, &ev);
+            if (got != places[p].reason)
+                fail_msg("%s: got %s, want %s", json, reject_reason_name(got),
+                         reject_reason_name(places[p].reason));
+        }
+        /* The same place with valid UTF-8 (2, 3 and 4 bytes) is accepted,
+         * except the timestamp. */
+        subst(json, sizeof(json), places[p].format, "\xc3\xa9\xe2\x82\xac\xf0\x9f\x9a\x80");
+        enum reject_reason want = strstr(places[p].format, "timestamp") ? REJECT_INVALID_TIMESTAMP
+                                  : strstr(places[p].format, "-1")      ? REJECT_INVALID_COST
+                                                                        : REJECT_NONE;
+        enum reject_reason got = decode(state, json, &ev);
+        if (got != want)
+            fail_msg("%s: got %s, want %s", json, reject_reason_name(got),
+                     reject_reason_name(want));
+    }
+    /* Escapes always encode valid UTF-8. */
+    assert_int_equal(decode(state, "{\"cost_usd\":1,\"event_id\":\"\\u00e9\\ud83d\\ude80\"}", &ev),
+                     REJECT_NONE);
+}
+
+static int64_t fake_now;
+static int64_t fake_clock(void)
+{
+    return fake_now;
+}
+
+/* Timestamps are accepted from 2000-01-01T00:00:00Z to the clock plus
+ * max_future_ms; the clock is re-read when a timestamp passes the bound. */
+static void test_timestamp_window(void **state)
+{
+    (void)state;
+    fake_now = 1795428000000LL; /* 2026-11-23T10:00:00Z */
+    struct event_limits limits = {
+        .max_bytes = 4096,
+        .max_cost_nanos = 1000000000ULL,
+        .max_label_bytes = 128,
+        .max_depth = 16,
+        .unattributed_label = "unattributed",
+        .max_future_ms = 3600000, /* 1 h */
+        .now_ms = fake_clock,
+    };
+    struct event_decoder *d = event_decoder_new(&limits);
+    assert_non_null(d);
+    static const struct {
+        const char *ts;
+        enum reject_reason reason;
+    } cases[] = {
+        {"\"2026-11-23T11:00:00Z\"", REJECT_NONE}, /* now + 1 h */
+        {"\"2026-11-23T11:00:00.001Z\"", REJECT_INVALID_TIMESTAMP},
+        {"\"2026-11-23T12:00:00+01:00\"", REJECT_NONE}, /* the same instant */
+        {"\"2026-11-23T12:00:01+01:00\"", REJECT_INVALID_TIMESTAMP},
+        {"\"9999-12-31T23:59:59Z\"", REJECT_INVALID_TIMESTAMP},
+        {"\"2100-01-01T00:00:00Z\"", REJECT_INVALID_TIMESTAMP},
+        {"\"2000-01-01T00:00:00Z\"", REJECT_NONE},
+        {"\"1999-12-31T23:59:59.999Z\"", REJECT_INVALID_TIMESTAMP},
+        {"\"2000-01-01T00:30:00+01:00\"", REJECT_INVALID_TIMESTAMP}, /* 1999-12-31T23:30Z */
+        {"\"0000-01-01T00:00:00Z\"", REJECT_INVALID_TIMESTAMP},
+        {"1795431600", REJECT_NONE}, /* epoch seconds, now + 1 h */
+        {"1795431600.001", REJECT_INVALID_TIMESTAMP},
+        {"946684800", REJECT_NONE},
+        {"946684799.999", REJECT_INVALID_TIMESTAMP},
+    };
+    char json[128];
+    struct event ev;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        int n = snprintf(json, sizeof(json), "{\"cost_usd\":1,\"timestamp\":%s}", cases[i].ts);
+        enum reject_reason got = event_decode(d, json, (size_t)n, &ev);
+        if (got != cases[i].reason)
+            fail_msg("%s: got %s, want %s", cases[i].ts, reject_reason_name(got),
+                     reject_reason_name(cases[i].reason));
+    }
+    /* A rejected event counts nothing, so the freshness gauge stays put. */
+    const char *late = "{\"cost_usd\":1,\"timestamp\":\"2026-11-24T10:00:00Z\"}";
+    assert_int_equal(event_decode(d, late, strlen(late), &ev), REJECT_INVALID_TIMESTAMP);
+    /* A day later the same timestamp is within the window. */
+    fake_now += 86400000;
+    assert_int_equal(event_decode(d, late, strlen(late), &ev), REJECT_NONE);
+    assert_int_equal(ev.timestamp_ms, 1795514400000LL);
+    event_decoder_free(d);
+}
+
+/* Per-event caps on quantities (events.max_tokens, events.max_gpu_seconds),
+ * and GPU usage counted in micro-GPU-seconds rounded half up. */
+static void test_quantity_caps(void **state)
+{
+    (void)state;
+    struct event_limits limits = {
+        .max_bytes = 4096,
+        .max_cost_nanos = 1000000000ULL,
+        .max_label_bytes = 128,
+        .max_depth = 16,
+        .unattributed_label = "unattributed",
+        .max_tokens = 1000,
+        .max_gpu_nanos = 3600ULL * 1000000000ULL, /* 1 GPU-hour */
+    };
+    struct event_decoder *d = event_decoder_new(&limits);
+    assert_non_null(d);
+    static const struct {
+        const char *json;
+        enum reject_reason reason;
+        uint64_t gpu_micros;
+    } cases[] = {
+        {"{\"cost_usd\":1,\"output_tokens\":1000}", REJECT_NONE, 0},
+        {"{\"cost_usd\":1,\"output_tokens\":1001}", REJECT_INVALID_TOKENS, 0},
+        {"{\"cost_usd\":1,\"input_tokens\":1e3,\"cached_input_tokens\":1e12}",
+         REJECT_INVALID_TOKENS, 0},
+        {"{\"cost_usd\":1,\"cache_write_tokens\":1000.0000001}", REJECT_INVALID_TOKENS, 0},
+        {"{\"cost_usd\":1,\"gpu_count\":2,\"duration_seconds\":1800}", REJECT_NONE, 3600000000ULL},
+        {"{\"cost_usd\":1,\"gpu_count\":2,\"duration_seconds\":1800.0000000004}", REJECT_NONE,
+         3600000000ULL}, /* the cap applies to the rounded duration: 1800 s */
+        {"{\"cost_usd\":1,\"gpu_count\":2,\"duration_seconds\":1800.0000000005}",
+         REJECT_INVALID_USAGE, 0}, /* rounds to 1800.000000001 s */
+        {"{\"cost_usd\":1,\"gpu_count\":2,\"duration_seconds\":1800.000000001}",
+         REJECT_INVALID_USAGE, 0},
+        {"{\"cost_usd\":1,\"gpu_count\":1000000,\"duration_seconds\":4000000}",
+         REJECT_INVALID_USAGE, 0},
+        {"{\"cost_usd\":1,\"gpu_count\":3,\"duration_seconds\":0.0000005}", REJECT_NONE, 2},
+        {"{\"cost_usd\":1,\"gpu_count\":1,\"duration_seconds\":0.000000499}", REJECT_NONE, 0},
+        {"{\"cost_usd\":1,\"gpu_count\":1,\"duration_seconds\":0.0000005}", REJECT_NONE, 1},
+        {"{\"cost_usd\":1,\"gpu_count\":8,\"duration_seconds\":3.000001}", REJECT_NONE, 24000008},
+    };
+    struct event ev;
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum reject_reason got = event_decode(d, cases[i].json, strlen(cases[i].json), &ev);
+        if (got != cases[i].reason || (got == REJECT_NONE && ev.gpu_micros != cases[i].gpu_micros))
+            fail_msg("%s: got %s %llu", cases[i].json, reject_reason_name(got),
+                     (unsigned long long)ev.gpu_micros);
+    }
+    event_decoder_free(d);
 }
 
 int main(void)
@@ -1139,6 +1322,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_labels_object, setup, teardown),
         cmocka_unit_test(test_utf8_valid_fast_path),
         cmocka_unit_test_setup_teardown(test_string_scan_offsets, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_utf8_everywhere, setup, teardown),
+        cmocka_unit_test(test_timestamp_window),
+        cmocka_unit_test(test_quantity_caps),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -109,6 +109,31 @@ static void test_format(void **state)
     assert_string_equal(buf, "18446744073709551615");
 }
 
+static void check_scaled(uint64_t v, unsigned decimals, const char *want)
+{
+    char buf[MONEY_FORMAT_MAX + 1];
+    size_t n = money_format_scaled(v, decimals, buf);
+    assert_true(n <= MONEY_FORMAT_MAX);
+    buf[n] = '\0';
+    assert_string_equal(buf, want);
+}
+
+/* The GPU-seconds unit (micro) and the saturation limit, rendered exactly. */
+static void test_format_scaled(void **state)
+{
+    (void)state;
+    check_scaled(0, 6, "0");
+    check_scaled(1, 6, "0.000001");
+    check_scaled(3600000000ULL, 6, "3600");
+    check_scaled(24000008ULL, 6, "24.000008");
+    check_scaled(1ULL << 63, 6, "9223372036854.775808");
+    check_scaled(1ULL << 63, 9, "9223372036.854775808");
+    check_scaled(UINT64_MAX, 6, "18446744073709.551615");
+    check_scaled(UINT64_MAX, 9, "18446744073.709551615");
+    check_scaled(10, 1, "1");
+    check_scaled(15, 1, "1.5");
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -117,6 +142,7 @@ int main(void)
         cmocka_unit_test(test_from_double_rejects),
         cmocka_unit_test(test_parse_decimal),
         cmocka_unit_test(test_format),
+        cmocka_unit_test(test_format_scaled),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

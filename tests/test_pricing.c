@@ -325,6 +325,92 @@ static void test_ingest_prices_events(void **state)
     price_table_free(t);
 }
 
+/* events.max_cost_usd bounds the counted cost however it was obtained: a
+ * priced cost above it is rejected as invalid_cost (counted like any
+ * reject, so the Kafka input dead-letters it), and nothing is added. */
+static void test_ingest_priced_cost_limit(void **state)
+{
+    (void)state;
+    struct price_table *t = load_fixture(NULL);
+    struct exporter_config cfg;
+    config_init_defaults(&cfg);
+    cfg.input = strdup("-");
+    cfg.counters_new_series_hold_ms = 0;
+    cfg.events_max_tokens = 9007199254740992LL; /* only the cost limit applies */
+    struct metrics *m = metrics_new(&cfg);
+    struct ingest *in = ingest_new(&cfg, m, t);
+    struct ingest_worker *w = ingest_worker_new(in);
+    static const struct {
+        const char *json;
+        enum reject_reason want;
+    } cases[] = {
+        /* m1 output: $10 per 1M tokens. 1e12 tokens would add $10M. */
+        {"{\"team\":\"a\",\"provider\":\"t\",\"model\":\"m1\",\"output_tokens\":1e12}",
+         REJECT_INVALID_COST},
+        /* exactly the default limit, $1,000,000: counted */
+        {"{\"team\":\"a\",\"provider\":\"t\",\"model\":\"m1\",\"output_tokens\":100000000000}",
+         REJECT_NONE},
+        /* one token more: $1,000,000.00001 */
+        {"{\"team\":\"a\",\"provider\":\"t\",\"model\":\"m1\",\"output_tokens\":100000000001}",
+         REJECT_INVALID_COST},
+        /* beyond 64 bits of nano-dollars */
+        {"{\"team\":\"a\",\"provider\":\"t\",\"model\":\"m1\",\"output_tokens\":9007199254740992}",
+         REJECT_INVALID_COST},
+        /* its own cost is within the limit and counted; the table's is not
+         * (a mismatch) */
+        {"{\"team\":\"a\",\"provider\":\"t\",\"model\":\"m1\",\"output_tokens\":1e12,"
+         "\"cost_usd\":2}",
+         REJECT_NONE},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        enum reject_reason got = ingest_process(w, cases[i].json, strlen(cases[i].json));
+        if (got != cases[i].want)
+            fail_msg("%s: got %s, want %s", cases[i].json, reject_reason_name(got),
+                     reject_reason_name(cases[i].want));
+    }
+    struct metrics_totals totals;
+    metrics_totals(m, &totals);
+    assert_int_equal(totals.rejected_by_reason[REJECT_INVALID_COST], 3);
+    assert_int_equal(totals.accepted, 2);
+    struct dynbuf b;
+    dynbuf_init(&b, 1 << 22);
+    assert_int_equal(metrics_render(m, EXPO_TEXT, &b), 0);
+    assert_non_null(strstr(b.data,
+                           "ai_finops_cost_dollars_total{team=\"a\",project=\"unattributed\","
+                           "source=\"unknown\"} 1000002\n"));
+    assert_non_null(
+        strstr(b.data, "ai_finops_pricing_mismatch_total{provider=\"t\",model=\"m1\"} 1\n"));
+    dynbuf_free(&b);
+    ingest_worker_free(w);
+    ingest_free(in);
+    metrics_free(m);
+
+    /* GPU usage, a lower limit, and pricing.prefer: table, which counts the
+     * table's price and so checks it. */
+    cfg.events_max_cost_nanos = 10LL * 1000000000LL; /* $10 */
+    const char *gpu = "{\"team\":\"a\",\"instance_type\":\"rack7\",\"gpu_type\":\"onprem-h100\","
+                      "\"gpu_count\":4,\"duration_seconds\":5400}"; /* $15 */
+    const char *gpu_own =
+        "{\"team\":\"a\",\"instance_type\":\"rack7\",\"gpu_type\":\"onprem-h100\","
+        "\"gpu_count\":4,\"duration_seconds\":5400,\"cost_usd\":1}";
+    for (int prefer_table = 0; prefer_table < 2; prefer_table++) {
+        cfg.pricing_prefer = prefer_table ? PRICE_PREFER_TABLE : cfg.pricing_prefer;
+        m = metrics_new(&cfg);
+        in = ingest_new(&cfg, m, t);
+        w = ingest_worker_new(in);
+        assert_int_equal(ingest_process(w, gpu, strlen(gpu)), REJECT_INVALID_COST);
+        assert_int_equal(ingest_process(w, gpu_own, strlen(gpu_own)),
+                         prefer_table ? REJECT_INVALID_COST : REJECT_NONE);
+        metrics_totals(m, &totals);
+        assert_int_equal(totals.rejected_by_reason[REJECT_INVALID_COST], prefer_table ? 2 : 1);
+        ingest_worker_free(w);
+        ingest_free(in);
+        metrics_free(m);
+    }
+    config_free(&cfg);
+    price_table_free(t);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -334,6 +420,7 @@ int main(void)
         cmocka_unit_test(test_override_and_errors),
         cmocka_unit_test(test_bundled_tables),
         cmocka_unit_test(test_ingest_prices_events),
+        cmocka_unit_test(test_ingest_priced_cost_limit),
         cmocka_unit_test(test_locate_installed_tables),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

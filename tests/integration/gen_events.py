@@ -12,7 +12,7 @@ written from integer nanos as an exact decimal string, never through a float.
 
 The semantics follow docs/events.md (contract v1): null is the same as a
 missing field, token counts above 2^53 are invalid_tokens, duplicate known
-fields are duplicate_field, epoch timestamps must lie in 1970..2100, etc.
+fields are duplicate_field, timestamps must lie in 2000..now + 1 day, etc.
 
 With --bad-ratio > 0, a fraction of the lines are defective, each with
 exactly one defect whose reject reason is unambiguous, cycling through every
@@ -58,10 +58,12 @@ REASONS = (
     "wrong_type", "duplicate_field", "invalid_cost", "invalid_tokens", "invalid_usage",
     "invalid_label", "invalid_timestamp", "unpriced",
 )
-MAX_TOKENS = 2 ** 53          # docs/events.md: token counts above 2^53 are invalid_tokens
+MAX_TOKENS = 1_000_000_000    # events.max_tokens' default: larger counts are invalid_tokens
 MAX_GPU_COUNT = 1_000_000
 MAX_DURATION_NANOS = 4_000_000 * 1_000_000_000
 MAX_EPOCH = 4_102_444_800     # 2100-01-01T00:00:00Z
+MIN_EPOCH = 946_684_800       # 2000-01-01T00:00:00Z: earlier timestamps are invalid_timestamp
+MAX_FUTURE = 86_400           # events.max_future_seconds' default
 OVERFLOW_LABEL = "__overflow__"  # reserved for the counter tables' overflow series
 TOKEN_KINDS = ("input", "cached_input", "cache_write", "output")
 TOKEN_FIELDS = ("input_tokens", "cached_input_tokens", "cache_write_tokens", "output_tokens")
@@ -759,9 +761,9 @@ class Generator:
         return self._tok("cache_write_tokens", "-10")
 
     def edge_tokens_large(self):
-        # > 2^32, and 2^53: the largest count the contract accepts
+        # events.max_tokens (default 10^9): the largest count accepted
         ev = self._edge("edge-tokens-large")
-        inp, out = 4_294_967_297, MAX_TOKENS
+        inp, out = 999_999_999, MAX_TOKENS
         if self.tot.variants.get("edge_tokens_large", 0) > 500:
             out = 1  # keep the sum far below 2^63 on huge runs
         ev.tokens = (inp, None, None, out)
@@ -775,6 +777,9 @@ class Generator:
 
     def bad_tokens_above_2p53(self):
         return self._tok("input_tokens", "9007199254740994")
+
+    def bad_tokens_above_cap_by_one(self):
+        return self._tok("output_tokens", str(MAX_TOKENS + 1))
 
     def edge_tokens_zero(self):
         # present but 0: touches no token series
@@ -802,14 +807,15 @@ class Generator:
     def bad_usage_duration_negative_small(self):
         return self._usage("duration_seconds", "-0.001")
 
-    def edge_gpu_nanosecond(self):
+    def edge_gpu_microsecond(self):
+        # GPU-seconds are counted in micro-GPU-seconds (docs/events.md)
         ev = self._gpu_base()
-        ev.team, ev.project = EDGE_TEAM, "edge-gpu-nanosecond"
+        ev.team, ev.project = EDGE_TEAM, "edge-gpu-microsecond"
         ev.set("team", '"%s"' % EDGE_TEAM)
-        ev.set("project", '"edge-gpu-nanosecond"')
-        ev.gpu_count, ev.duration_ns = 3, 1
+        ev.set("project", '"edge-gpu-microsecond"')
+        ev.gpu_count, ev.duration_ns = 3, 1000
         ev.set("gpu_count", "3")
-        ev.set("duration_seconds", "0.000000001")
+        ev.set("duration_seconds", "0.000001")
         return ev.line(), ev
 
     def edge_gpu_zero_count(self):
@@ -896,7 +902,7 @@ class Generator:
         ev.set("timestamp", self.rng.choice((
             '"2024-02-29T23:59:59Z"', '"2025-11-23T10:00:00.123456789Z"',
             '"2025-11-23T10:00:00+05:30"', '"2025-11-23T10:00:00-00:00"',
-            "1763892000", "1763892000.5", "0")))
+            "1763892000", "1763892000.5", "946684800")))
         return ev.line(), ev
 
     def bad_timestamp_negative_epoch(self):
@@ -1075,6 +1081,19 @@ def _is_num(v):
     return isinstance(v, (int, Decimal)) and not isinstance(v, bool)
 
 
+def _rfc3339_epoch(s):
+    import datetime
+    m = _RFC3339.match(s)
+    y, mo, d, h, mi, sec = (int(x) for x in m.groups()[:6])
+    frac = m.group(7)
+    off = m.group(8)
+    t = datetime.datetime(y, mo, d, h, mi, min(sec, 59), tzinfo=datetime.timezone.utc).timestamp()
+    t += sec - min(sec, 59) + (float("0" + frac[:4]) if frac else 0.0)
+    if off != "Z":
+        t -= (1 if off[0] == "+" else -1) * (int(off[1:3]) * 3600 + int(off[4:6]) * 60)
+    return t
+
+
 def _valid_rfc3339(s):
     import datetime
     import re
@@ -1200,7 +1219,9 @@ def classify(raw):
     ts = obj.get("timestamp")
     if isinstance(ts, str) and not _valid_rfc3339(ts):
         return "invalid_timestamp", None
-    if _is_num(ts) and not (0 <= ts <= MAX_EPOCH):
+    if isinstance(ts, str):
+        ts = _rfc3339_epoch(ts)
+    if _is_num(ts) and not (MIN_EPOCH <= ts <= min(MAX_EPOCH, time.time() + MAX_FUTURE)):
         return "invalid_timestamp", None
     if "cost_usd" not in obj:
         return "unpriced", None
