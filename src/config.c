@@ -1874,8 +1874,8 @@ static int check_file_text(const char *path, const char *data, size_t len, char 
             a++;
         while (b > a && (data[b - 1] == ' ' || data[b - 1] == '\t' || data[b - 1] == '\r'))
             b--;
-        bool marker = (b - a == 3 && (memcmp(data + a, "---", 3) == 0 ||
-                                      memcmp(data + a, "...", 3) == 0));
+        bool marker =
+            (b - a == 3 && (memcmp(data + a, "---", 3) == 0 || memcmp(data + a, "...", 3) == 0));
         if (a < b && data[a] != '#' && !marker)
             return 0;
         i = eol + 1;

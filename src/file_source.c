@@ -63,9 +63,9 @@ static bool blank(const char *s, size_t len)
 
 /* The line being assembled. */
 struct line_state {
-    size_t len;     /* bytes stored */
-    bool overflow;  /* more than line_cap bytes: the rest is skipped */
-    bool nonblank;  /* a skipped byte was not blank */
+    size_t len;    /* bytes stored */
+    bool overflow; /* more than line_cap bytes: the rest is skipped */
+    bool nonblank; /* a skipped byte was not blank */
     uint64_t events, rejected;
 };
 
@@ -111,7 +111,8 @@ static void *reader_main(void *arg)
 {
     struct file_source *fs = arg;
     struct line_state ls = {0};
-    struct pollfd pfd[2] = {{.fd = fs->fd, .events = POLLIN}, {.fd = fs->wake[0], .events = POLLIN}};
+    struct pollfd pfd[2] = {{.fd = fs->fd, .events = POLLIN},
+                            {.fd = fs->wake[0], .events = POLLIN}};
     const char *how = "end of input; still serving metrics";
     for (;;) {
         if (poll(pfd, 2, -1) < 0) {

@@ -278,9 +278,12 @@ static void test_fifo(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_file_input),      cmocka_unit_test(test_unusable_inputs),
-        cmocka_unit_test(test_huge_line_memory_flat), cmocka_unit_test(test_dev_zero),
-        cmocka_unit_test(test_read_error),      cmocka_unit_test(test_fifo),
+        cmocka_unit_test(test_file_input),
+        cmocka_unit_test(test_unusable_inputs),
+        cmocka_unit_test(test_huge_line_memory_flat),
+        cmocka_unit_test(test_dev_zero),
+        cmocka_unit_test(test_read_error),
+        cmocka_unit_test(test_fifo),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
