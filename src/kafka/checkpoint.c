@@ -504,6 +504,8 @@ static void txn_renew(struct kafka_source *ks)
     rd_kafka_purge(ks->txn, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
     rd_kafka_destroy(ks->txn);
     ks->txn = fresh;
+    /* not ready until init_transactions on the new one (checkpoint_main) */
+    atomic_store(&ks->txn_ready, false);
     atomic_store(&ks->txn_broken, false);
 }
 
