@@ -476,21 +476,38 @@ int metrics_render(struct metrics *m, enum expo_format fmt, struct dynbuf *b)
     return metrics_render_at(m, fmt, wall_ms(), b);
 }
 
+/* The newest event timestamp over the worker slots. */
+static int64_t last_event_ms(const struct metrics *m)
+{
+    size_t n = atomic_load_explicit(&((struct metrics *)m)->worker_count, memory_order_relaxed);
+    int64_t newest = 0;
+    for (size_t i = 0; i < n && i < METRICS_MAX_WORKERS; i++) {
+        int64_t last = atomic_load_explicit(&m->workers[i].last_event_ms, memory_order_relaxed);
+        if (last > newest)
+            newest = last;
+    }
+    return newest;
+}
+
 int metrics_render_at(struct metrics *m, enum expo_format fmt, int64_t now_ms, struct dynbuf *b)
 {
-    struct metrics_totals totals;
-    metrics_totals(m, &totals);
     for (size_t i = 0; i < FAMILY_COUNT; i++)
         if (m->tables[i])
             render_table(b, fmt, now_ms, m->tables[i], &table_families[i]);
-    if (!m->sharded)
+    /* Sharded registries render their outcome counters as tables above;
+     * only the slots' counts need summing, and only without shards (a
+     * scrape walks no series just for totals). */
+    if (!m->sharded) {
+        struct metrics_totals totals;
+        metrics_totals(m, &totals);
         render_slot_outcomes(m, b, fmt, now_ms, &totals);
+    }
 
     expo_family(b, fmt, "ai_finops_last_event_timestamp_seconds", "gauge",
                 "Newest event timestamp seen (from the events' timestamp field), epoch seconds; "
                 "0 before any.");
     dynbuf_append_str(b, "ai_finops_last_event_timestamp_seconds");
-    expo_value_epoch_ms(b, totals.last_event_ms);
+    expo_value_epoch_ms(b, last_event_ms(m));
 
     expo_family(b, fmt, "ai_finops_series", "gauge",
                 "Label sets held per metric family (the overflow series excluded).");

@@ -208,19 +208,11 @@ struct shard_set {
     size_t count;
 };
 
-static uint32_t shard_hash(const char *s, size_t n)
-{
-    uint32_t h = 2166136261u;
-    for (size_t i = 0; i < n; i++)
-        h = (h ^ (unsigned char)s[i]) * 16777619u;
-    return h;
-}
-
 static bool shard_set_add(struct shard_set *set, struct partition_state *p)
 {
     if (set->count >= SHARD_SET_SLOTS / 2)
         return false;
-    uint32_t i = shard_hash(p->shard, p->shard_len) & (SHARD_SET_SLOTS - 1);
+    uint32_t i = state_shard_hash(p->shard, p->shard_len) & (SHARD_SET_SLOTS - 1);
     while (set->slots[i])
         i = (i + 1) & (SHARD_SET_SLOTS - 1);
     set->slots[i] = p;
@@ -232,7 +224,7 @@ static struct partition_state *shard_set_find(const struct shard_set *set, const
 {
     if (!set->count)
         return NULL;
-    for (uint32_t i = shard_hash(s, n) & (SHARD_SET_SLOTS - 1); set->slots[i];
+    for (uint32_t i = state_shard_hash(s, n) & (SHARD_SET_SLOTS - 1); set->slots[i];
          i = (i + 1) & (SHARD_SET_SLOTS - 1)) {
         struct partition_state *p = set->slots[i];
         if (p->shard_len == n && memcmp(p->shard, s, n) == 0)

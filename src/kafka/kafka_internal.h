@@ -161,6 +161,8 @@ void state_position_value(char out[8], int64_t next_offset);
  * record that is not ours or is damaged. */
 int state_decode(const void *key, size_t key_len, const void *value, size_t value_len,
                  struct state_record *out);
+/* FNV-1a 32 of a shard name: stable across processes and versions. */
+uint32_t state_shard_hash(const char *shard, size_t shard_len);
 /* Which state partition holds a shard's records: FNV-1a of the shard mod
  * partitions (stable across processes and versions). */
 int32_t state_partition_of(const char *shard, size_t shard_len, int partitions);

@@ -140,11 +140,17 @@ int state_decode(const void *key, size_t key_len, const void *value, size_t valu
     return 0;
 }
 
-int32_t state_partition_of(const char *shard, size_t shard_len, int partitions)
+uint32_t state_shard_hash(const char *shard, size_t shard_len)
 {
     uint32_t h = 2166136261u;
     for (size_t i = 0; i < shard_len; i++)
         h = (h ^ (unsigned char)shard[i]) * 16777619u;
+    return h;
+}
+
+int32_t state_partition_of(const char *shard, size_t shard_len, int partitions)
+{
+    uint32_t h = state_shard_hash(shard, shard_len);
     return partitions > 0 ? (int32_t)(h % (uint32_t)partitions) : 0;
 }
 
