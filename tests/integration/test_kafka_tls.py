@@ -54,7 +54,11 @@ USER = "finops-exporter"
 
 
 def librdkafka_version():
-    lib = ctypes.CDLL(ctypes.util.find_library("rdkafka") or "librdkafka.so.1")
+    """The librdkafka the exporter will load (LD_LIBRARY_PATH included)."""
+    try:
+        lib = ctypes.CDLL("librdkafka.so.1")
+    except OSError:
+        lib = ctypes.CDLL(ctypes.util.find_library("rdkafka"))
     lib.rd_kafka_version.restype = ctypes.c_int
     return lib.rd_kafka_version()
 
@@ -174,6 +178,9 @@ def main(argv=None):
         env["KAFKA_LOCAL_VERSION"] = "3.9.1"
         print("librdkafka %d.%d.%d < 2.6.1 cannot authenticate with SCRAM to Kafka 4.x (librdkafka#4895): "
               "using Kafka 3.9.1" % (ver >> 24, (ver >> 16) & 0xFF, (ver >> 8) & 0xFF))
+    else:
+        print("librdkafka %d.%d.%d: Kafka %s" % (ver >> 24, (ver >> 16) & 0xFF, (ver >> 8) & 0xFF,
+                                                env.get("KAFKA_LOCAL_VERSION", "(kafka-local.sh's default)")))
     secret = "pw-" + secrets.token_hex(12)
     env["KAFKA_LOCAL_SCRAM_USERS"] = "%s:%s" % (USER, secret)
     bdir = os.path.join(args.workdir, "broker")
