@@ -83,6 +83,12 @@ enum metric_family {
     METRIC_FAMILY_MISMATCH = 3,
     METRIC_FAMILY_EVENTS = 4,
     METRIC_FAMILY_REJECTED = 5,
+    /* Event kinds (event_kinds.h): */
+    METRIC_FAMILY_GPU_ALLOCATED = 6, /* {team,project,gpu_type}, micro-GPU-seconds */
+    METRIC_FAMILY_GPU_IDLE_COST = 7, /* {team,project,gpu_type}, nano-dollars */
+    METRIC_FAMILY_CLOUD_COST = 8,    /* {team,project,provider,service,charge_category,sub_account} */
+    METRIC_FAMILY_CREDIT = 9,        /* same labels, |negative amounts| */
+    METRIC_FAMILY_GPU_MARK = 10,     /* {node,gpu}: interval state, never rendered */
     METRIC_FAMILY_COUNT
 };
 

@@ -120,6 +120,11 @@ static const char *const reason_names[REJECT_REASON_COUNT] = {
     [REJECT_INVALID_LABEL] = "invalid_label",
     [REJECT_INVALID_TIMESTAMP] = "invalid_timestamp",
     [REJECT_UNPRICED] = "unpriced",
+    [REJECT_MISSING_FIELD] = "missing_field",
+    [REJECT_INVALID_UTILIZATION] = "invalid_utilization",
+    [REJECT_INVALID_INTERVAL] = "invalid_interval",
+    [REJECT_INVALID_CURRENCY] = "invalid_currency",
+    [REJECT_TOO_MANY_GPUS] = "too_many_gpus",
 };
 
 const char *reject_reason_name(enum reject_reason reason)

@@ -416,6 +416,15 @@ static const struct table_family {
     {FAMILY("ai_finops_events"), "Events decoded, by outcome.", 0},
     {FAMILY("ai_finops_events_rejected"),
      "Rejected events, by reason (each also goes to the dead-letter topic).", 0},
+    /* The event kinds' families (event_kinds.h); a NULL table is skipped. */
+    {FAMILY("ai_finops_gpu_allocated_seconds"),
+     "GPU-seconds covered by utilization samples, each interval counted once.", 6},
+    {FAMILY("ai_finops_gpu_idle_cost_dollars"),
+     "Money paid for GPUs that did nothing: interval x (1 - utilization) x per-GPU-second price.", 9},
+    {FAMILY("ai_finops_cloud_cost_dollars"), "Cloud bill cost from FOCUS rows (amounts >= 0).", 9},
+    {FAMILY("ai_finops_credit_dollars"), "Credits and refunds from FOCUS rows (|negative amounts|).",
+     9},
+    {FAMILY("ai_finops_gpu_interval_mark"), "Never rendered: per-GPU interval state.", 0},
 };
 #define FAMILY_COUNT (sizeof(table_families) / sizeof(table_families[0]))
 _Static_assert(FAMILY_COUNT == METRIC_FAMILY_COUNT, "one table_families entry per metric_family");
