@@ -103,6 +103,9 @@ size_t price_table_llm_count(const struct price_table *table);
 const struct llm_price *price_table_llm_at(const struct price_table *table, size_t i);
 size_t price_table_gpu_count(const struct price_table *table);
 const struct gpu_price *price_table_gpu_at(const struct price_table *table, size_t i);
+/* The gpu_types: entries (per-GPU-hour prices), e.g. for the load generator. */
+size_t price_table_gpu_type_count(const struct price_table *table);
+const struct gpu_type_price *price_table_gpu_type_at(const struct price_table *table, size_t i);
 
 /* Writes ai_finops_price_dollars{provider,model,kind} (USD per token),
  * ai_finops_gpu_price_dollars_per_hour{cloud,instance_type,gpu_type} and

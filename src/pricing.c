@@ -248,6 +248,16 @@ const struct gpu_price *price_table_gpu_at(const struct price_table *t, size_t i
     return i < t->gpu_count ? &t->gpu[i] : NULL;
 }
 
+size_t price_table_gpu_type_count(const struct price_table *t)
+{
+    return t->by_type_count;
+}
+
+const struct gpu_type_price *price_table_gpu_type_at(const struct price_table *t, size_t i)
+{
+    return i < t->by_type_count ? &t->by_type[i] : NULL;
+}
+
 /* ---- loading ----------------------------------------------------------- */
 
 struct loader {
