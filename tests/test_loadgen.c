@@ -22,12 +22,15 @@ static struct price_table *prices;
 
 static int load_bundled(void **state)
 {
-    char llm[4096], gpu[4096], err[512] = "";
+    char llm[4096], gpu[4096], types[4096], err[512] = "";
     (void)state;
     snprintf(llm, sizeof(llm), "%s/llm.yaml", price_table_bundled_dir());
     snprintf(gpu, sizeof(gpu), "%s/gpu.yaml", price_table_bundled_dir());
-    const char *paths[] = {llm, gpu};
-    if (price_table_load(&prices, paths, 2, err, sizeof(err)) != 0) {
+    /* per-GPU-hour prices for on-prem nodes and DCGM model names */
+    const char *src = getenv("FINOPS_SOURCE_DIR");
+    snprintf(types, sizeof(types), "%s/tests/data/prices/gpu-types.yaml", src ? src : ".");
+    const char *paths[] = {llm, gpu, types};
+    if (price_table_load(&prices, paths, 3, err, sizeof(err)) != 0) {
         fprintf(stderr, "price tables: %s\n", err);
         return -1;
     }
@@ -895,8 +898,10 @@ static void provider_totals_match_a_recomputation(void **state)
                 price_table_llm_cost(prices, (struct label_value){provider, strlen(provider)},
                                      (struct label_value){model, strlen(model)}, tokens, &cost),
                 0);
+            /* the built-in profiles' source is "<provider>-api" */
             const char *v[] = {cJSON_GetStringValue(cJSON_GetObjectItem(md, "team")),
-                               cJSON_GetStringValue(cJSON_GetObjectItem(md, "project")), "unknown"};
+                               cJSON_GetStringValue(cJSON_GetObjectItem(md, "project")),
+                               anthropic ? "anthropic-api" : "openai-api"};
             *series_at(&sm_a, v, 3) += cost;
             cJSON_Delete(m);
         }

@@ -757,12 +757,6 @@ int loadgen_new(struct loadgen **out, const struct price_table *prices,
     g->ts_second = INT64_MIN;
     g->schedule_s = 0;
     g->schedule_ns = 0;
-    uint16_t unknown_source;
-    if ((opt->profile == LOADGEN_PROFILE_OPENAI || opt->profile == LOADGEN_PROFILE_ANTHROPIC) &&
-        source_index(g, "unknown", &unknown_source)) {
-        rc = -ENOMEM; /* mapped events carry no source: the exporter's "unknown" */
-        goto fail;
-    }
     if ((opt->kind != EVENT_KIND_COST || opt->profile != LOADGEN_PROFILE_NONE) &&
         (rc = lg_kinds_new(g, prices, opt, &g->kinds, errbuf, errlen)))
         goto fail;

@@ -400,7 +400,7 @@ struct lg_kinds {
     /* OpenAI / Anthropic */
     uint16_t *models; /* the provider's priced models (generator indices) */
     size_t model_count;
-    uint16_t unknown_source; /* the "unknown" source: mapped events carry none */
+    uint16_t api_source; /* "<provider>-api": the built-in profiles' source */
     struct lgu input, output, cached, cache_write;
 };
 
@@ -421,6 +421,8 @@ static uint64_t mem_mib_of(const char *gpu_type)
 {
     /* "nvidia-h100-80gb" -> 80 GiB; else 16 GiB */
     const char *gb = strstr(gpu_type, "gb");
+    if (!gb)
+        gb = strstr(gpu_type, "GB");
     if (gb && gb > gpu_type) {
         const char *d = gb;
         while (d > gpu_type && d[-1] >= '0' && d[-1] <= '9')
@@ -429,26 +431,6 @@ static uint64_t mem_mib_of(const char *gpu_type)
             return strtoull(d, NULL, 10) * 1024;
     }
     return 16 * 1024;
-}
-
-/* DCGM reports the product name; a few known ones, else the table name. */
-static const char *dcgm_model_name(const char *gpu_type)
-{
-    static const struct {
-        const char *type, *model;
-    } names[] = {
-        {"nvidia-h100-80gb", "NVIDIA H100 80GB HBM3"},
-        {"nvidia-h200-141gb", "NVIDIA H200"},
-        {"nvidia-a100-80gb", "NVIDIA A100-SXM4-80GB"},
-        {"nvidia-a100-40gb", "NVIDIA A100-SXM4-40GB"},
-        {"nvidia-a10g-24gb", "NVIDIA A10G"},
-        {"nvidia-l4-24gb", "NVIDIA L4"},
-        {"nvidia-l40s-48gb", "NVIDIA L40S"},
-    };
-    for (size_t i = 0; i < COUNT_OF(names); i++)
-        if (strcmp(names[i].type, gpu_type) == 0)
-            return names[i].model;
-    return gpu_type;
 }
 
 static int type_index(struct lg_kinds *k, const char *name, uint16_t *out)
@@ -493,7 +475,7 @@ static int build_fleet(struct lg_kinds *k, struct rng *s)
         else
             single[ns++] = p;
     }
-    if (!nm && !ns && !nt) {
+    if ((!nm && !ns && !nt) || (k->profile == LOADGEN_PROFILE_DCGM && !nt)) {
         free(multi);
         free(single);
         return -ENOENT;
@@ -507,8 +489,10 @@ static int build_fleet(struct lg_kinds *k, struct rng *s)
         struct lg_node *node = &k->nodes[n];
         snprintf(node->name, sizeof(node->name), "gpu-node-%03u", (unsigned)(n + 1) % 10000u);
         uint64_t r = rng_below(s, 100);
-        if (nt && (r < 12 || (!nm && !ns))) {
-            /* on-prem: no instance type, a per-GPU price by GPU model */
+        bool dcgm = k->profile == LOADGEN_PROFILE_DCGM;
+        if (dcgm || (nt && (r < 12 || (!nm && !ns)))) {
+            /* On-prem, or DCGM (whose gpu_type is its modelName and which
+             * names no instance type): a per-GPU price by GPU model. */
             node->tprice = price_table_gpu_type_at(pt, (size_t)rng_below(s, nt));
             node->gpus = 8;
             node->gpu_type = node->tprice->gpu_type;
@@ -518,8 +502,6 @@ static int build_fleet(struct lg_kinds *k, struct rng *s)
             node->gpus = node->inst->gpus;
             node->gpu_type = node->inst->gpu_type;
         }
-        if (k->profile == LOADGEN_PROFILE_DCGM)
-            node->gpu_type = dcgm_model_name(node->gpu_type);
         if (type_index(k, node->gpu_type, &node->type_index))
             return free(multi), free(single), -ENOMEM;
         total += node->gpus;
@@ -570,7 +552,7 @@ static int build_fleet(struct lg_kinds *k, struct rng *s)
                                          : U_BUSY);
             if (whole && i > 0)
                 gp->util = k->gpus[k->gpu_count - i].util;
-            gp->mem_mib = mem_mib_of(node->inst ? node->inst->gpu_type : node->tprice->gpu_type);
+            gp->mem_mib = mem_mib_of(node->gpu_type);
             uint32_t attrib = proj >= 0 ? (uint32_t)proj : (uint32_t)(k->project_count + gp->ns);
             gp->series = attrib * 256u + node->type_index;
             int kl = snprintf(gp->key, sizeof(gp->key), "%s/%u", node->name, i);
@@ -653,7 +635,10 @@ int lg_kinds_new(const struct loadgen *g, const struct price_table *prices,
         if ((rc = build_fleet(k, &s))) {
             if (rc == -ENOENT)
                 rc = kerr(errbuf, errlen,
-                          "the price tables hold no GPU instance or gpu_types price");
+                          opt->profile == LOADGEN_PROFILE_DCGM
+                              ? "DCGM samples are priced by modelName: --prices needs a file "
+                                "with gpu_types (e.g. tests/data/prices/gpu-types.yaml)"
+                              : "the price tables hold no GPU instance or gpu_types price");
             goto fail;
         }
         if (k->gpu_type_count > 256) {
@@ -691,12 +676,15 @@ int lg_kinds_new(const struct loadgen *g, const struct price_table *prices,
             rc = kerr(errbuf, errlen, "the price tables hold no %s model", want);
             goto fail;
         }
-        k->unknown_source = UINT16_MAX;
+        /* The built-in profiles set source to "<provider>-api". */
+        char api[32];
+        snprintf(api, sizeof(api), "%s-api", want);
+        k->api_source = UINT16_MAX;
         for (size_t i = 0; loadgen_source_name(g, i); i++)
-            if (strcmp(loadgen_source_name(g, i), "unknown") == 0)
-                k->unknown_source = (uint16_t)i;
-        if (k->unknown_source == UINT16_MAX) {
-            rc = kerr(errbuf, errlen, "internal: no 'unknown' source");
+            if (strcmp(loadgen_source_name(g, i), api) == 0)
+                k->api_source = (uint16_t)i;
+        if (k->api_source == UINT16_MAX) {
+            rc = kerr(errbuf, errlen, "internal: no '%s' source", api);
             goto fail;
         }
         lgu_init(&k->input, 100, 12000);
@@ -886,7 +874,7 @@ static size_t write_gpu(struct lg_kinds *k, char *start, const struct gdraft *d,
         first = false;
     }
     KFIELD(G_GPU_TYPE, key[G_GPU_TYPE], p = put_str(p, unpriced ? "acme-gpu-x1" : node->gpu_type));
-    if (node->inst || unpriced)
+    if ((node->inst || unpriced) && !dcgm)
         KFIELD(G_INSTANCE, key[G_INSTANCE],
                p = put_str(p, unpriced ? "onprem-dgx-h100-rack7" : node->inst->instance_type));
     if (gp->project >= 0 && !dcgm) {
@@ -1186,7 +1174,7 @@ static void next_provider(struct lg_kinds *k, int64_t ts_ms, char *buf, struct l
     if (price_table_llm_cost(k->prices, pv, mv, tokens, &cost) != 0)
         cost = 0;
     c->reason = REJECT_NONE;
-    c->source = k->unknown_source;
+    c->source = k->api_source;
     c->item = mi;
     for (int t = 0; t < TOKEN_KIND_COUNT; t++)
         c->tokens[t] = (uint32_t)tokens[t];
