@@ -45,14 +45,14 @@ int event_kind_parse(const char *s, size_t len);
  */
 struct gpu_sample {
     struct label_value team, project;
-    struct label_value node, gpu;            /* required: which GPU */
-    struct label_value gpu_type;             /* "unknown" when absent */
-    struct label_value instance_type;        /* "unknown" when absent */
-    uint64_t utilization_ppb;                /* 0..UTIL_PPB_ONE */
+    struct label_value node, gpu;     /* required: which GPU */
+    struct label_value gpu_type;      /* "unknown" when absent */
+    struct label_value instance_type; /* "unknown" when absent */
+    uint64_t utilization_ppb;         /* 0..UTIL_PPB_ONE */
     bool has_memory;
     uint64_t memory_used_bytes;
-    uint64_t end_unix_nanos;                 /* the timestamp */
-    uint64_t interval_nanos;                 /* > 0, <= GPU_SAMPLE_MAX_INTERVAL_NANOS */
+    uint64_t end_unix_nanos; /* the timestamp */
+    uint64_t interval_nanos; /* > 0, <= GPU_SAMPLE_MAX_INTERVAL_NANOS */
 };
 
 /*
@@ -61,15 +61,16 @@ struct gpu_sample {
  * amounts are credits and refunds. BillingCurrency must be USD.
  */
 struct focus_row {
-    struct label_value team, project;        /* from Tags by focus.team_tag / focus.project_tag */
-    struct label_value provider;             /* ProviderName ("unknown" when absent) */
-    struct label_value service;              /* ServiceName */
-    struct label_value charge_category;      /* ChargeCategory: Usage, Purchase, Tax, Credit, Adjustment */
-    struct label_value sub_account;          /* SubAccountName ("unknown" when absent) */
-    struct label_value resource_id;          /* ResourceId: carried, not a label */
-    int64_t amount_nanos;                    /* |amount| <= events.max_cost_usd */
+    struct label_value team, project; /* from Tags by focus.team_tag / focus.project_tag */
+    struct label_value provider;      /* ProviderName ("unknown" when absent) */
+    struct label_value service;       /* ServiceName */
+    struct label_value
+        charge_category;            /* ChargeCategory: Usage, Purchase, Tax, Credit, Adjustment */
+    struct label_value sub_account; /* SubAccountName ("unknown" when absent) */
+    struct label_value resource_id; /* ResourceId: carried, not a label */
+    int64_t amount_nanos;           /* |amount| <= events.max_cost_usd */
     bool has_timestamp;
-    int64_t timestamp_ms;                    /* ChargePeriodStart */
+    int64_t timestamp_ms; /* ChargePeriodStart */
 };
 
 struct field_mapping;
@@ -83,6 +84,10 @@ struct field_mapping;
 struct field_mapping *field_mapping_compile(enum event_kind kind, const struct string_map *fields,
                                             char *errbuf, size_t errlen);
 void field_mapping_free(struct field_mapping *m);
+/* Config-time checks that need no kind: whether name is a field of some
+ * kind, and whether source is well-formed (0, or -EINVAL with a message). */
+bool field_mapping_field_known(const char *name);
+int field_mapping_check_source(const char *source, char *errbuf, size_t errlen);
 enum event_kind field_mapping_kind(const struct field_mapping *m);
 
 /* The built-in profiles ("openai", "anthropic", "dcgm"), NULL if none by

@@ -84,8 +84,21 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.counters_max_series, 100000);
     assert_string_equal(cfg.kafka_brokers, "127.0.0.1:9092");
     assert_string_equal(cfg.kafka_group_id, "ai-finops-exporter");
-    assert_int_equal(cfg.kafka_topics.count, 1);
+    /* The three topics of the original design (issue 13). */
+    assert_int_equal(cfg.kafka_topics.count, 3);
     assert_string_equal(cfg.kafka_topics.items[0], "ai-costs");
+    assert_string_equal(cfg.kafka_topics.items[1], "ai-api-costs");
+    assert_string_equal(cfg.kafka_topics.items[2], "gpu-utilization-events");
+    assert_int_equal(cfg.events_topic_kinds.count, 1);
+    assert_string_equal(cfg.events_topic_kinds.keys[0], "gpu-utilization-events");
+    assert_string_equal(cfg.events_topic_kinds.values[0], "gpu_utilization");
+    assert_string_equal(cfg.events_input_kind, "cost");
+    assert_int_equal(cfg.events_mappings.count, 0);
+    assert_int_equal(cfg.gpu_utilization_silence_seconds, 300);
+    assert_int_equal(cfg.gpu_namespace_teams.count, 0);
+    assert_true(cfg.focus_effective_cost);
+    assert_string_equal(cfg.focus_team_tag, "team");
+    assert_string_equal(cfg.focus_project_tag, "project");
     assert_int_equal(cfg.kafka_threads, 0);
     assert_int_equal(cfg.kafka_properties.count, 0);
     assert_string_equal(cfg.kafka_dlq_topic, "ai-costs-dlq");
@@ -168,7 +181,7 @@ static void test_empty_documents(void **state)
         assert_int_equal(load(&cfg, empties[i]), 0);
         assert_string_equal(errbuf, "");
         assert_string_equal(cfg.web_listen_address, ":9400");
-        assert_int_equal(cfg.kafka_topics.count, 1);
+        assert_int_equal(cfg.kafka_topics.count, 3);
         config_free(&cfg);
     }
 }
@@ -283,7 +296,8 @@ static void test_ranges_and_enums(void **state)
     expect_error("events:\n  unattributed_label: \"\"\n",
                  "t.yaml:2:23: events.unattributed_label: must not be empty");
     expect_error("kafka:\n  topics: []\n",
-                 "t.yaml:2:11: kafka.topics: must list at least 1 item, e.g. [ai-costs]");
+                 "t.yaml:2:11: kafka.topics: must list at least 1 item, e.g. "
+                 "[ai-costs,ai-api-costs,gpu-utilization-events]");
     expect_error(
         "kafka:\n  dlq_topic: \"bad topic\"\n",
         "t.yaml:2:14: kafka.dlq_topic: 'bad topic' is not a valid Kafka topic: use "
@@ -799,7 +813,7 @@ static void test_flag_errors(void **state)
                           "security.protocol=SASL_SSL; got 'novalue'");
     char *a8[] = {"prog", "--kafka.topics=", NULL};
     expect_args_error(a8, "command line: --kafka.topics: must list at least 1 item, e.g. "
-                          "[ai-costs]");
+                          "[ai-costs,ai-api-costs,gpu-utilization-events]");
     char *a9[] = {"prog", "--check-config=yes", NULL};
     expect_args_error(a9, "command line: --check-config takes no value; remove '=yes'");
     char *a10[] = {"prog", "--config", "/nonexistent/c.yaml", NULL};
