@@ -952,6 +952,10 @@ static void next_gpu(struct lg_kinds *k, char *buf, struct loadgen_event *ev)
     }
     d.util4 = draw_util4(k, d.gpu);
     d.percent = k->profile == LOADGEN_PROFILE_NONE && rng_below(&k->rng, 10) < 3;
+    /* The utilization defects are written against the ratio form (1.5 is
+     * a valid percent, and a second form would be a duplicate). */
+    if (bk)
+        d.percent = false;
     d.mem_mib = d.gpu->util == U_IDLE
                     ? rng_below(&k->rng, 512)
                     : d.gpu->mem_mib / 4 + rng_below(&k->rng, d.gpu->mem_mib * 3 / 4);
