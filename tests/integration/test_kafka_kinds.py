@@ -269,9 +269,9 @@ def test_kafka(args, res):
                 ("cost", ["--topic", "ai-costs", "--count", str(n), "--bad-ratio", "0.01"]),
                 ("openai", ["--topic", "ai-api-costs", "--profile", "openai", "--count", str(n // 4),
                             "--bad-ratio", "0.02"]),
-                # paced (~8 s), so the SIGKILL below lands while samples stream in
+                # paced (~20 s), so the SIGKILL below lands while samples stream in
                 ("gpu", ["--topic", "gpu-utilization-events", "--kind", "gpu_utilization", "--count", str(n),
-                         "--rate", str(max(n // 8, 100)), "--dup-ratio", "0.2", "--bad-ratio", "0.01"]),
+                         "--rate", str(max(n // 20, 100)), "--dup-ratio", "0.2", "--bad-ratio", "0.01"]),
                 ("focus", ["--topic", "focus-billing", "--kind", "focus", "--count", str(n // 2),
                            "--bad-ratio", "0.01"]),
             ]
@@ -279,25 +279,30 @@ def test_kafka(args, res):
             for name, extra in gens:
                 p, t = run_loadgen(args, wd, name, ["--brokers", boot, "--seed", "11"] + extra)
                 procs.append((name, p, t))
-            # SIGKILL once, midway through the GPU stream, then restart
+            # SIGKILL once, midway through the GPU stream (a third of its
+            # samples counted and a checkpoint written since), then restart
             gpu_proc = procs[2][1]
             t0 = time.monotonic()
             killed_at = None
-            while time.monotonic() - t0 < 300 and gpu_proc.poll() is None:
+            gpu_shard = re.compile(r"^gpu-utilization-events-\d+$")
+            while time.monotonic() - t0 < 600 and gpu_proc.poll() is None:
                 status, body = scrape(d.port)
-                if status == 200 and time.monotonic() - t0 > 3:
+                if status == 200:
                     ex = expo.parse(body)
-                    alloc = sum(ex.series_sum("ai_finops_gpu_allocated_seconds_total",
-                                              ("team", "project", "gpu_type"), expo.parse_decimal_nanos).values())
-                    if alloc > 0:
-                        killed_at = events_seen(body)
+                    gpu_seen = sum(expo.parse_uint(s.value) for s in ex.samples if s.name == EVENTS
+                                   and gpu_shard.match(dict(s.labels).get("shard", "")))
+                    checkpoints = sum(expo.parse_uint(s.value) for s in ex.samples
+                                      if s.name == "ai_finops_kafka_checkpoints_total")
+                    if gpu_seen >= n // 3 and checkpoints > 0:
+                        killed_at = gpu_seen
                         d.kill()
-                        log("SIGKILL after %d events counted; restarting" % killed_at)
+                        log("SIGKILL after %d GPU samples counted (%d checkpoints); restarting"
+                            % (gpu_seen, checkpoints))
                         break
-                time.sleep(0.3)
-            res.check("kafka: the daemon was SIGKILLed while GPU samples were still produced",
+                time.sleep(0.2)
+            res.check("kafka: the daemon was SIGKILLed midway through the GPU stream",
                       killed_at is not None and gpu_proc.poll() is None,
-                      "killed after %s events counted" % killed_at)
+                      "killed after %s of %d GPU samples were counted" % (killed_at, n))
             d.start()
             res.check("kafka: daemon ready again", d.wait_ready(120), d.log_tail())
             totals = []
