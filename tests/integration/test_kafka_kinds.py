@@ -279,13 +279,14 @@ def test_kafka(args, res):
             for name, extra in gens:
                 p, t = run_loadgen(args, wd, name, ["--brokers", boot, "--seed", "11"] + extra)
                 procs.append((name, p, t))
-            # SIGKILL once, midway through the GPU stream (a third of its
-            # samples counted and a checkpoint written since), then restart
+            # SIGKILL once, midway through consuming the GPU stream (a third of
+            # its samples counted and a checkpoint written), then restart
             gpu_proc = procs[2][1]
             t0 = time.monotonic()
             killed_at = None
             gpu_shard = re.compile(r"^gpu-utilization-events-\d+$")
-            while time.monotonic() - t0 < 600 and gpu_proc.poll() is None:
+            last_log = 0.0
+            while time.monotonic() - t0 < args.timeout and d.alive():
                 status, body = scrape(d.port)
                 if status == 200:
                     ex = expo.parse(body)
@@ -293,6 +294,9 @@ def test_kafka(args, res):
                                    and gpu_shard.match(dict(s.labels).get("shard", "")))
                     checkpoints = sum(expo.parse_uint(s.value) for s in ex.samples
                                       if s.name == "ai_finops_kafka_checkpoints_total")
+                    if time.monotonic() - last_log > 5:
+                        last_log = time.monotonic()
+                        log("GPU samples counted: %d, checkpoints: %d" % (gpu_seen, checkpoints))
                     if gpu_seen >= n // 3 and checkpoints > 0:
                         killed_at = gpu_seen
                         d.kill()
@@ -301,8 +305,11 @@ def test_kafka(args, res):
                         break
                 time.sleep(0.2)
             res.check("kafka: the daemon was SIGKILLed midway through the GPU stream",
-                      killed_at is not None and gpu_proc.poll() is None,
-                      "killed after %s of %d GPU samples were counted" % (killed_at, n))
+                      killed_at is not None and killed_at < n,
+                      "killed after %s of %d GPU samples were counted (the producer %s)"
+                      % (killed_at, n, "still running" if gpu_proc.poll() is None else "done"))
+            if d.alive():
+                d.kill()
             d.start()
             res.check("kafka: daemon ready again", d.wait_ready(120), d.log_tail())
             totals = []
