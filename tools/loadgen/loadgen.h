@@ -3,7 +3,9 @@
  * that writes realistic cost events (contract v1, docs/events.md) one at a
  * time into its own buffer, each with its exact contribution to the
  * counters the exporter will show, plus the totals those contributions add
- * up to (printed as JSON, the shape of gen_events.py --totals).
+ * up to (printed as JSON, the shape of gen_events.py --totals). With
+ * options.kind / options.profile it writes GPU utilization samples, FOCUS
+ * rows or provider-shaped cost events instead (loadgen_kinds.c).
  *
  * Design: a fixed catalogue (~30 teams, 100 projects, Zipf-skewed) crossed
  * with the PRICED models and instances of a price table; events are
@@ -180,9 +182,8 @@ enum reject_reason loadgen_bad_kind_reason(size_t i);
 size_t loadgen_defect_count(const struct loadgen *g);
 const char *loadgen_defect_name(const struct loadgen *g, size_t i);
 enum reject_reason loadgen_defect_reason(const struct loadgen *g, size_t i);
-/* GPU fleet (--kind gpu_utilization): GPU i's node and id, the labels the
- * exporter gives its samples, and its per-GPU price (instance per_hour /
- * gpus, or a gpu_types per-GPU-hour price) as num/den nano-dollars/hour. */
+/* GPU fleet (--kind gpu_utilization): how many GPUs, and GPU i's node
+ * and id (the Kafka key is "node/gpu"); 0 / NULL for other kinds. */
 size_t loadgen_gpu_count(const struct loadgen *g);
 const char *loadgen_gpu_node(const struct loadgen *g, size_t i);
 const char *loadgen_gpu_id(const struct loadgen *g, size_t i);
