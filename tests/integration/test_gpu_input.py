@@ -1,8 +1,8 @@
 #!/usr/bin/env python3
 """The event kinds through the daemon's --input (docs/gpu.md): fast, no broker.
 
-Runs the daemon twice, once per non-cost kind (events.input_kind:
-gpu_utilization, then focus), each on a small JSONL of golden lines (good ones,
+Runs the daemon three times (events.input_kind: gpu_utilization, then
+gpu_utilization:dcgm through the built-in DCGM profile, then focus), each on a small JSONL of golden lines (good ones,
 repeats, overlaps, an older sample, and one bad line per new reject reason),
 waits until every line is counted, and compares exact values of /metrics:
 allocated GPU-seconds, idle dollars (docs/gpu.md's worked example on the
@@ -79,6 +79,29 @@ GPU_ABSENT = ['ai_finops_gpu_memory_used_bytes{team="science",project="llm",node
               'ai_finops_gpu_interval_mark_total']
 
 
+# The built-in dcgm profile (docs/events.md): a DCGM-exporter-like sample,
+# team/project from gpu.namespace_teams, priced by its modelName's gpu_type.
+DCGM_LINES = [
+    ({"timestamp": 1764810000, "interval_seconds": 3600, "Hostname": "dgx-01", "gpu": "0",
+      "UUID": "GPU-5f1c", "modelName": "NVIDIA H100 80GB HBM3", "DCGM_FI_DEV_GPU_UTIL": 60,
+      "DCGM_FI_DEV_FB_USED": 1024, "namespace": "research", "pod": "trainer-0"}, None),
+    ({"timestamp": 1764810000, "interval_seconds": 3600, "Hostname": "dgx-01", "gpu": "0",
+      "modelName": "NVIDIA H100 80GB HBM3", "DCGM_FI_DEV_GPU_UTIL": 60, "namespace": "research"},
+     None),  # the same interval again: counted once
+]
+DCGM_WANT = [
+    'ai_finops_gpu_allocated_seconds_total{team="science",project="llm",'
+    'gpu_type="NVIDIA H100 80GB HBM3"} 3600',
+    'ai_finops_gpu_idle_cost_dollars_total{team="science",project="llm",'
+    'gpu_type="NVIDIA H100 80GB HBM3"} 1',
+    'ai_finops_gpu_utilization_ratio{team="science",project="llm",node="dgx-01",gpu="0"} 0.6',
+    'ai_finops_gpu_memory_used_bytes{team="science",project="llm",node="dgx-01",gpu="0"}'
+    ' 1073741824',
+    'ai_finops_gpu_samples_deduplicated_total 1',
+    'ai_finops_events_total{outcome="accepted"} 2',
+]
+
+
 def focus(**kw):
     base = {"BilledCost": "12.34", "EffectiveCost": "10.1", "BillingCurrency": "USD",
             "ChargeCategory": "Usage", "ServiceName": "Amazon EC2", "ProviderName": "AWS",
@@ -120,21 +143,23 @@ def scrape(port):
 
 
 def run(binary, workdir, kind, lines, want, absent, failures):
-    data = os.path.join(workdir, kind + ".jsonl")
+    name = kind.replace(":", "-")
+    data = os.path.join(workdir, name + ".jsonl")
     with open(data, "w") as f:
         for obj, _ in lines:
             f.write(json.dumps(obj) + "\n")
     prices = os.path.join(workdir, "prices.yaml")
     with open(prices, "w") as f:
-        f.write('schema_version: 1\ngpu_types:\n  - {gpu_type: onprem-h100, usd_per_gpu_hour: "2.50"}\n')
-    cfg = os.path.join(workdir, kind + ".yaml")
+        f.write('schema_version: 1\ngpu_types:\n  - {gpu_type: onprem-h100, usd_per_gpu_hour: "2.50"}\n'
+                '  - {gpu_type: "NVIDIA H100 80GB HBM3", usd_per_gpu_hour: "2.50"}\n')
+    cfg = os.path.join(workdir, name + ".yaml")
     with open(cfg, "w") as f:
         f.write("events:\n  input_kind: %s\n" % kind)
         f.write("gpu:\n  namespace_teams: {research: science/llm}\n")
         f.write("counters:\n  new_series_hold_ms: 0\n")
         f.write("pricing:\n  file: %s\n" % prices)
     port = free_port()
-    log = open(os.path.join(workdir, kind + ".log"), "w")
+    log = open(os.path.join(workdir, name + ".log"), "w")
     proc = subprocess.Popen([binary, "--config", cfg, "--input", data,
                              "--web.listen-address=127.0.0.1:%d" % port, "--log.level=warn"],
                             stdout=log, stderr=subprocess.STDOUT)
@@ -185,6 +210,7 @@ def main():
     os.makedirs(workdir, exist_ok=True)
     failures = []
     run(args.binary, workdir, "gpu_utilization", GPU_LINES, GPU_WANT, GPU_ABSENT, failures)
+    run(args.binary, workdir, "gpu_utilization:dcgm", DCGM_LINES, DCGM_WANT, [], failures)
     run(args.binary, workdir, "focus", FOCUS_LINES, FOCUS_WANT, FOCUS_ABSENT, failures)
     print("%d failed" % len(failures))
     return 1 if failures else 0
