@@ -53,32 +53,26 @@ static bool syntax(enum reject_reason r)
            r == REJECT_TRAILING_DATA || r == REJECT_NOT_OBJECT;
 }
 
-/* What a text that is not UTF-8 may get. */
-static bool utf8_reason(enum reject_reason r)
-{
-    return r == REJECT_INVALID_JSON || r == REJECT_INVALID_LABEL || r == REJECT_TRAILING_DATA;
-}
-
 /*
  * The kind decoders see the same text: the same verdict on its syntax.
- * Text that is not UTF-8 is never accepted; which reason it gets depends
- * on which strings are labels, which differs by kind (a label's bad UTF-8
- * is invalid_label, any other string's invalid_json; the tree decoders
- * count a label's too when trailing bytes follow, where event.c says
- * trailing_data; and event.c, once it has a field error, validates the
- * rest as plain JSON, so a later label's bad UTF-8 is invalid_json there
- * where the tree decoders say invalid_label).
+ * Text that is not UTF-8 is never accepted, and too_large and too_deep
+ * stay what they are; otherwise its reason depends on which strings are
+ * labels, which differs by kind and order: a label's bad UTF-8 is
+ * invalid_label, any other string's invalid_json; the tree decoders count
+ * a label's too when trailing bytes follow (event.c: trailing_data) or
+ * when the label's key is there twice (event.c: the first copy's
+ * invalid_label); event.c, once it has a field error, validates the rest
+ * as plain JSON (a later label's bad UTF-8 is invalid_json there, the
+ * first field error in the tree decoders).
  */
-static void same_syntax(enum reject_reason native, enum reject_reason other, bool utf8,
-                        bool identity)
+static void same_syntax(enum reject_reason native, enum reject_reason other, bool utf8)
 {
     if (!utf8) {
         if (other == REJECT_NONE)
             abort();
-        if (!identity)
-            return;
-        if (utf8_reason(native) && utf8_reason(other))
-            return;
+        if ((native == REJECT_TOO_LARGE || native == REJECT_TOO_DEEP) && native != other)
+            abort();
+        return;
     }
     if (syntax(native) || syntax(other))
         if (native != other)
@@ -167,7 +161,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     bool utf8 = utf8_valid(text, size);
     /* Identity mapping == native decoder. */
-    same_syntax(ra, rb, utf8, true);
+    same_syntax(ra, rb, utf8);
     if ((ra == REJECT_NONE) != (rb == REJECT_NONE))
         abort();
     if (ra == REJECT_NONE) {
@@ -186,7 +180,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* A provider profile: the same syntax verdict; accepted labels valid. */
     enum reject_reason r = event_decode_mapped(mapped, openai, text, size, &b);
-    same_syntax(ra, r, utf8, false);
+    same_syntax(ra, r, utf8);
     if (r == REJECT_NONE) {
         check_label(b.team, false);
         check_label(b.model, false);
@@ -200,7 +194,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     for (int k = 0; k < 2; k++) {
         struct gpu_sample g;
         r = gpu_sample_decode(mapped, k ? dcgm : NULL, text, size, &g);
-        same_syntax(ra, r, utf8, false);
+        same_syntax(ra, r, utf8);
         if (r != REJECT_NONE)
             continue;
         check_label(g.node, false);
@@ -220,7 +214,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     /* FOCUS rows. */
     struct focus_row f;
     r = focus_row_decode(mapped, NULL, text, size, &f);
-    same_syntax(ra, r, utf8, false);
+    same_syntax(ra, r, utf8);
     if (r == REJECT_NONE) {
         check_label(f.team, false);
         check_label(f.project, false);

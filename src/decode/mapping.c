@@ -532,6 +532,7 @@ static struct jtok *push(struct json_doc *doc)
             return NULL;
         doc->tok = grown;
         doc->cap = cap;
+        doc->grows++;
     }
     struct jtok *t = &doc->tok[doc->count++];
     memset(t, 0, sizeof *t);
