@@ -1,7 +1,10 @@
 /*
  * metrics.h - the exporter's metric registry: the labeled counter families
- * (cost, tokens, GPU-seconds), event outcome counters, self-metrics, and the
- * render of all of them for one scrape.
+ * (cost, tokens, GPU-seconds; GPU allocation, idle cost, cloud cost and
+ * credits of the other event kinds), event outcome counters, the GPU
+ * gauges (gauge_table.h: live, never checkpointed), self-metrics, and the
+ * render of all of them for one scrape. The GPU interval marks are a
+ * counter table too (checkpointed with the rest) but never rendered.
  *
  * Writers (ingest workers) each own a metrics_worker slot for their outcome
  * counters, so the per-event accepted/rejected counts touch no shared cache

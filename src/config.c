@@ -63,6 +63,7 @@ struct option {
     int64_t min, max;            /* OPT_INT; OPT_MONEY in nano-dollars */
     const char *const *values;   /* OPT_ENUM, NULL-terminated */
     check_fn check;              /* strings, list items, map keys */
+    check_fn check_value;        /* OPT_MAP values */
     size_t min_items, max_items; /* OPT_LIST; max 0 means MAX_ITEMS */
     bool bool_enum;              /* OPT_ENUM stored in a bool: values[1] is true */
     const char *allowed;         /* what check accepts, for messages and docs */
@@ -99,6 +100,7 @@ static int check_dlq_topic(const char *v, char *msg, size_t len);
 static int check_property_key(const char *v, char *msg, size_t len);
 static int check_kind_spec(const char *v, char *msg, size_t len);
 static int check_profile_name(const char *v, char *msg, size_t len);
+static int check_team_project(const char *v, char *msg, size_t len);
 
 static const char *const focus_columns[] = {"billed", "effective", NULL};
 
@@ -294,6 +296,7 @@ static const struct option options[] = {
      .offset = OFF(events_topic_kinds),
      .def = "gpu-utilization-events=gpu_utilization",
      .check = check_topic,
+     .check_value = check_kind_spec,
      .allowed = "Kafka topic names (each named by kafka.topics or matched by one of its ^patterns) "
                 "mapped to KIND or KIND:PROFILE, KIND one of cost, gpu_utilization, focus, "
                 "PROFILE an events.mappings name or a built-in profile (openai, anthropic: cost; "
@@ -344,6 +347,7 @@ static const struct option options[] = {
      .offset = OFF(gpu_namespace_teams),
      .def = "",
      .check = check_nonempty,
+     .check_value = check_team_project,
      .allowed = "Kubernetes namespaces mapped to \"team/project\" (both non-empty, no further "
                 "'/')",
      .metavar = "NAMESPACE=TEAM/PROJECT",
@@ -922,6 +926,17 @@ static int check_kind_spec(const char *v, char *msg, size_t len)
     return 0;
 }
 
+static int check_team_project(const char *v, char *msg, size_t len)
+{
+    const char *slash = strchr(v, '/');
+    if (!slash || slash == v || slash[1] == '\0' || strchr(slash + 1, '/'))
+        return msgf(msg, len, -EINVAL, "'%.*s' is not TEAM/PROJECT (both non-empty, one '/')",
+                    QUOTE(v));
+    if (!utf8_valid(v, strlen(v)))
+        return msgf(msg, len, -EINVAL, "'%.*s' is not UTF-8", QUOTE(v));
+    return 0;
+}
+
 static int check_profile_name(const char *v, char *msg, size_t len)
 {
     size_t n = strlen(v);
@@ -1374,7 +1389,8 @@ static int set_map_text(struct exporter_config *cfg, const struct option *o, con
             rc = msgf(msg, len, -EINVAL, "expects KEY=VALUE items");
         else if (!key || !value)
             rc = oom(msg, len);
-        else if (o->check && o->check(key, msg, len) != 0)
+        else if ((o->check && o->check(key, msg, len) != 0) ||
+                 (o->check_value && o->check_value(value, msg, len) != 0))
             rc = -EINVAL;
         else if (map_set(&fresh, key, value) != 0)
             rc = oom(msg, len);
@@ -1764,6 +1780,10 @@ static int load_map(struct loader *ld, const struct option *o)
         }
         if ((rc = scalar_text(ld, o->name, &text)) != 0)
             goto out;
+        if (o->check_value && o->check_value(text, msg, sizeof msg) != 0) {
+            rc = ld_error(ld, ld->event.start_mark, "%s.%.*s: %s", o->name, QUOTE(key), msg);
+            goto out;
+        }
         grown = realloc(marks, (fresh.count + 1) * sizeof *marks);
         if (!grown || map_set(&fresh, key, text) != 0) {
             marks = grown ? grown : marks;
@@ -2486,6 +2506,8 @@ static int apply_flag(struct exporter_config *cfg, const struct option *o, const
             break;
         }
         rc = o->check ? o->check(key, msg, sizeof msg) : 0;
+        if (rc == 0 && o->check_value)
+            rc = o->check_value(eq + 1, msg, sizeof msg);
         if (rc == 0 && map_find(field(cfg, o), key) < 0)
             rc = check_map_size(field(cfg, o), msg, sizeof msg);
         if (rc == 0 && map_set(field(cfg, o), key, eq + 1) != 0)
@@ -2697,8 +2719,7 @@ static int check_event_kinds(const struct exporter_config *cfg, char *errbuf, si
         snprintf(what, sizeof what, "events.topic_kinds.%.*s", QUOTE(topic));
         /* The default entry names a topic of the default subscription; a
          * narrower kafka.topics simply does not use it. */
-        bool default_entry = cfg->events_topic_kinds.count == 1 &&
-                             strcmp(topic, "gpu-utilization-events") == 0 &&
+        bool default_entry = strcmp(topic, "gpu-utilization-events") == 0 &&
                              strcmp(cfg->events_topic_kinds.values[i], "gpu_utilization") == 0;
         if (!default_entry && !topic_subscribed(cfg, topic))
             rc = msgf(errbuf, errlen, -EINVAL,
@@ -2729,9 +2750,9 @@ static int check_event_kinds(const struct exporter_config *cfg, char *errbuf, si
     for (size_t i = 0; i < cfg->gpu_namespace_teams.count && rc == 0; i++) {
         const char *v = cfg->gpu_namespace_teams.values[i];
         const char *slash = strchr(v, '/');
-        if (!slash || slash == v || slash[1] == '\0' || strchr(slash + 1, '/') ||
+        if (check_team_project(v, msg, sizeof msg) != 0 ||
             (size_t)(slash - v) > (size_t)cfg->events_max_label_bytes ||
-            strlen(slash + 1) > (size_t)cfg->events_max_label_bytes || !utf8_valid(v, strlen(v)))
+            strlen(slash + 1) > (size_t)cfg->events_max_label_bytes)
             rc = msgf(errbuf, errlen, -EINVAL,
                       "gpu.namespace_teams.%.*s: '%.*s' is not TEAM/PROJECT (both non-empty "
                       "UTF-8, at most events.max_label_bytes, one '/')",

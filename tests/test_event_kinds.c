@@ -634,12 +634,14 @@ static void test_no_allocation_when_warm(void **state)
     assert_int_equal(focus(state, NULL, focus_row_json, &f), REJECT_NONE);
     assert_int_equal(gpu(state, NULL, dcgm_json, &g), REJECT_MISSING_FIELD);
     const struct jtok *tok = d->doc.tok;
-    size_t cap = d->doc.cap;
+    size_t cap = d->doc.cap, grows = d->doc.grows;
+    assert_true(grows > 0);
     assert_non_null(tok);
     for (int i = 0; i < 1000; i++) {
         assert_int_equal(focus(state, NULL, focus_row_json, &f), REJECT_NONE);
         assert_int_equal(gpu(state, NULL, dcgm_json, &g), REJECT_MISSING_FIELD);
     }
+    assert_int_equal(d->doc.grows, grows);
     assert_ptr_equal(d->doc.tok, tok);
     assert_int_equal(d->doc.cap, cap);
 }

@@ -123,9 +123,10 @@ static void *writer_main(void *arg)
         /* a few stable GPUs and a churn of new ones: inserts, sweeps and
          * reclamation run while others probe and store */
         snprintf(node, sizeof(node), "n%d", r->id);
-        snprintf(gpu, sizeof(gpu), "%d", i % 4 == 0 ? i : i % 3);
+        snprintf(gpu, sizeof(gpu), "%d", i % 4 == 0 ? i : i % 2);
         labels_of(l, node, gpu);
-        gauge_table_set(r->w, l, (uint64_t)i, (uint64_t)i, i % 4 == 0 ? 0 : 1000000);
+        /* the clock: i ms; churned series fall silent 5 ms later */
+        gauge_table_set(r->w, l, (uint64_t)i, (uint64_t)i, i);
     }
     return NULL;
 }
@@ -133,9 +134,9 @@ static void *writer_main(void *arg)
 static void test_writers_race_sweeps(void **state)
 {
     (void)state;
-    /* silence 1 ms and churned series stamped at 0: each full table
-     * sweeps them (retry interval aside) */
-    struct gauge_table *t = gauge_table_new(8, 1, WRITERS);
+    /* 3 x 2 stable series and a churn of new ones in room for 8, silence
+     * 5 ms: a full table sweeps the churned ones out again and again */
+    struct gauge_table *t = gauge_table_new(8, 5, WRITERS);
     struct race r[WRITERS];
     pthread_t th[WRITERS];
     for (int i = 0; i < WRITERS; i++) {
@@ -144,7 +145,7 @@ static void test_writers_race_sweeps(void **state)
         assert_int_equal(pthread_create(&th[i], NULL, writer_main, &r[i]), 0);
     }
     for (int i = 0; i < 200; i++)
-        scan(t, 1000000);
+        scan(t, i * 100);
     for (int i = 0; i < WRITERS; i++)
         pthread_join(th[i], NULL);
     assert_true(gauge_table_count(t) <= 8);

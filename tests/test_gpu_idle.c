@@ -338,6 +338,162 @@ static void test_focus_credits(void **state)
     dynbuf_free(&b);
 }
 
+/* ---- through ingest: JSON lines of one --input kind -------------------- */
+
+struct ingest_fixture {
+    struct exporter_config cfg;
+    struct price_table *prices;
+    struct metrics *metrics;
+    struct ingest *ingest;
+    struct ingest_worker *w;
+};
+
+static int setup_ingest(void **state, const char *input_kind)
+{
+    static struct ingest_fixture f;
+    memset(&f, 0, sizeof(f));
+    f.cfg.input = "-";
+    f.cfg.counters_max_series = 1000;
+    f.cfg.events_max_bytes = 65536;
+    f.cfg.events_max_cost_nanos = 100LL * 1000000000LL; /* $100 */
+    f.cfg.events_max_label_bytes = 128;
+    f.cfg.events_max_depth = 16;
+    f.cfg.events_unattributed_label = "unattributed";
+    f.cfg.events_input_kind = (char *)input_kind;
+    f.cfg.gpu_utilization_silence_seconds = 300;
+    f.cfg.focus_effective_cost = true;
+    char golden[4096], err[512] = "";
+    snprintf(golden, sizeof(golden), "%s/tests/data/prices/golden.yaml", FINOPS_SOURCE_DIR);
+    const char *paths[] = {golden};
+    if (price_table_load(&f.prices, paths, 1, err, sizeof(err)))
+        fail_msg("prices: %s", err);
+    f.metrics = metrics_new(&f.cfg);
+    f.ingest = ingest_new(&f.cfg, f.metrics, f.prices);
+    f.w = f.ingest ? ingest_worker_new(f.ingest) : NULL;
+    if (f.w)
+        ingest_worker_set_input(f.w, ingest_input_for_file(f.ingest));
+    *state = &f;
+    return f.w ? 0 : -1;
+}
+
+static int setup_gpu_lines(void **state)
+{
+    return setup_ingest(state, "gpu_utilization");
+}
+
+static int setup_focus_lines(void **state)
+{
+    return setup_ingest(state, "focus");
+}
+
+static int teardown_ingest(void **state)
+{
+    struct ingest_fixture *f = *state;
+    ingest_worker_free(f->w);
+    ingest_free(f->ingest);
+    metrics_free(f->metrics);
+    price_table_free(f->prices);
+    return 0;
+}
+
+static void line(struct ingest_fixture *f, const char *json, enum reject_reason want)
+{
+    enum reject_reason got = ingest_process(f->w, json, strlen(json));
+    if (got != want)
+        fail_msg("%s: got %s, want %s", json, reject_reason_name(got), reject_reason_name(want));
+}
+
+static char *scrape(struct ingest_fixture *f, struct dynbuf *b)
+{
+    dynbuf_init(b, 1 << 24);
+    assert_int_equal(metrics_render(f->metrics, EXPO_TEXT, b), 0);
+    return b->data;
+}
+
+#define GPU_LINE(end, interval, node, gpu, inst, util)                                             \
+    "{\"timestamp\":" end ",\"interval_seconds\":" interval ",\"node\":\"" node                    \
+    "\",\"gpu\":\"" gpu "\",\"instance_type\":\"" inst                                             \
+    "\",\"gpu_type\":\"g\",\"team\":\"ml\",\"project\":"                                           \
+    "\"train\"," util ",\"memory_used_bytes\":1024}"
+
+/* Price first, then the mark, then counters: an unpriced sample or one
+ * whose interval could cost more than max_cost_usd changes no mark. */
+static void test_ingest_gpu_lines(void **state)
+{
+    struct ingest_fixture *f = *state;
+    /* T0+60 = 1764806460: [T0, T0+60) at 25% on i8 -> 153625000 nanos */
+    line(f, GPU_LINE("1764806460", "60", "n1", "0", "i8", "\"utilization\":0.25"), REJECT_NONE);
+    line(f, GPU_LINE("1764806460", "60", "n1", "0", "i8", "\"utilization\":0.25"), REJECT_NONE);
+    /* no price for instance "nope" nor gpu_type "g": nothing changes */
+    line(f, GPU_LINE("1764806520", "60", "n1", "0", "nope", "\"utilization\":0"), REJECT_UNPRICED);
+    /* so [T0+60, T0+120) still counts in full: 60 s idle -> 204833333 */
+    line(f, GPU_LINE("1764806520", "60", "n1", "0", "i8", "\"utilization\":0"), REJECT_NONE);
+    /* i1 ($1.006/h, 1 GPU), 50% as a percent: 60 s x 0.5 -> 8383333 */
+    line(f, GPU_LINE("1764806460", "60", "n1", "1", "i1", "\"utilization_percent\":50"),
+         REJECT_NONE);
+    /* a day on i8 fully idle would cost $294.96 > max $100: invalid_cost,
+     * and n1/2's mark stays untouched (the next sample counts in full) */
+    line(f, GPU_LINE("1764806460", "86400", "n1", "2", "i8", "\"utilization\":0"),
+         REJECT_INVALID_COST);
+    line(f, GPU_LINE("1764806460", "60", "n1", "2", "i8", "\"utilization\":1"), REJECT_NONE);
+    line(f,
+         GPU_LINE("1764806460", "60", "n1", "3", "i8",
+                  "\"utilization\":0.5,\"utilization_percent\":50"),
+         REJECT_INVALID_UTILIZATION);
+    struct dynbuf b;
+    char *text = scrape(f, &b);
+    /* 60 + 60 (n1/0) + 60 (n1/1) + 60 (n1/2) GPU-seconds */
+    assert_line(text,
+                "ai_finops_gpu_allocated_seconds_total{team=\"ml\",project=\"train\","
+                "gpu_type=\"g\"} 240",
+                true);
+    /* 153625000 + 204833333 + 8383333 + 0 */
+    assert_line(text,
+                "ai_finops_gpu_idle_cost_dollars_total{team=\"ml\",project=\"train\","
+                "gpu_type=\"g\"} 0.366841666",
+                true);
+    assert_line(text, "ai_finops_gpu_samples_deduplicated_total 1", true);
+    assert_line(text, "ai_finops_series{metric=\"ai_finops_gpu_interval_mark\"} 3", true);
+    assert_line(text,
+                "ai_finops_gpu_utilization_ratio{team=\"ml\",project=\"train\",node=\"n1\","
+                "gpu=\"1\"} 0.5",
+                true);
+    assert_line(text, "ai_finops_events_total{outcome=\"accepted\"} 5", true);
+    assert_line(text, "ai_finops_events_rejected_total{reason=\"unpriced\"} 1", true);
+    assert_line(text, "ai_finops_events_rejected_total{reason=\"invalid_cost\"} 1", true);
+    assert_line(text, "ai_finops_events_rejected_total{reason=\"invalid_utilization\"} 1", true);
+    dynbuf_free(&b);
+}
+
+#define FOCUS_LINE(effective, currency)                                                            \
+    "{\"BilledCost\":\"12.34\",\"EffectiveCost\":" effective ",\"BillingCurrency\":\"" currency    \
+    "\",\"ChargeCategory\":\"Usage\",\"ServiceName\":\"Amazon EC2\",\"ProviderName\":\"AWS\","     \
+    "\"SubAccountName\":\"prod-ml\",\"ResourceId\":\"i-0abc\",\"ChargePeriodStart\":"              \
+    "\"2026-11-23T00:00:00Z\",\"Tags\":{\"team\":\"ml\",\"project\":\"train\"}}"
+
+static void test_ingest_focus_lines(void **state)
+{
+    struct ingest_fixture *f = *state;
+    line(f, FOCUS_LINE("\"10.1\"", "USD"), REJECT_NONE);
+    line(f, FOCUS_LINE("0.000000001", "USD"), REJECT_NONE);
+    line(f, FOCUS_LINE("\"-2.5\"", "USD"), REJECT_NONE);
+    line(f, FOCUS_LINE("-0.25", "USD"), REJECT_NONE);
+    line(f, FOCUS_LINE("\"10.1\"", "EUR"), REJECT_INVALID_CURRENCY);
+    line(f, FOCUS_LINE("\"-100.000000001\"", "USD"), REJECT_INVALID_COST);
+    struct dynbuf b;
+    char *text = scrape(f, &b);
+    const char *labels = "{team=\"ml\",project=\"train\",provider=\"AWS\",service=\"Amazon EC2\","
+                         "charge_category=\"Usage\",sub_account=\"prod-ml\"}";
+    char want[512];
+    snprintf(want, sizeof(want), "ai_finops_cloud_cost_dollars_total%s 10.100000001", labels);
+    assert_line(text, want, true);
+    snprintf(want, sizeof(want), "ai_finops_credit_dollars_total%s 2.75", labels);
+    assert_line(text, want, true);
+    assert_line(text, "ai_finops_last_event_timestamp_seconds 1795392000.000", true);
+    assert_line(text, "ai_finops_events_rejected_total{reason=\"invalid_currency\"} 1", true);
+    dynbuf_free(&b);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -346,6 +502,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_mark_table_full, setup_small, teardown),
         cmocka_unit_test_setup_teardown(test_sharded_marks_restore, setup_sharded_small, teardown),
         cmocka_unit_test_setup_teardown(test_focus_credits, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_ingest_gpu_lines, setup_gpu_lines, teardown_ingest),
+        cmocka_unit_test_setup_teardown(test_ingest_focus_lines, setup_focus_lines,
+                                        teardown_ingest),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -41,6 +41,7 @@ struct json_doc {
     struct jtok *tok;
     size_t count, cap;
     uint32_t *open; /* indexes of the containers open while parsing */
+    size_t grows;   /* allocations of tok so far (tests: none once warm) */
 };
 
 struct field_mapping;

@@ -532,6 +532,7 @@ static struct jtok *push(struct json_doc *doc)
             return NULL;
         doc->tok = grown;
         doc->cap = cap;
+        doc->grows++;
     }
     struct jtok *t = &doc->tok[doc->count++];
     memset(t, 0, sizeof *t);
@@ -672,10 +673,18 @@ static enum reject_reason doc_parse(struct event_decoder *d, const char *buf, si
         }
     }
 done:
-    if (skip_ws(p, end) != end)
-        return decode_trailing_reason(d, buf, len);
-    if (doc->tok[0].type != JT_OBJECT)
+    if (skip_ws(p, end) != end || doc->tok[0].type != JT_OBJECT) {
+        /* Valid JSON followed by more, or not an object: a string that is
+         * not UTF-8 makes it no JSON at all (as event.c, where the prescan
+         * still has the first word; here even a label's string counts, as
+         * which strings are labels is only known for an object). */
+        for (size_t i = 0; i < doc->count; i++)
+            if ((doc->tok[i].flags & JT_HIGH) && !utf8_valid(doc->tok[i].ptr, doc->tok[i].len))
+                return decode_syntax_reason(d, buf, len);
+        if (skip_ws(p, end) != end)
+            return decode_trailing_reason(d, buf, len);
         return REJECT_NOT_OBJECT;
+    }
     return REJECT_NONE;
 fail:
     if (r == REJECT_TOO_LARGE || r == REJECT_TOO_DEEP)
@@ -950,6 +959,17 @@ enum reject_reason decode_mapped_fields(struct event_decoder *d, const struct fi
         r = resolve(d, &defs[i], &m->src[i], &vals[i]);
         if (r && !first)
             first = r;
+    }
+    /* The extra labels of a cost event's "labels" object are labels
+     * (event_decode_mapped reads them after this). */
+    if (m->kind == EVENT_KIND_COST && vals[CF_LABELS].present) {
+        struct json_doc *doc = &d->doc;
+        uint32_t obj = vals[CF_LABELS].tok;
+        for (uint32_t i = obj + 1; i < doc->tok[obj].end; i = doc->tok[i + 1].end)
+            for (size_t e = 0; e < d->limits.extra_label_count; e++)
+                if (doc->tok[i].len == d->extra_len[e] &&
+                    memcmp(doc->tok[i].ptr, d->limits.extra_label_names[e], d->extra_len[e]) == 0)
+                    doc->tok[i + 1].flags |= JT_LABEL;
     }
     /* FOCUS Tags holding team and project are labels (focus_row.c reads
      * them); a value of another type is its error there. */
