@@ -6,7 +6,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/setup.sh >/dev/null
 cmake -S . -B build-bench -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF >/dev/null
-cmake --build build-bench -j"$(nproc)" --target bench_ingest bench_render >/dev/null
+cmake --build build-bench -j"$(nproc)" --target bench_ingest bench_render bench_kinds >/dev/null
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //')"
 ./build-bench/bench/bench_ingest
 ./build-bench/bench/bench_render
+./build-bench/bench/bench_kinds

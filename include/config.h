@@ -32,6 +32,13 @@ struct string_map {
     size_t count;
 };
 
+/* events.mappings: named maps of our field -> JSON pointer/expression. */
+struct mapping_profiles {
+    char **names;             /* owned */
+    struct string_map *fields; /* owned, one per name */
+    size_t count;
+};
+
 struct exporter_config {
     /* web.* */
     char *web_listen_address; /* ":9400" or "127.0.0.1:9400" or "[::1]:9400" */
@@ -58,6 +65,19 @@ struct exporter_config {
     int64_t events_max_future_seconds; /* how far a timestamp may be ahead of the clock */
     char *events_unattributed_label;
     struct string_list events_extra_labels; /* keys of "labels" that become labels */
+    /* Event kinds (event_kinds.h, docs/events.md). */
+    struct string_map events_topic_kinds; /* topic -> "kind" or "kind:profile" */
+    char *events_input_kind;              /* --input's "kind[:profile]", default "cost" */
+    struct mapping_profiles events_mappings; /* profile -> {our field -> source} */
+
+    /* gpu.* */
+    int64_t gpu_utilization_silence_seconds; /* a gauge is dropped after this silence */
+    struct string_map gpu_namespace_teams;   /* namespace -> "team/project" */
+
+    /* focus.* */
+    bool focus_effective_cost; /* focus.cost_column: effective (true) or billed */
+    char *focus_team_tag;      /* Tags key holding the team */
+    char *focus_project_tag;   /* Tags key holding the project */
 
     /* counters.* */
     int64_t counters_max_series;         /* per metric family */

@@ -90,6 +90,16 @@ uint64_t label_set_hash(const uint64_t *value_hashes, size_t count);
 struct counter_series *counter_table_get_hashed(struct counter_table *table,
                                                 const struct label_value *values, uint64_t hash);
 
+/* counter_table_get_hashed for state that must never share a series (the
+ * GPU interval marks): NULL instead of the overflow series when the table
+ * is full or memory runs out; nothing is counted as overflow. */
+struct counter_series *counter_table_get_bounded(struct counter_table *table,
+                                                 const struct label_value *values, uint64_t hash);
+
+/* CAS-max: raises the live value to v (< COUNTER_SATURATED) unless it is
+ * already at least v, and returns the value it held before. Lock-free. */
+uint64_t counter_series_raise(struct counter_series *series, uint64_t v);
+
 /* Lock-free; relaxed ordering because a sum needs no ordering with other
  * memory, only atomicity. Saturates at COUNTER_SATURATED (delta < 2^54). */
 void counter_series_add(struct counter_series *series, uint64_t delta);

@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "config.h"
 #include "counter_table.h"
 
 enum reject_reason {
@@ -35,6 +36,13 @@ enum reject_reason {
     REJECT_INVALID_LABEL,
     REJECT_INVALID_TIMESTAMP,
     REJECT_UNPRICED,
+    /* Added for the event kinds of event_kinds.h (keep the order: the
+     * dead-letter header and the loadgen name them). */
+    REJECT_MISSING_FIELD,       /* a required field of the kind is absent */
+    REJECT_INVALID_UTILIZATION, /* outside 0..1 / 0..100, or both forms given */
+    REJECT_INVALID_INTERVAL,    /* interval missing, <= 0 or above one day */
+    REJECT_INVALID_CURRENCY,    /* a FOCUS row not billed in USD */
+    REJECT_TOO_MANY_GPUS,       /* no room left for this GPU's interval state */
     REJECT_REASON_COUNT
 };
 
@@ -75,6 +83,11 @@ struct event_limits {
     uint64_t max_gpu_nanos;  /* gpu_count x duration_seconds, in 1e-9 GPU-s */
     int64_t max_future_ms;   /* a timestamp may be this far ahead of the clock (0: 1 day) */
     int64_t (*now_ms)(void); /* the wall clock, ms since the epoch (NULL: the real one) */
+    /* Kinds other than cost (event_kinds.h); NULL/0/false: defaults. */
+    const struct string_map *gpu_namespace_teams; /* namespace -> "team/project" */
+    bool focus_effective_cost;                     /* EffectiveCost, else BilledCost */
+    const char *focus_team_tag;                    /* Tags key of the team ("team") */
+    const char *focus_project_tag;                 /* Tags key of the project ("project") */
 };
 
 struct event {

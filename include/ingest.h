@@ -36,6 +36,19 @@ void ingest_worker_free(struct ingest_worker *w);
  * was added, else the reason it was rejected (nothing was added). */
 enum reject_reason ingest_process(struct ingest_worker *w, const char *buf, size_t len);
 
+/*
+ * What a source's messages are (event_kinds.h): a kind and its mapping
+ * profile, resolved once at ingest_new from events.topic_kinds /
+ * events.input_kind / events.mappings. NULL for a topic no config names
+ * means the default (cost, our field names). Owned by the ingest.
+ */
+struct ingest_input;
+const struct ingest_input *ingest_input_for_topic(const struct ingest *in, const char *topic);
+const struct ingest_input *ingest_input_for_file(const struct ingest *in);
+/* The input the worker's next messages are (cheap: a pointer store; call
+ * per message or per partition change). Worker thread only. */
+void ingest_worker_set_input(struct ingest_worker *w, const struct ingest_input *input);
+
 /* Sharded registries (the Kafka input): the shard ("<topic>-<partition>")
  * the worker's next events count in; see metrics_worker_set_shard. */
 void ingest_worker_set_shard(struct ingest_worker *w, const char *shard, size_t len);

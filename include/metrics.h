@@ -1,7 +1,10 @@
 /*
  * metrics.h - the exporter's metric registry: the labeled counter families
- * (cost, tokens, GPU-seconds), event outcome counters, self-metrics, and the
- * render of all of them for one scrape.
+ * (cost, tokens, GPU-seconds; GPU allocation, idle cost, cloud cost and
+ * credits of the other event kinds), event outcome counters, the GPU
+ * gauges (gauge_table.h: live, never checkpointed), self-metrics, and the
+ * render of all of them for one scrape. The GPU interval marks are a
+ * counter table too (checkpointed with the rest) but never rendered.
  *
  * Writers (ingest workers) each own a metrics_worker slot for their outcome
  * counters, so the per-event accepted/rejected counts touch no shared cache
@@ -32,6 +35,7 @@
 #include "config.h"
 #include "dynbuf.h"
 #include "event.h"
+#include "event_kinds.h"
 #include "expo.h"
 
 struct metrics;
@@ -52,6 +56,27 @@ void metrics_record_event(struct metrics_worker *w, const struct event *ev);
 void metrics_record_mismatch(struct metrics_worker *w, const struct event *ev);
 /* Counts a rejected event. Worker thread only. */
 void metrics_record_reject(struct metrics_worker *w, enum reject_reason reason);
+
+/*
+ * GPU utilization samples (docs/gpu.md). metrics_gpu_mark advances the
+ * GPU's interval mark (the end of the newest interval counted, ns since
+ * the epoch; CAS-max) to the sample's end and sets *counted_nanos to the
+ * part of [end - interval, end) after the old mark (0: a repeat or an
+ * older sample). REJECT_TOO_MANY_GPUS when the mark table has no room
+ * (nothing changed); never uses an overflow series. Worker thread only.
+ */
+enum reject_reason metrics_gpu_mark(struct metrics_worker *w, const struct gpu_sample *s,
+                                    uint64_t *counted_nanos);
+/* Counts an accepted sample: allocated micro-GPU-seconds (counted_nanos
+ * rounded half up) and the idle cost, the gauges at receipt_ms (wall
+ * clock) when it advanced the mark; counted_nanos 0 is counted as
+ * deduplicated instead. Worker thread only. */
+void metrics_record_gpu_sample(struct metrics_worker *w, const struct gpu_sample *s,
+                               uint64_t counted_nanos, uint64_t idle_cost_nanos,
+                               int64_t receipt_ms);
+/* Counts an accepted FOCUS row: amount >= 0 to the cloud cost family,
+ * |amount| of a negative one to the credit family. Worker thread only. */
+void metrics_record_focus_row(struct metrics_worker *w, const struct focus_row *r);
 
 /* Sharded registries: the shard (label value, copied) the worker's next
  * records go to, until the next call. Cheap when unchanged (compares the
@@ -83,6 +108,12 @@ enum metric_family {
     METRIC_FAMILY_MISMATCH = 3,
     METRIC_FAMILY_EVENTS = 4,
     METRIC_FAMILY_REJECTED = 5,
+    /* Event kinds (event_kinds.h): */
+    METRIC_FAMILY_GPU_ALLOCATED = 6, /* {team,project,gpu_type}, micro-GPU-seconds */
+    METRIC_FAMILY_GPU_IDLE_COST = 7, /* {team,project,gpu_type}, nano-dollars */
+    METRIC_FAMILY_CLOUD_COST = 8, /* {team,project,provider,service,charge_category,sub_account} */
+    METRIC_FAMILY_CREDIT = 9,     /* same labels, |negative amounts| */
+    METRIC_FAMILY_GPU_MARK = 10,  /* {node,gpu}: interval state, never rendered */
     METRIC_FAMILY_COUNT
 };
 

@@ -99,10 +99,40 @@ int price_table_gpu_cost(const struct price_table *table, struct label_value ins
 int price_table_gpu_type_cost(const struct price_table *table, struct label_value gpu_type,
                               uint64_t gpu_count, uint64_t duration_nanos, uint64_t *cost_nanos);
 
+/*
+ * A GPU utilization sample's per-GPU price: the instance_type's hourly
+ * price over its GPU count, else gpu_type's per-GPU-hour price (gpus 1).
+ * Returns 0 or -ENOENT (no price: the sample is unpriced).
+ */
+struct gpu_rate {
+    uint64_t per_hour_nanos; /* of the instance (or of one GPU when gpus is 1) */
+    uint32_t gpus;
+};
+int price_table_gpu_rate(const struct price_table *table, struct label_value instance_type,
+                         struct label_value gpu_type, struct gpu_rate *rate);
+
+/*
+ * Idle cost of one GPU over counted_nanos at utilization util_ppb (parts
+ * per billion, <= 1e9): counted x (1 - utilization) x per-GPU-second
+ * price, as one 128-bit fraction rounded once, half up:
+ *   round(counted_nanos x (1e9 - util_ppb) x per_hour_nanos / (gpus x 3600 x 1e18)).
+ * Returns 0, -EINVAL (util_ppb > 1e9) or -ERANGE (beyond 64 bits).
+ */
+int gpu_idle_cost(const struct gpu_rate *rate, uint64_t counted_nanos, uint64_t util_ppb,
+                  uint64_t *cost_nanos);
+
+/* price_table_gpu_rate then gpu_idle_cost. */
+int price_table_gpu_idle_cost(const struct price_table *table, struct label_value instance_type,
+                              struct label_value gpu_type, uint64_t counted_nanos,
+                              uint64_t util_ppb, uint64_t *cost_nanos);
+
 size_t price_table_llm_count(const struct price_table *table);
 const struct llm_price *price_table_llm_at(const struct price_table *table, size_t i);
 size_t price_table_gpu_count(const struct price_table *table);
 const struct gpu_price *price_table_gpu_at(const struct price_table *table, size_t i);
+/* The gpu_types: entries (per-GPU-hour prices), e.g. for the load generator. */
+size_t price_table_gpu_type_count(const struct price_table *table);
+const struct gpu_type_price *price_table_gpu_type_at(const struct price_table *table, size_t i);
 
 /* Writes ai_finops_price_dollars{provider,model,kind} (USD per token),
  * ai_finops_gpu_price_dollars_per_hour{cloud,instance_type,gpu_type} and

@@ -27,6 +27,7 @@
 #include <yaml.h>
 
 #include "event.h"
+#include "event_kinds.h"
 #include "money.h"
 #include "secret_ref.h"
 
@@ -48,6 +49,7 @@ enum opt_type {
     OPT_ENUM,  /* stored in an int-sized enum; index into values[] */
     OPT_LIST,
     OPT_MAP,
+    OPT_PROFILES, /* map of maps: name -> {key -> value} (struct mapping_profiles) */
 };
 
 /* Validates a string value, list item or map key; fills msg on error. */
@@ -62,7 +64,9 @@ struct option {
     int64_t min, max;            /* OPT_INT; OPT_MONEY in nano-dollars */
     const char *const *values;   /* OPT_ENUM, NULL-terminated */
     check_fn check;              /* strings, list items, map keys */
+    check_fn check_value;        /* OPT_MAP values */
     size_t min_items, max_items; /* OPT_LIST; max 0 means MAX_ITEMS */
+    bool bool_enum;              /* OPT_ENUM stored in a bool: values[1] is true */
     const char *allowed;         /* what check accepts, for messages and docs */
     const char *metavar;         /* flag argument name in --help */
     const char *help;
@@ -95,6 +99,11 @@ static int check_label_name(const char *v, char *msg, size_t len);
 static int check_topic(const char *v, char *msg, size_t len);
 static int check_dlq_topic(const char *v, char *msg, size_t len);
 static int check_property_key(const char *v, char *msg, size_t len);
+static int check_kind_spec(const char *v, char *msg, size_t len);
+static int check_profile_name(const char *v, char *msg, size_t len);
+static int check_team_project(const char *v, char *msg, size_t len);
+
+static const char *const focus_columns[] = {"billed", "effective", NULL};
 
 #define OFF(member) offsetof(struct exporter_config, member)
 #define DOLLARS(n)  ((int64_t)(n)*NANOS_PER_DOLLAR)
@@ -282,6 +291,100 @@ static const struct option options[] = {
      .metavar = "NAME,...",
      .help = "Keys of an event's \"labels\" object that become extra labels on every series. "
              "Each extra label multiplies the number of series, so keep the list short."},
+    {.name = "events.topic_kinds",
+     .flag = "--events.topic-kinds",
+     .type = OPT_MAP,
+     .offset = OFF(events_topic_kinds),
+     .def = "gpu-utilization-events=gpu_utilization",
+     .check = check_topic,
+     .check_value = check_kind_spec,
+     .allowed = "Kafka topic names (each named by kafka.topics or matched by one of its ^patterns) "
+                "mapped to KIND or KIND:PROFILE, KIND one of cost, gpu_utilization, focus, "
+                "PROFILE an events.mappings name or a built-in profile (openai, anthropic: cost; "
+                "dcgm: gpu_utilization) of that kind",
+     .metavar = "TOPIC=KIND[:PROFILE]",
+     .help = "The kind of event each topic carries (docs/events.md) and, for producers that "
+             "keep their own JSON shape, the mapping profile that reads it. A topic not "
+             "listed carries cost events with our field names; a topic subscribed by a "
+             "pattern is looked up by its exact name. Setting the map replaces the default "
+             "entry (which is ignored when kafka.topics does not subscribe its topic)."},
+    {.name = "events.input_kind",
+     .flag = "--events.input-kind",
+     .type = OPT_STRING,
+     .offset = OFF(events_input_kind),
+     .def = "cost",
+     .check = check_kind_spec,
+     .allowed = "KIND or KIND:PROFILE as in events.topic_kinds",
+     .metavar = "KIND[:PROFILE]",
+     .help = "The kind of event (and optional mapping profile) of the lines read with --input."},
+    {.name = "events.mappings",
+     .flag = "--events.mappings",
+     .type = OPT_PROFILES,
+     .offset = OFF(events_mappings),
+     .def = "",
+     .check = check_profile_name,
+     .allowed = "profile names (1-64 of a-z 0-9 _ -) mapped to {field: source}, each field one "
+                "of the kind's fields (docs/events.md), each source \"/json/pointer\" (RFC "
+                "6901), \"/a - /b\" or \"/a + /b\" (numeric fields), or \"=literal\"",
+     .metavar = "PROFILE:FIELD=SOURCE",
+     .help = "Field mapping profiles: how to read our fields from a producer's own JSON "
+             "shape, named in events.topic_kinds or events.input_kind. A profile with the "
+             "name of a built-in one (openai, anthropic, dcgm) replaces it. On the command "
+             "line each flag sets one field of one profile. Unknown fields, bad pointers and "
+             "a profile used for a kind it does not fit stop the start."},
+    {.name = "gpu.utilization_silence_seconds",
+     .flag = "--gpu.utilization-silence-seconds",
+     .type = OPT_INT,
+     .offset = OFF(gpu_utilization_silence_seconds),
+     .def = "300",
+     .min = 1,
+     .max = 604800,
+     .help = "A GPU's utilization and memory gauges are no longer shown once no sample has "
+             "arrived for it for this long (wall clock at receipt); counters are not "
+             "affected (docs/gpu.md)."},
+    {.name = "gpu.namespace_teams",
+     .flag = "--gpu.namespace-teams",
+     .type = OPT_MAP,
+     .offset = OFF(gpu_namespace_teams),
+     .def = "",
+     .check = check_nonempty,
+     .check_value = check_team_project,
+     .allowed = "Kubernetes namespaces mapped to \"team/project\" (both non-empty, no further "
+                "'/')",
+     .metavar = "NAMESPACE=TEAM/PROJECT",
+     .help = "Team and project of GPU samples that name a namespace but no team: a sample's own "
+             "team/project win, then this map, then events.unattributed_label (with the "
+             "namespace as project)."},
+    {.name = "focus.cost_column",
+     .flag = "--focus.cost-column",
+     .type = OPT_ENUM,
+     .offset = OFF(focus_effective_cost),
+     .def = "effective",
+     .values = focus_columns,
+     .bool_enum = true,
+     .help = "Which FOCUS column is counted: EffectiveCost (the default: it amortises "
+             "commitment purchases over the usage they cover, the column FOCUS recommends for "
+             "allocating cost) or BilledCost (what the invoice charges, when)."},
+    {.name = "focus.team_tag",
+     .flag = "--focus.team-tag",
+     .type = OPT_STRING,
+     .offset = OFF(focus_team_tag),
+     .def = "team",
+     .check = check_nonempty,
+     .allowed = "a non-empty string",
+     .metavar = "KEY",
+     .help = "Key of a FOCUS row's Tags that holds the team; a row without it is counted for "
+             "events.unattributed_label."},
+    {.name = "focus.project_tag",
+     .flag = "--focus.project-tag",
+     .type = OPT_STRING,
+     .offset = OFF(focus_project_tag),
+     .def = "project",
+     .check = check_nonempty,
+     .allowed = "a non-empty string",
+     .metavar = "KEY",
+     .help = "Key of a FOCUS row's Tags that holds the project; a row without it is counted "
+             "for events.unattributed_label."},
     {.name = "counters.max_series",
      .flag = "--counters.max-series",
      .type = OPT_INT,
@@ -325,7 +428,7 @@ static const struct option options[] = {
      .flag = "--kafka.topics",
      .type = OPT_LIST,
      .offset = OFF(kafka_topics),
-     .def = "ai-costs",
+     .def = "ai-costs,ai-api-costs,gpu-utilization-events",
      .check = check_topic,
      .min_items = 1,
      .allowed = "at least one Kafka topic name (1-249 of a-z A-Z 0-9 . _ -), or a regular "
@@ -748,6 +851,62 @@ static int map_copy(struct string_map *dst, const struct string_map *src)
     return 0;
 }
 
+static void profiles_clear(struct mapping_profiles *p)
+{
+    for (size_t i = 0; i < p->count; i++) {
+        free(p->names[i]);
+        map_clear(&p->fields[i]);
+    }
+    free(p->names);
+    free(p->fields);
+    memset(p, 0, sizeof *p);
+}
+
+static ssize_t profiles_find(const struct mapping_profiles *p, const char *name)
+{
+    for (size_t i = 0; i < p->count; i++)
+        if (strcmp(p->names[i], name) == 0)
+            return (ssize_t)i;
+    return -1;
+}
+
+/* The profile named name, added empty if missing; NULL when out of memory. */
+static struct string_map *profiles_get(struct mapping_profiles *p, const char *name)
+{
+    ssize_t at = profiles_find(p, name);
+    if (at >= 0)
+        return &p->fields[at];
+    char *copy = strdup(name);
+    char **names = copy ? realloc(p->names, (p->count + 1) * sizeof *names) : NULL;
+    if (!names) {
+        free(copy);
+        return NULL;
+    }
+    p->names = names;
+    struct string_map *fields = realloc(p->fields, (p->count + 1) * sizeof *fields);
+    if (!fields) {
+        free(copy);
+        return NULL;
+    }
+    p->fields = fields;
+    p->names[p->count] = copy;
+    memset(&p->fields[p->count], 0, sizeof p->fields[p->count]);
+    return &p->fields[p->count++];
+}
+
+static int profiles_copy(struct mapping_profiles *dst, const struct mapping_profiles *src)
+{
+    memset(dst, 0, sizeof *dst);
+    for (size_t i = 0; i < src->count; i++) {
+        struct string_map *m = profiles_get(dst, src->names[i]);
+        if (!m || map_copy(m, &src->fields[i]) != 0) {
+            profiles_clear(dst);
+            return -ENOMEM;
+        }
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Validators */
 
@@ -755,6 +914,46 @@ static int check_nonempty(const char *v, char *msg, size_t len)
 {
     if (v[0] == '\0')
         return msgf(msg, len, -EINVAL, "must not be empty");
+    return 0;
+}
+
+/* "KIND" or "KIND:PROFILE"; whether the profile exists and fits the kind is
+ * checked once the whole config is known (check_event_kinds). */
+static int check_kind_spec(const char *v, char *msg, size_t len)
+{
+    const char *colon = strchr(v, ':');
+    size_t klen = colon ? (size_t)(colon - v) : strlen(v);
+    if (event_kind_parse(v, klen) < 0)
+        return msgf(msg, len, -EINVAL,
+                    "'%.*s' is not KIND or KIND:PROFILE with KIND one of cost, gpu_utilization, "
+                    "focus",
+                    QUOTE(v));
+    if (colon && check_profile_name(colon + 1, msg, len) != 0)
+        return -EINVAL;
+    return 0;
+}
+
+static int check_team_project(const char *v, char *msg, size_t len)
+{
+    const char *slash = strchr(v, '/');
+    if (!slash || slash == v || slash[1] == '\0' || strchr(slash + 1, '/'))
+        return msgf(msg, len, -EINVAL, "'%.*s' is not TEAM/PROJECT (both non-empty, one '/')",
+                    QUOTE(v));
+    if (!utf8_valid(v, strlen(v)))
+        return msgf(msg, len, -EINVAL, "'%.*s' is not UTF-8", QUOTE(v));
+    return 0;
+}
+
+static int check_profile_name(const char *v, char *msg, size_t len)
+{
+    size_t n = strlen(v);
+    if (n == 0 || n > 64)
+        return msgf(msg, len, -EINVAL, "profile name '%.*s' must be 1-64 of a-z 0-9 _ -", QUOTE(v));
+    for (size_t i = 0; i < n; i++)
+        if (!((v[i] >= 'a' && v[i] <= 'z') || (v[i] >= '0' && v[i] <= '9') || v[i] == '_' ||
+              v[i] == '-'))
+            return msgf(msg, len, -EINVAL, "profile name '%.*s' must be 1-64 of a-z 0-9 _ -",
+                        QUOTE(v));
     return 0;
 }
 
@@ -989,6 +1188,7 @@ static void describe_allowed(const struct option *o, char *buf, size_t len)
     case OPT_OPTIONAL_STRING:
     case OPT_LIST:
     case OPT_MAP:
+    case OPT_PROFILES:
         snprintf(buf, len, "%s", o->allowed ? o->allowed : "any string");
         break;
     }
@@ -1011,6 +1211,8 @@ static const char *expected_kind(const struct option *o)
         return "a list of strings such as [a, b]";
     case OPT_MAP:
         return "a mapping of names to values";
+    case OPT_PROFILES:
+        return "a mapping of profile names to mappings of fields to sources";
     }
     return "a value";
 }
@@ -1065,7 +1267,10 @@ static int set_scalar(struct exporter_config *cfg, const struct option *o, const
     case OPT_ENUM:
         for (int i = 0; o->values[i]; i++) {
             if (strcmp(o->values[i], text) == 0) {
-                *(int *)p = i;
+                if (o->bool_enum)
+                    *(bool *)p = i != 0;
+                else
+                    *(int *)p = i;
                 return 0;
             }
         }
@@ -1073,6 +1278,7 @@ static int set_scalar(struct exporter_config *cfg, const struct option *o, const
         return msgf(msg, len, -EINVAL, "must be %s; got '%.*s'", allowed, QUOTE(text));
     case OPT_LIST:
     case OPT_MAP:
+    case OPT_PROFILES:
         break;
     }
     return msgf(msg, len, -EINVAL, "internal error: %s is not a scalar option", o->name);
@@ -1173,6 +1379,38 @@ static int check_map_size(const struct string_map *m, char *msg, size_t len)
     return 0;
 }
 
+/* A default map as text, "key=value,key=value" (keys and values without ','). */
+static int set_map_text(struct exporter_config *cfg, const struct option *o, const char *text,
+                        char *msg, size_t len)
+{
+    struct string_map fresh = {NULL, NULL, 0};
+    const char *p = text;
+    int rc = 0;
+    while (*p && rc == 0) {
+        const char *comma = strchr(p, ',');
+        size_t n = comma ? (size_t)(comma - p) : strlen(p);
+        const char *eq = memchr(p, '=', n);
+        char *key = eq ? strndup(p, (size_t)(eq - p)) : NULL;
+        char *value = eq ? strndup(eq + 1, n - (size_t)(eq - p) - 1) : NULL;
+        if (!eq)
+            rc = msgf(msg, len, -EINVAL, "expects KEY=VALUE items");
+        else if (!key || !value)
+            rc = oom(msg, len);
+        else if ((o->check && o->check(key, msg, len) != 0) ||
+                 (o->check_value && o->check_value(value, msg, len) != 0))
+            rc = -EINVAL;
+        else if (map_set(&fresh, key, value) != 0)
+            rc = oom(msg, len);
+        free(key);
+        free(value);
+        p += n + (comma ? 1 : 0);
+    }
+    if (rc == 0)
+        replace_map(cfg, o, &fresh);
+    map_clear(&fresh);
+    return rc;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Whole-config operations */
 
@@ -1192,6 +1430,9 @@ void config_free(struct exporter_config *cfg)
             break;
         case OPT_MAP:
             map_clear(field(cfg, o));
+            break;
+        case OPT_PROFILES:
+            profiles_clear(field(cfg, o));
             break;
         case OPT_INT:
         case OPT_MONEY:
@@ -1215,6 +1456,8 @@ static int config_clone(struct exporter_config *dst, const struct exporter_confi
             memset(field(dst, o), 0, sizeof(struct string_list));
         else if (o->type == OPT_MAP)
             memset(field(dst, o), 0, sizeof(struct string_map));
+        else if (o->type == OPT_PROFILES)
+            memset(field(dst, o), 0, sizeof(struct mapping_profiles));
     }
     for (size_t i = 0; i < N_OPTIONS; i++) {
         const struct option *o = &options[i];
@@ -1227,6 +1470,8 @@ static int config_clone(struct exporter_config *dst, const struct exporter_confi
             rc = list_copy(field(dst, o), cfield(src, o));
         } else if (o->type == OPT_MAP) {
             rc = map_copy(field(dst, o), cfield(src, o));
+        } else if (o->type == OPT_PROFILES) {
+            rc = profiles_copy(field(dst, o), cfield(src, o));
         }
         if (rc != 0) {
             config_free(dst);
@@ -1274,7 +1519,10 @@ void config_init_defaults(struct exporter_config *cfg)
             rc = set_list_text(cfg, o, o->def ? o->def : "", msg, sizeof msg);
             break;
         case OPT_MAP:
-            break; /* maps start empty */
+            rc = set_map_text(cfg, o, o->def ? o->def : "", msg, sizeof msg);
+            break;
+        case OPT_PROFILES:
+            break; /* no user profiles: the built-in ones are event_kinds.c's */
         case OPT_OPTIONAL_STRING:
         case OPT_STRING:
         case OPT_INT:
@@ -1539,6 +1787,10 @@ static int load_map(struct loader *ld, const struct option *o)
         }
         if ((rc = scalar_text(ld, o->name, &text)) != 0)
             goto out;
+        if (o->check_value && o->check_value(text, msg, sizeof msg) != 0) {
+            rc = ld_error(ld, ld->event.start_mark, "%s.%.*s: %s", o->name, QUOTE(key), msg);
+            goto out;
+        }
         grown = realloc(marks, (fresh.count + 1) * sizeof *marks);
         if (!grown || map_set(&fresh, key, text) != 0) {
             marks = grown ? grown : marks;
@@ -1555,6 +1807,132 @@ out:
     free(key);
     free(marks);
     map_clear(&fresh);
+    return rc;
+}
+
+/*
+ * events.mappings: profile name -> mapping of field -> source. A source's
+ * syntax does not depend on the kind, so it is checked here, where the
+ * error can name its line and column; the fields are checked against the
+ * kind that uses the profile at the end (check_event_kinds).
+ */
+static int load_profiles(struct loader *ld, const struct option *o)
+{
+    struct mapping_profiles fresh = {NULL, NULL, 0};
+    char msg[512];
+    const char *text = "";
+    char *name = NULL, *key = NULL;
+    int rc = 0;
+
+    for (;;) {
+        yaml_mark_t name_mark;
+        struct string_map *fields;
+        if ((rc = next_event(ld)) != 0)
+            goto out;
+        if (ld->event.type == YAML_MAPPING_END_EVENT)
+            break;
+        name_mark = ld->event.start_mark;
+        if (ld->event.type != YAML_SCALAR_EVENT) {
+            rc = ld_error(ld, name_mark, "%s: profile names must be strings, not %s", o->name,
+                          event_kind(&ld->event));
+            goto out;
+        }
+        if ((rc = scalar_text(ld, o->name, &text)) != 0)
+            goto out;
+        if (check_profile_name(text, msg, sizeof msg) != 0) {
+            rc = ld_error(ld, name_mark, "%s: %s", o->name, msg);
+            goto out;
+        }
+        if (profiles_find(&fresh, text) >= 0) {
+            rc = ld_error(ld, name_mark, "duplicate key '%s.%.*s'; keep only one", o->name,
+                          QUOTE(text));
+            goto out;
+        }
+        if (fresh.count >= MAX_ITEMS) {
+            rc = ld_error(ld, name_mark, "%s: allows at most %d profiles", o->name, MAX_ITEMS);
+            goto out;
+        }
+        free(name);
+        if (!(name = strdup(text)) || !(fields = profiles_get(&fresh, name))) {
+            rc = -ENOMEM;
+            goto out;
+        }
+        if ((rc = next_event(ld)) != 0)
+            goto out;
+        if (ld->event.type != YAML_MAPPING_START_EVENT) {
+            rc = ld_error(ld, ld->event.start_mark,
+                          "%s.%s: expects a mapping of fields to sources such as "
+                          "{model: /model}, not %s",
+                          o->name, name, event_kind(&ld->event));
+            goto out;
+        }
+        for (;;) {
+            yaml_mark_t key_mark;
+            if ((rc = next_event(ld)) != 0)
+                goto out;
+            if (ld->event.type == YAML_MAPPING_END_EVENT)
+                break;
+            key_mark = ld->event.start_mark;
+            if (ld->event.type != YAML_SCALAR_EVENT) {
+                rc = ld_error(ld, key_mark, "%s.%s: fields must be strings, not %s", o->name, name,
+                              event_kind(&ld->event));
+                goto out;
+            }
+            if ((rc = scalar_text(ld, o->name, &text)) != 0)
+                goto out;
+            if (!field_mapping_field_known(text)) {
+                rc = ld_error(ld, key_mark,
+                              "%s.%s: '%.*s' is not a field of any event kind (see "
+                              "docs/events.md)",
+                              o->name, name, QUOTE(text));
+                goto out;
+            }
+            if (map_find(fields, text) >= 0) {
+                rc = ld_error(ld, key_mark, "duplicate key '%s.%s.%.*s'; keep only one", o->name,
+                              name, QUOTE(text));
+                goto out;
+            }
+            if (check_map_size(fields, msg, sizeof msg) != 0) {
+                rc = ld_error(ld, key_mark, "%s.%s: %s", o->name, name, msg);
+                goto out;
+            }
+            free(key);
+            if (!(key = strdup(text))) {
+                rc = -ENOMEM;
+                goto out;
+            }
+            if ((rc = next_event(ld)) != 0)
+                goto out;
+            if (ld->event.type != YAML_SCALAR_EVENT || is_null_scalar(&ld->event)) {
+                rc = ld_error(ld, ld->event.start_mark,
+                              "%s.%s.%s: expects a source (\"/pointer\", \"/a - /b\", "
+                              "\"/a + /b\" or \"=literal\"), not %s",
+                              o->name, name, key,
+                              ld->event.type == YAML_SCALAR_EVENT ? "nothing"
+                                                                  : event_kind(&ld->event));
+                goto out;
+            }
+            if ((rc = scalar_text(ld, o->name, &text)) != 0)
+                goto out;
+            if (field_mapping_check_source(text, msg, sizeof msg) != 0) {
+                rc = ld_error(ld, ld->event.start_mark, "%s.%s.%s: %s", o->name, name, key, msg);
+                goto out;
+            }
+            if (map_set(fields, key, text) != 0) {
+                rc = -ENOMEM;
+                goto out;
+            }
+        }
+    }
+    profiles_clear(field(ld->cfg, o));
+    *(struct mapping_profiles *)field(ld->cfg, o) = fresh;
+    memset(&fresh, 0, sizeof fresh);
+out:
+    if (rc == -ENOMEM)
+        msgf(ld->errbuf, ld->errlen, -ENOMEM, "%s: out of memory", ld->name);
+    free(name);
+    free(key);
+    profiles_clear(&fresh);
     return rc;
 }
 
@@ -1585,6 +1963,14 @@ static int load_value(struct loader *ld, const struct option *o)
         if (ld->event.type != YAML_MAPPING_START_EVENT)
             return wrong_kind(ld, o);
         return load_map(ld, o);
+    case OPT_PROFILES:
+        if (is_null_scalar(&ld->event)) {
+            profiles_clear(field(ld->cfg, o));
+            return 0;
+        }
+        if (ld->event.type != YAML_MAPPING_START_EVENT)
+            return wrong_kind(ld, o);
+        return load_profiles(ld, o);
     case OPT_STRING:
     case OPT_OPTIONAL_STRING:
     case OPT_INT:
@@ -2147,11 +2533,43 @@ static int apply_flag(struct exporter_config *cfg, const struct option *o, const
             break;
         }
         rc = o->check ? o->check(key, msg, sizeof msg) : 0;
+        if (rc == 0 && o->check_value)
+            rc = o->check_value(eq + 1, msg, sizeof msg);
         if (rc == 0 && map_find(field(cfg, o), key) < 0)
             rc = check_map_size(field(cfg, o), msg, sizeof msg);
         if (rc == 0 && map_set(field(cfg, o), key, eq + 1) != 0)
             rc = oom(msg, sizeof msg);
         free(key);
+        break;
+    }
+    case OPT_PROFILES: {
+        /* PROFILE:FIELD=SOURCE */
+        const char *colon = strchr(value, ':');
+        const char *eq = colon ? strchr(colon, '=') : NULL;
+        char *name = NULL, *fname = NULL;
+        struct string_map *fields;
+        if (!colon || !eq) {
+            rc = msgf(msg, sizeof msg, -EINVAL,
+                      "expects PROFILE:FIELD=SOURCE such as myapi:model=/model; got '%.*s'",
+                      QUOTE(value));
+            break;
+        }
+        name = strndup(value, (size_t)(colon - value));
+        fname = strndup(colon + 1, (size_t)(eq - colon - 1));
+        if (!name || !fname)
+            rc = oom(msg, sizeof msg);
+        else if ((rc = check_profile_name(name, msg, sizeof msg)) != 0)
+            ;
+        else if (!field_mapping_field_known(fname))
+            rc = msgf(msg, sizeof msg, -EINVAL,
+                      "'%.*s' is not a field of any event kind (see docs/events.md)", QUOTE(fname));
+        else if ((rc = field_mapping_check_source(eq + 1, msg, sizeof msg)) != 0)
+            ;
+        else if (!(fields = profiles_get(field(cfg, o), name)) ||
+                 map_set(fields, fname, eq + 1) != 0)
+            rc = oom(msg, sizeof msg);
+        free(name);
+        free(fname);
         break;
     }
     case OPT_STRING:
@@ -2242,6 +2660,133 @@ static int check_own_topics_not_subscribed(const struct exporter_config *cfg, ch
         return rc;
     return check_not_subscribed(cfg, "kafka.state_topic", cfg->kafka_state_topic,
                                 "the checkpoint topic: its records are not events", errbuf, errlen);
+}
+
+/* Whether kafka.topics names topic or has a ^pattern matching it. */
+static bool topic_subscribed(const struct exporter_config *cfg, const char *topic)
+{
+    for (size_t i = 0; i < cfg->kafka_topics.count; i++) {
+        const char *t = cfg->kafka_topics.items[i];
+        if (t[0] != '^') {
+            if (strcmp(t, topic) == 0)
+                return true;
+            continue;
+        }
+        regex_t re;
+        if (perl_style(t) || regcomp(&re, t, REG_EXTENDED | REG_NOSUB) != 0)
+            continue;
+        bool match = regexec(&re, topic, 0, NULL, 0) == 0;
+        regfree(&re);
+        if (match)
+            return true;
+    }
+    return false;
+}
+
+/*
+ * A "KIND[:PROFILE]" value (of the setting `what`): the profile must be a
+ * user or built-in one, and compile for that kind (a user profile of the
+ * same name replaces the built-in one). *used (per user profile) is set.
+ */
+static int check_kind_use(const struct exporter_config *cfg, const char *what, const char *spec,
+                          bool *used, char *errbuf, size_t errlen)
+{
+    char msg[512];
+    const char *colon = strchr(spec, ':');
+    int kind = event_kind_parse(spec, colon ? (size_t)(colon - spec) : strlen(spec));
+    if (kind < 0 || check_kind_spec(spec, msg, sizeof msg) != 0)
+        return msgf(errbuf, errlen, -EINVAL, "%s: %s", what, msg);
+    if (!colon)
+        return 0;
+    const char *name = colon + 1;
+    ssize_t at = profiles_find(&cfg->events_mappings, name);
+    const struct string_map *fields;
+    enum event_kind builtin_kind;
+    if (at >= 0) {
+        used[at] = true;
+        fields = &cfg->events_mappings.fields[at];
+    } else if ((fields = field_mapping_builtin(name, &builtin_kind)) != NULL) {
+        if ((int)builtin_kind != kind)
+            return msgf(errbuf, errlen, -EINVAL,
+                        "%s: the built-in profile '%s' reads %s events, not %s; use KIND "
+                        "%s:%s or another profile",
+                        what, name, event_kind_name(builtin_kind),
+                        event_kind_name((enum event_kind)kind), event_kind_name(builtin_kind),
+                        name);
+    } else {
+        return msgf(errbuf, errlen, -EINVAL,
+                    "%s: no mapping profile named '%.*s'; define it under events.mappings or "
+                    "use a built-in one (openai, anthropic, dcgm)",
+                    what, QUOTE(name));
+    }
+    struct field_mapping *m = field_mapping_compile((enum event_kind)kind, fields, msg, sizeof msg);
+    if (!m)
+        return msgf(errbuf, errlen, -EINVAL,
+                    "%s: profile '%s' does not fit %s events: events.mappings.%s.%s", what, name,
+                    event_kind_name((enum event_kind)kind), name, msg);
+    field_mapping_free(m);
+    return 0;
+}
+
+/*
+ * The event kinds as a whole (docs/events.md): every events.topic_kinds key
+ * is subscribed, every kind and profile in use exists and fits, every
+ * profile fits some kind, and gpu.namespace_teams values are team/project.
+ */
+static int check_event_kinds(const struct exporter_config *cfg, char *errbuf, size_t errlen)
+{
+    const struct mapping_profiles *mp = &cfg->events_mappings;
+    bool *used = calloc(mp->count + 1, sizeof *used);
+    char what[400], msg[512];
+    int rc = 0;
+    if (!used)
+        return msgf(errbuf, errlen, -ENOMEM, "config: out of memory");
+    for (size_t i = 0; i < cfg->events_topic_kinds.count && rc == 0; i++) {
+        const char *topic = cfg->events_topic_kinds.keys[i];
+        snprintf(what, sizeof what, "events.topic_kinds.%.*s", QUOTE(topic));
+        /* The default entry names a topic of the default subscription; a
+         * narrower kafka.topics simply does not use it. */
+        bool default_entry = strcmp(topic, "gpu-utilization-events") == 0 &&
+                             strcmp(cfg->events_topic_kinds.values[i], "gpu_utilization") == 0;
+        if (!default_entry && !topic_subscribed(cfg, topic))
+            rc = msgf(errbuf, errlen, -EINVAL,
+                      "%s: the topic is not in kafka.topics (nor matched by a ^pattern there); "
+                      "subscribe it or remove the entry",
+                      what);
+        else
+            rc = check_kind_use(cfg, what, cfg->events_topic_kinds.values[i], used, errbuf, errlen);
+    }
+    if (rc == 0)
+        rc = check_kind_use(cfg, "events.input_kind", cfg->events_input_kind, used, errbuf, errlen);
+    for (size_t i = 0; i < mp->count && rc == 0; i++) {
+        if (used[i])
+            continue;
+        bool fits = false;
+        for (int k = 0; k < EVENT_KIND_COUNT && !fits; k++) {
+            struct field_mapping *m =
+                field_mapping_compile((enum event_kind)k, &mp->fields[i], msg, sizeof msg);
+            fits = m != NULL;
+            field_mapping_free(m);
+        }
+        if (!fits)
+            rc = msgf(errbuf, errlen, -EINVAL,
+                      "events.mappings.%s: its fields fit no event kind (cost, "
+                      "gpu_utilization, focus); see docs/events.md",
+                      mp->names[i]);
+    }
+    for (size_t i = 0; i < cfg->gpu_namespace_teams.count && rc == 0; i++) {
+        const char *v = cfg->gpu_namespace_teams.values[i];
+        const char *slash = strchr(v, '/');
+        if (check_team_project(v, msg, sizeof msg) != 0 ||
+            (size_t)(slash - v) > (size_t)cfg->events_max_label_bytes ||
+            strlen(slash + 1) > (size_t)cfg->events_max_label_bytes)
+            rc = msgf(errbuf, errlen, -EINVAL,
+                      "gpu.namespace_teams.%.*s: '%.*s' is not TEAM/PROJECT (both non-empty "
+                      "UTF-8, at most events.max_label_bytes, one '/')",
+                      QUOTE(cfg->gpu_namespace_teams.keys[i]), QUOTE(v));
+    }
+    free(used);
+    return rc;
 }
 
 int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
@@ -2352,6 +2897,8 @@ int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
         goto out;
     if ((rc = check_own_topics_not_subscribed(&fresh, errbuf, errlen)) != 0)
         goto out;
+    if ((rc = check_event_kinds(&fresh, errbuf, errlen)) != 0)
+        goto out;
     config_replace(cfg, &fresh);
     *action = check ? CONFIG_ACTION_CHECK : CONFIG_ACTION_RUN;
 out:
@@ -2390,7 +2937,25 @@ static void format_default(const struct option *o, char *buf, size_t len)
         snprintf(buf + used, len - used, "]");
         break;
     }
-    case OPT_MAP:
+    case OPT_MAP: {
+        /* "k=v,k=v" -> "{k: v, k: v}" */
+        size_t used = (size_t)snprintf(buf, len, "{");
+        const char *p = o->def ? o->def : "";
+        for (; *p && used + 4 < len; p++) {
+            if (*p == ',') {
+                buf[used++] = ',';
+                buf[used++] = ' ';
+            } else if (*p == '=') {
+                buf[used++] = ':';
+                buf[used++] = ' ';
+            } else {
+                buf[used++] = *p;
+            }
+        }
+        snprintf(buf + used, len - used, "}");
+        break;
+    }
+    case OPT_PROFILES:
         snprintf(buf, len, "{}");
         break;
     case OPT_INT:
@@ -2418,6 +2983,8 @@ static const char *type_name(const struct option *o)
         return "list of strings";
     case OPT_MAP:
         return "map of strings";
+    case OPT_PROFILES:
+        return "map of maps of strings";
     }
     return "?";
 }
@@ -2438,6 +3005,7 @@ static const char *metavar(const struct option *o, char *buf, size_t len)
     case OPT_OPTIONAL_STRING:
     case OPT_LIST:
     case OPT_MAP:
+    case OPT_PROFILES:
         break;
     }
     return "VALUE";
@@ -2626,6 +3194,8 @@ static bool option_equal(const struct exporter_config *a, const struct exporter_
     case OPT_MONEY:
         return *(const int64_t *)fa == *(const int64_t *)fb;
     case OPT_ENUM:
+        if (o->bool_enum)
+            return *(const bool *)fa == *(const bool *)fb;
         return *(const int *)fa == *(const int *)fb;
     case OPT_LIST: {
         const struct string_list *la = fa, *lb = fb;
@@ -2644,6 +3214,25 @@ static bool option_equal(const struct exporter_config *a, const struct exporter_
             ssize_t j = map_find(mb, ma->keys[i]);
             if (j < 0 || !strings_equal(ma->values[i], mb->values[j]))
                 return false;
+        }
+        return true;
+    }
+    case OPT_PROFILES: {
+        const struct mapping_profiles *pa = fa, *pb = fb;
+        if (pa->count != pb->count)
+            return false;
+        for (size_t i = 0; i < pa->count; i++) {
+            ssize_t j = profiles_find(pb, pa->names[i]);
+            if (j < 0)
+                return false;
+            const struct string_map *ma = &pa->fields[i], *mb = &pb->fields[j];
+            if (ma->count != mb->count)
+                return false;
+            for (size_t k = 0; k < ma->count; k++) {
+                ssize_t l = map_find(mb, ma->keys[k]);
+                if (l < 0 || !strings_equal(ma->values[k], mb->values[l]))
+                    return false;
+            }
         }
         return true;
     }

@@ -369,7 +369,7 @@ static struct counter_series *overflow_for(struct counter_table *t,
 /* The rare path of a lookup: creates the series, or returns the overflow
  * series when the table is full (or memory runs out), counting that. */
 static struct counter_series *insert(struct counter_table *t, uint64_t hash,
-                                     const struct label_value *values)
+                                     const struct label_value *values, bool bounded)
 {
     struct counter_series *s;
     size_t slot;
@@ -379,11 +379,13 @@ static struct counter_series *insert(struct counter_table *t, uint64_t hash,
     if (s)
         goto out;
     if (names_overflow(t, values)) {
-        s = overflow_for(t, values);
+        s = bounded ? NULL : overflow_for(t, values);
         goto out;
     }
     size_t n = atomic_load_explicit(&t->count, memory_order_relaxed);
     s = n < t->max_series ? series_new(t, hash, values) : NULL;
+    if (!s && bounded)
+        goto out;
     if (!s) {
         /* relaxed: a statistic, ordered with nothing. */
         atomic_fetch_add_explicit(&t->overflow_adds, 1, memory_order_relaxed);
@@ -411,7 +413,15 @@ struct counter_series *counter_table_get_hashed(struct counter_table *t,
 {
     size_t slot;
     struct counter_series *s = probe(t, hash, values, &slot);
-    return s ? s : insert(t, hash, values);
+    return s ? s : insert(t, hash, values, false);
+}
+
+struct counter_series *counter_table_get_bounded(struct counter_table *t,
+                                                 const struct label_value *values, uint64_t hash)
+{
+    size_t slot;
+    struct counter_series *s = probe(t, hash, values, &slot);
+    return s ? s : insert(t, hash, values, true);
 }
 
 struct counter_series *counter_table_get(struct counter_table *t, const struct label_value *values)
@@ -439,6 +449,17 @@ void counter_series_add(struct counter_series *series, uint64_t delta)
     uint64_t old = atomic_fetch_add_explicit(&series->value, delta, memory_order_relaxed), sum;
     if (__builtin_expect(__builtin_add_overflow(old, delta, &sum) || sum >= COUNTER_SATURATED, 0))
         atomic_store_explicit(&series->value, COUNTER_SATURATED, memory_order_relaxed);
+}
+
+uint64_t counter_series_raise(struct counter_series *series, uint64_t v)
+{
+    /* relaxed: the value orders no other memory; whoever reads it with the
+     * counters (a checkpoint, a restore) has stopped the writers first. */
+    uint64_t old = atomic_load_explicit(&series->value, memory_order_relaxed);
+    while (old < v && !atomic_compare_exchange_weak_explicit(
+                          &series->value, &old, v, memory_order_relaxed, memory_order_relaxed))
+        ;
+    return old;
 }
 
 uint64_t counter_series_live(const struct counter_series *series)

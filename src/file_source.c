@@ -284,6 +284,8 @@ struct event_source *file_source_new(const struct exporter_config *cfg, struct i
     fs->chunk = malloc(CHUNK_BYTES);
     fs->line = malloc(fs->line_cap);
     fs->worker = ingest_worker_new(ingest);
+    if (fs->worker) /* events.input_kind */
+        ingest_worker_set_input(fs->worker, ingest_input_for_file(ingest));
     if (!fs->path || !fs->chunk || !fs->line || !fs->worker) {
         snprintf(errbuf, errlen, "out of memory");
         goto fail;

@@ -29,6 +29,7 @@
 #include <microhttpd.h>
 #include <yaml.h>
 
+#include "gauge_table.h"
 #include "metrics_internal.h"
 #include "money.h"
 #include "process_metrics.h"
@@ -54,6 +55,8 @@ struct metrics_worker {
     struct counter_series *rejected_series; /* events{outcome="rejected"} */
     struct counter_series *reason_series[REJECT_REASON_COUNT];
     char shard_buf[METRICS_SHARD_MAX];
+    struct gauge_writer *gauges;
+    _Atomic uint64_t deduplicated; /* GPU samples that counted nothing */
 };
 
 struct collector {
@@ -63,6 +66,7 @@ struct collector {
 
 struct metrics {
     struct counter_table *tables[METRIC_FAMILY_COUNT]; /* EVENTS/REJECTED: sharded only */
+    struct gauge_table *gauges;                        /* GPU utilization and memory, live */
     bool sharded;
     size_t extra_label_count;
     uint64_t token_kind_hashes[TOKEN_KIND_COUNT]; /* label_hash of token_kind_labels */
@@ -80,6 +84,14 @@ static const char *const gpu_labels[] = {"team", "project", "instance_type", "gp
 static const char *const mismatch_labels[] = {"provider", "model", "shard"};
 static const char *const events_labels[] = {"outcome", "shard"};
 static const char *const rejected_labels[] = {"reason", "shard"};
+static const char *const gpu_alloc_labels[] = {"team", "project", "gpu_type", "shard"};
+static const char *const cloud_labels[] = {
+    "team", "project", "provider", "service", "charge_category", "sub_account", "shard"};
+static const char *const mark_labels[] = {"node", "gpu", "shard"};
+static const char *const gauge_labels[GAUGE_LABELS] = {"team", "project", "node", "gpu"};
+/* A gauge is dropped after gpu.utilization_silence_seconds; 0 (a config
+ * without the option) means the documented default. */
+#define DEFAULT_SILENCE_SECONDS 300
 
 #define LV(s)                                                                                      \
     {                                                                                              \
@@ -122,6 +134,20 @@ struct metrics *metrics_new(const struct exporter_config *cfg)
         if (!m->tables[METRIC_FAMILY_EVENTS] || !m->tables[METRIC_FAMILY_REJECTED])
             goto fail;
     }
+    m->tables[METRIC_FAMILY_GPU_ALLOCATED] = counter_table_new(gpu_alloc_labels, 3 + sh, max, &opt);
+    m->tables[METRIC_FAMILY_GPU_IDLE_COST] = counter_table_new(gpu_alloc_labels, 3 + sh, max, &opt);
+    m->tables[METRIC_FAMILY_CLOUD_COST] = counter_table_new(cloud_labels, 6 + sh, max, &opt);
+    m->tables[METRIC_FAMILY_CREDIT] = counter_table_new(cloud_labels, 6 + sh, max, &opt);
+    m->tables[METRIC_FAMILY_GPU_MARK] = counter_table_new(mark_labels, 2 + sh, max, &opt);
+    for (int f = METRIC_FAMILY_GPU_ALLOCATED; f <= METRIC_FAMILY_GPU_MARK; f++)
+        if (!m->tables[f])
+            goto fail;
+    int64_t silence = cfg->gpu_utilization_silence_seconds > 0
+                          ? cfg->gpu_utilization_silence_seconds
+                          : DEFAULT_SILENCE_SECONDS;
+    m->gauges = gauge_table_new(max, silence * 1000, METRICS_MAX_WORKERS);
+    if (!m->gauges)
+        goto fail;
     m->workers = aligned_alloc(64, sizeof(struct metrics_worker) * METRICS_MAX_WORKERS);
     if (!m->tables[METRIC_FAMILY_COST] || !m->tables[METRIC_FAMILY_TOKENS] ||
         !m->tables[METRIC_FAMILY_GPU] || !m->tables[METRIC_FAMILY_MISMATCH] || !m->workers)
@@ -145,6 +171,7 @@ void metrics_free(struct metrics *m)
         return;
     for (size_t f = 0; f < METRIC_FAMILY_COUNT; f++)
         counter_table_free(m->tables[f]);
+    gauge_table_free(m->gauges);
     free(m->workers);
     free(m);
 }
@@ -156,6 +183,9 @@ struct metrics_worker *metrics_worker_new(struct metrics *m)
         return NULL;
     struct metrics_worker *w = &m->workers[i];
     w->registry = m;
+    w->gauges = gauge_writer_new(m->gauges);
+    if (!w->gauges)
+        return NULL;
     w->shard = (struct label_value){w->shard_buf, 0};
     w->shard_hash = label_hash("", 0);
     return w;
@@ -260,13 +290,14 @@ static struct counter_series *outcome_series(struct metrics_worker *w, enum metr
     return series_of(w->registry->tables[family], labels, hashes);
 }
 
-void metrics_record_event(struct metrics_worker *w, const struct event *ev)
+/* Counts an accepted message of any kind; timestamp_ms (if has) feeds the
+ * freshness gauge. */
+static void count_accepted(struct metrics_worker *w, bool has_timestamp, int64_t timestamp_ms)
 {
-    add_usage(w, ev);
     /* relaxed: only this thread writes the slot; scrapes need atomicity. */
-    if (ev->has_timestamp &&
-        ev->timestamp_ms > atomic_load_explicit(&w->last_event_ms, memory_order_relaxed))
-        atomic_store_explicit(&w->last_event_ms, ev->timestamp_ms, memory_order_relaxed);
+    if (has_timestamp &&
+        timestamp_ms > atomic_load_explicit(&w->last_event_ms, memory_order_relaxed))
+        atomic_store_explicit(&w->last_event_ms, timestamp_ms, memory_order_relaxed);
     if (!w->registry->sharded) {
         atomic_fetch_add_explicit(&w->accepted, 1, memory_order_relaxed);
         return;
@@ -275,6 +306,73 @@ void metrics_record_event(struct metrics_worker *w, const struct event *ev)
         w->accepted_series = outcome_series(w, METRIC_FAMILY_EVENTS, outcome_labels[0],
                                             w->registry->outcome_hashes[0]);
     counter_series_add(w->accepted_series, 1);
+}
+
+void metrics_record_event(struct metrics_worker *w, const struct event *ev)
+{
+    add_usage(w, ev);
+    count_accepted(w, ev->has_timestamp, ev->timestamp_ms);
+}
+
+enum reject_reason metrics_gpu_mark(struct metrics_worker *w, const struct gpu_sample *s,
+                                    uint64_t *counted_nanos)
+{
+    struct label_value v[3] = {s->node, s->gpu, w->shard};
+    uint64_t h[3] = {label_hash(v[0].ptr, v[0].len), label_hash(v[1].ptr, v[1].len), w->shard_hash};
+    struct counter_table *t = w->registry->tables[METRIC_FAMILY_GPU_MARK];
+    /* Never the overflow series: GPUs sharing one mark would swallow each
+     * other's intervals. */
+    struct counter_series *mark =
+        counter_table_get_bounded(t, v, label_set_hash(h, counter_table_label_count(t)));
+    if (!mark)
+        return REJECT_TOO_MANY_GPUS;
+    uint64_t end = s->end_unix_nanos;
+    uint64_t start = end > s->interval_nanos ? end - s->interval_nanos : 0;
+    uint64_t old = counter_series_raise(mark, end);
+    *counted_nanos = old >= end ? 0 : end - (old > start ? old : start);
+    return REJECT_NONE;
+}
+
+void metrics_record_gpu_sample(struct metrics_worker *w, const struct gpu_sample *s,
+                               uint64_t counted_nanos, uint64_t idle_cost_nanos, int64_t receipt_ms)
+{
+    struct metrics *m = w->registry;
+    if (counted_nanos) {
+        struct label_value gl[4] = {s->team, s->project, s->gpu_type, w->shard};
+        uint64_t gh[4] = {label_hash(s->team.ptr, s->team.len),
+                          label_hash(s->project.ptr, s->project.len),
+                          label_hash(s->gpu_type.ptr, s->gpu_type.len), w->shard_hash};
+        /* micro-GPU-seconds, rounded half up per sample like
+         * ai_finops_gpu_seconds */
+        counter_series_add(series_of(m->tables[METRIC_FAMILY_GPU_ALLOCATED], gl, gh),
+                           (counted_nanos + 500) / 1000);
+        counter_series_add(series_of(m->tables[METRIC_FAMILY_GPU_IDLE_COST], gl, gh),
+                           idle_cost_nanos);
+        struct label_value labels[GAUGE_LABELS] = {s->team, s->project, s->node, s->gpu};
+        gauge_table_set(w->gauges, labels, s->utilization_ppb,
+                        s->has_memory ? s->memory_used_bytes : GAUGE_NO_MEMORY, receipt_ms);
+    } else {
+        atomic_fetch_add_explicit(&w->deduplicated, 1, memory_order_relaxed);
+    }
+    count_accepted(w, true, (int64_t)(s->end_unix_nanos / 1000000));
+}
+
+void metrics_record_focus_row(struct metrics_worker *w, const struct focus_row *r)
+{
+    struct metrics *m = w->registry;
+    struct label_value v[7] = {
+        r->team, r->project, r->provider, r->service, r->charge_category, r->sub_account, w->shard};
+    uint64_t h[7];
+    for (int i = 0; i < 6; i++)
+        h[i] = label_hash(v[i].ptr, v[i].len);
+    h[6] = w->shard_hash;
+    /* A credit never decrements: it has its own counter. */
+    bool credit = r->amount_nanos < 0;
+    uint64_t amount = credit ? 0 - (uint64_t)r->amount_nanos : (uint64_t)r->amount_nanos;
+    counter_series_add(
+        series_of(m->tables[credit ? METRIC_FAMILY_CREDIT : METRIC_FAMILY_CLOUD_COST], v, h),
+        amount);
+    count_accepted(w, r->has_timestamp, r->timestamp_ms);
 }
 
 void metrics_record_mismatch(struct metrics_worker *w, const struct event *ev)
@@ -416,6 +514,16 @@ static const struct table_family {
     {FAMILY("ai_finops_events"), "Events decoded, by outcome.", 0},
     {FAMILY("ai_finops_events_rejected"),
      "Rejected events, by reason (each also goes to the dead-letter topic).", 0},
+    /* The event kinds' families (event_kinds.h); a NULL table is skipped. */
+    {FAMILY("ai_finops_gpu_allocated_seconds"),
+     "GPU-seconds covered by utilization samples, each interval counted once.", 6},
+    {FAMILY("ai_finops_gpu_idle_cost_dollars"),
+     "Money paid for GPUs that did nothing: interval x (1 - utilization) x per-GPU-second price.",
+     9},
+    {FAMILY("ai_finops_cloud_cost_dollars"), "Cloud bill cost from FOCUS rows (amounts >= 0).", 9},
+    {FAMILY("ai_finops_credit_dollars"),
+     "Credits and refunds from FOCUS rows (|negative amounts|).", 9},
+    {FAMILY("ai_finops_gpu_interval_mark"), "Never rendered: per-GPU interval state.", 0},
 };
 #define FAMILY_COUNT (sizeof(table_families) / sizeof(table_families[0]))
 _Static_assert(FAMILY_COUNT == METRIC_FAMILY_COUNT, "one table_families entry per metric_family");
@@ -489,11 +597,66 @@ static int64_t last_event_ms(const struct metrics *m)
     return newest;
 }
 
+struct gauge_render {
+    struct dynbuf *b;
+    const char *sample;
+    bool memory;
+};
+
+static void render_gauge(const struct gauge_view *v, void *ctx)
+{
+    struct gauge_render *r = ctx;
+    if (r->memory && v->memory_bytes == GAUGE_NO_MEMORY)
+        return;
+    dynbuf_append_str(r->b, r->sample);
+    expo_labels(r->b, gauge_labels, v->labels, GAUGE_LABELS);
+    if (r->memory) {
+        expo_value_u64(r->b, v->memory_bytes);
+        return;
+    }
+    char text[MONEY_FORMAT_MAX + 2];
+    text[0] = ' ';
+    size_t n = 1 + money_format_scaled(v->util_ppb, 9, text + 1); /* exact ratio */
+    text[n++] = '\n';
+    dynbuf_append(r->b, text, n);
+}
+
+/* The GPU gauges (live, no shard label) and the sample counters kept in
+ * the worker slots. */
+static void render_gpu(struct metrics *m, struct dynbuf *b, enum expo_format fmt, int64_t now_ms)
+{
+    expo_family(b, fmt, "ai_finops_gpu_utilization_ratio", "gauge",
+                "GPU utilization (0-1) of the last sample, dropped after "
+                "gpu.utilization_silence_seconds without one.");
+    struct gauge_render r = {b, "ai_finops_gpu_utilization_ratio", false};
+    gauge_table_foreach(m->gauges, now_ms, render_gauge, &r);
+    expo_family(b, fmt, "ai_finops_gpu_memory_used_bytes", "gauge",
+                "GPU memory used, from the last sample that reported it.");
+    r = (struct gauge_render){b, "ai_finops_gpu_memory_used_bytes", true};
+    gauge_table_foreach(m->gauges, now_ms, render_gauge, &r);
+
+    uint64_t dedup = 0;
+    size_t n = atomic_load_explicit(&m->worker_count, memory_order_relaxed);
+    for (size_t i = 0; i < n && i < METRICS_MAX_WORKERS; i++)
+        dedup += atomic_load_explicit(&m->workers[i].deduplicated, memory_order_relaxed);
+    expo_family(b, fmt, "ai_finops_gpu_samples_deduplicated", "counter",
+                "GPU samples accepted that counted nothing: their interval ended at or before "
+                "the newest one counted for that GPU (a repeat or an older sample).");
+    dynbuf_append_str(b, "ai_finops_gpu_samples_deduplicated_total");
+    expo_value_u64(b, dedup);
+    expo_family(b, fmt, "ai_finops_gpu_gauge_series_dropped", "counter",
+                "New GPUs whose gauges were not kept: counters.max_series GPUs were all heard "
+                "from within the silence.");
+    dynbuf_append_str(b, "ai_finops_gpu_gauge_series_dropped_total");
+    expo_value_u64(b, gauge_table_dropped(m->gauges));
+}
+
 int metrics_render_at(struct metrics *m, enum expo_format fmt, int64_t now_ms, struct dynbuf *b)
 {
     for (size_t i = 0; i < FAMILY_COUNT; i++)
-        if (m->tables[i])
+        if (m->tables[i] && i != METRIC_FAMILY_GPU_MARK) /* state, not a metric */
             render_table(b, fmt, now_ms, m->tables[i], &table_families[i]);
+    render_gpu(m, b, fmt, now_ms);
     /* Sharded registries render their outcome counters as tables above;
      * only the slots' counts need summing, and only without shards (a
      * scrape walks no series just for totals). */
@@ -514,14 +677,19 @@ int metrics_render_at(struct metrics *m, enum expo_format fmt, int64_t now_ms, s
     for (size_t i = 0; i < FAMILY_COUNT; i++) {
         if (!m->tables[i])
             continue;
-        render_one_label(b, "ai_finops_series", "metric", table_families[i].total);
+        /* the marks: how many GPUs the interval state holds (of max_series) */
+        render_one_label(b, "ai_finops_series", "metric",
+                         i == METRIC_FAMILY_GPU_MARK ? table_families[i].base
+                                                     : table_families[i].total);
         expo_value_u64(b, counter_table_series_count(m->tables[i]));
     }
+    render_one_label(b, "ai_finops_series", "metric", "ai_finops_gpu_utilization_ratio");
+    expo_value_u64(b, gauge_table_count(m->gauges));
     expo_family(b, fmt, "ai_finops_series_overflow", "counter",
                 "Increments sent to the __overflow__ series because the family reached "
                 "counters.max_series.");
     for (size_t i = 0; i < FAMILY_COUNT; i++) {
-        if (!m->tables[i])
+        if (!m->tables[i] || i == METRIC_FAMILY_GPU_MARK) /* never overflows */
             continue;
         render_one_label(b, "ai_finops_series_overflow_total", "metric", table_families[i].total);
         expo_value_u64(b, counter_table_overflow_adds(m->tables[i]));

@@ -228,6 +228,47 @@ int price_table_gpu_type_cost(const struct price_table *t, struct label_value gp
     return -ENOENT;
 }
 
+int price_table_gpu_rate(const struct price_table *t, struct label_value instance_type,
+                         struct label_value gpu_type, struct gpu_rate *rate)
+{
+    const struct gpu_price *p = find_gpu(t, instance_type.ptr, instance_type.len);
+    if (p) {
+        *rate = (struct gpu_rate){p->per_hour_nanos, p->gpus};
+        return 0;
+    }
+    for (size_t i = 0; i < t->by_type_count; i++) {
+        const struct gpu_type_price *g = &t->by_type[i];
+        if (str_eq(g->gpu_type, gpu_type.ptr, gpu_type.len)) {
+            *rate = (struct gpu_rate){g->per_gpu_hour_nanos, 1};
+            return 0;
+        }
+    }
+    return -ENOENT;
+}
+
+int gpu_idle_cost(const struct gpu_rate *rate, uint64_t counted_nanos, uint64_t util_ppb,
+                  uint64_t *cost_nanos)
+{
+    if (util_ppb > 1000000000ULL || rate->gpus == 0)
+        return -EINVAL;
+    /* counted <= 8.64e13 ns and the idle share <= 1e9 fit 77 bits; the
+     * price could push the product past 128 bits, so it is checked. */
+    unsigned __int128 num = (unsigned __int128)counted_nanos * (1000000000ULL - util_ppb);
+    if (__builtin_mul_overflow(num, (unsigned __int128)rate->per_hour_nanos, &num))
+        return -ERANGE;
+    unsigned __int128 den = (unsigned __int128)rate->gpus * 3600u * NANOS_PER_UNIT * 1000000000ULL;
+    return divide_round(num, den, cost_nanos);
+}
+
+int price_table_gpu_idle_cost(const struct price_table *t, struct label_value instance_type,
+                              struct label_value gpu_type, uint64_t counted_nanos,
+                              uint64_t util_ppb, uint64_t *cost_nanos)
+{
+    struct gpu_rate rate;
+    int rc = price_table_gpu_rate(t, instance_type, gpu_type, &rate);
+    return rc ? rc : gpu_idle_cost(&rate, counted_nanos, util_ppb, cost_nanos);
+}
+
 size_t price_table_llm_count(const struct price_table *t)
 {
     return t->llm_count;
@@ -246,6 +287,16 @@ size_t price_table_gpu_count(const struct price_table *t)
 const struct gpu_price *price_table_gpu_at(const struct price_table *t, size_t i)
 {
     return i < t->gpu_count ? &t->gpu[i] : NULL;
+}
+
+size_t price_table_gpu_type_count(const struct price_table *t)
+{
+    return t->by_type_count;
+}
+
+const struct gpu_type_price *price_table_gpu_type_at(const struct price_table *t, size_t i)
+{
+    return i < t->by_type_count ? &t->by_type[i] : NULL;
 }
 
 /* ---- loading ----------------------------------------------------------- */

@@ -84,8 +84,21 @@ static void test_defaults(void **state)
     assert_int_equal(cfg.counters_max_series, 100000);
     assert_string_equal(cfg.kafka_brokers, "127.0.0.1:9092");
     assert_string_equal(cfg.kafka_group_id, "ai-finops-exporter");
-    assert_int_equal(cfg.kafka_topics.count, 1);
+    /* The three topics of the original design (issue 13). */
+    assert_int_equal(cfg.kafka_topics.count, 3);
     assert_string_equal(cfg.kafka_topics.items[0], "ai-costs");
+    assert_string_equal(cfg.kafka_topics.items[1], "ai-api-costs");
+    assert_string_equal(cfg.kafka_topics.items[2], "gpu-utilization-events");
+    assert_int_equal(cfg.events_topic_kinds.count, 1);
+    assert_string_equal(cfg.events_topic_kinds.keys[0], "gpu-utilization-events");
+    assert_string_equal(cfg.events_topic_kinds.values[0], "gpu_utilization");
+    assert_string_equal(cfg.events_input_kind, "cost");
+    assert_int_equal(cfg.events_mappings.count, 0);
+    assert_int_equal(cfg.gpu_utilization_silence_seconds, 300);
+    assert_int_equal(cfg.gpu_namespace_teams.count, 0);
+    assert_true(cfg.focus_effective_cost);
+    assert_string_equal(cfg.focus_team_tag, "team");
+    assert_string_equal(cfg.focus_project_tag, "project");
     assert_int_equal(cfg.kafka_threads, 0);
     assert_int_equal(cfg.kafka_properties.count, 0);
     assert_string_equal(cfg.kafka_dlq_topic, "ai-costs-dlq");
@@ -168,7 +181,7 @@ static void test_empty_documents(void **state)
         assert_int_equal(load(&cfg, empties[i]), 0);
         assert_string_equal(errbuf, "");
         assert_string_equal(cfg.web_listen_address, ":9400");
-        assert_int_equal(cfg.kafka_topics.count, 1);
+        assert_int_equal(cfg.kafka_topics.count, 3);
         config_free(&cfg);
     }
 }
@@ -283,7 +296,8 @@ static void test_ranges_and_enums(void **state)
     expect_error("events:\n  unattributed_label: \"\"\n",
                  "t.yaml:2:23: events.unattributed_label: must not be empty");
     expect_error("kafka:\n  topics: []\n",
-                 "t.yaml:2:11: kafka.topics: must list at least 1 item, e.g. [ai-costs]");
+                 "t.yaml:2:11: kafka.topics: must list at least 1 item, e.g. "
+                 "[ai-costs,ai-api-costs,gpu-utilization-events]");
     expect_error(
         "kafka:\n  dlq_topic: \"bad topic\"\n",
         "t.yaml:2:14: kafka.dlq_topic: 'bad topic' is not a valid Kafka topic: use "
@@ -799,7 +813,7 @@ static void test_flag_errors(void **state)
                           "security.protocol=SASL_SSL; got 'novalue'");
     char *a8[] = {"prog", "--kafka.topics=", NULL};
     expect_args_error(a8, "command line: --kafka.topics: must list at least 1 item, e.g. "
-                          "[ai-costs]");
+                          "[ai-costs,ai-api-costs,gpu-utilization-events]");
     char *a9[] = {"prog", "--check-config=yes", NULL};
     expect_args_error(a9, "command line: --check-config takes no value; remove '=yes'");
     char *a10[] = {"prog", "--config", "/nonexistent/c.yaml", NULL};
@@ -837,6 +851,227 @@ static void test_help_lists_every_flag(void **state)
         if (!strstr(text, flags[i]))
             fail_msg("--help does not mention %s", flags[i]);
     free(text);
+}
+
+/* Issue 13's options: topic kinds, mapping profiles, gpu.* and focus.*. */
+static const char kinds_yaml[] =
+    "kafka:\n"
+    "  topics: [ai-costs, openai-usage, gpu-utilization-events, ^billing-.*]\n"
+    "events:\n"
+    "  topic_kinds:\n"
+    "    openai-usage: cost:openai\n"
+    "    gpu-utilization-events: gpu_utilization:dcgm\n"
+    "    billing-aws: focus\n"
+    "    billing-gcp: focus:gcp\n"
+    "  input_kind: cost:myapi\n"
+    "  mappings:\n"
+    "    myapi:\n"
+    "      model: /response/model\n"
+    "      input_tokens: /usage/in - /usage/cached\n"
+    "      provider: =acme\n"
+    "    gcp:\n"
+    "      EffectiveCost: /cost/amount\n"
+    "      ChargeCategory: =Usage\n"
+    "      Tags: /labels\n"
+    "gpu:\n"
+    "  utilization_silence_seconds: 60\n"
+    "  namespace_teams:\n"
+    "    ml-training: ml-platform/llm-pretrain\n"
+    "focus:\n"
+    "  cost_column: billed\n"
+    "  team_tag: owner\n"
+    "  project_tag: app\n";
+
+static void test_event_kinds_options(void **state)
+{
+    struct exporter_config cfg;
+    (void)state;
+    config_init_defaults(&cfg);
+    assert_int_equal(load(&cfg, kinds_yaml), 0);
+    assert_int_equal(cfg.events_topic_kinds.count, 4);
+    assert_string_equal(cfg.events_topic_kinds.keys[1], "gpu-utilization-events");
+    assert_string_equal(cfg.events_topic_kinds.values[1], "gpu_utilization:dcgm");
+    assert_string_equal(cfg.events_input_kind, "cost:myapi");
+    assert_int_equal(cfg.events_mappings.count, 2);
+    assert_string_equal(cfg.events_mappings.names[0], "myapi");
+    assert_int_equal(cfg.events_mappings.fields[0].count, 3);
+    assert_string_equal(cfg.events_mappings.fields[0].keys[1], "input_tokens");
+    assert_string_equal(cfg.events_mappings.fields[0].values[1], "/usage/in - /usage/cached");
+    assert_string_equal(cfg.events_mappings.names[1], "gcp");
+    assert_string_equal(cfg.events_mappings.fields[1].values[1], "=Usage");
+    assert_int_equal(cfg.gpu_utilization_silence_seconds, 60);
+    assert_string_equal(cfg.gpu_namespace_teams.values[0], "ml-platform/llm-pretrain");
+    assert_false(cfg.focus_effective_cost);
+    assert_string_equal(cfg.focus_team_tag, "owner");
+    assert_string_equal(cfg.focus_project_tag, "app");
+
+    /* A reload that changes a profile or the cost column names those keys. */
+    struct exporter_config other;
+    const char *keys[8];
+    config_init_defaults(&other);
+    assert_int_equal(load(&other, kinds_yaml), 0);
+    assert_int_equal(config_diff(&cfg, &other, keys, 8), 0);
+    assert_int_equal(load(&other, "events:\n  mappings:\n    myapi:\n      model: /model\n"
+                                  "    gcp:\n      EffectiveCost: /cost/amount\n"
+                                  "      ChargeCategory: =Usage\n      Tags: /labels\n"
+                                  "focus:\n  cost_column: effective\n"),
+                     0);
+    assert_int_equal(config_diff(&cfg, &other, keys, 8), 2);
+    assert_string_equal(keys[0], "events.mappings");
+    assert_string_equal(keys[1], "focus.cost_column");
+    /* A profile with the same fields in another order is the same. */
+    assert_int_equal(load(&other,
+                          "events:\n  mappings:\n    gcp:\n      Tags: /labels\n"
+                          "      ChargeCategory: =Usage\n      EffectiveCost: /cost/amount\n"
+                          "    myapi:\n      provider: =acme\n      model: /response/model\n"
+                          "      input_tokens: /usage/in - /usage/cached\n"
+                          "focus:\n  cost_column: billed\n"),
+                     0);
+    assert_int_equal(config_diff(&cfg, &other, keys, 8), 0);
+    config_free(&other);
+
+    /* The whole config passes the start checks (profiles exist, fit). */
+    enum config_action action;
+    char config_arg[128];
+    const char *path = temp_file(kinds_yaml, strlen(kinds_yaml));
+    snprintf(config_arg, sizeof config_arg, "--config=%s", path);
+    char *argv[] = {"prog", config_arg, NULL};
+    struct exporter_config fresh;
+    config_init_defaults(&fresh);
+    int rc = parse(&fresh, &action, argv);
+    unlink(path);
+    if (rc)
+        fail_msg("%s", errbuf);
+    config_free(&fresh);
+
+    /* Flags: one profile field, one topic kind, the cost column. */
+    char *flags[] = {"prog",
+                     "--events.mappings=p2:cost_usd=/price",
+                     "--events.mappings=p2:model=/m",
+                     "--events.topic-kinds=ai-costs=cost:p2",
+                     "--focus.cost-column=billed",
+                     NULL};
+    config_init_defaults(&fresh);
+    assert_int_equal(parse(&fresh, &action, flags), 0);
+    assert_int_equal(fresh.events_mappings.count, 1);
+    assert_int_equal(fresh.events_mappings.fields[0].count, 2);
+    assert_string_equal(fresh.events_topic_kinds.values[1], "cost:p2");
+    assert_false(fresh.focus_effective_cost);
+    config_free(&fresh);
+    config_free(&cfg);
+}
+
+static void test_event_kinds_load_errors(void **state)
+{
+    (void)state;
+    expect_error("events:\n  topic_kinds:\n    ai-costs: costs\n",
+                 "t.yaml:3:15: events.topic_kinds.ai-costs: 'costs' is not KIND or KIND:PROFILE "
+                 "with KIND one of cost, gpu_utilization, focus");
+    expect_error("events:\n  topic_kinds:\n    ai-costs: cost:My-Api\n",
+                 "t.yaml:3:15: events.topic_kinds.ai-costs: profile name 'My-Api' must be 1-64 "
+                 "of a-z 0-9 _ -");
+    expect_error("events:\n  input_kind: gpu\n",
+                 "t.yaml:2:15: events.input_kind: 'gpu' is not KIND or KIND:PROFILE with KIND "
+                 "one of cost, gpu_utilization, focus");
+    expect_error("events:\n  mappings:\n    p:\n      model: /a~2b\n",
+                 "t.yaml:4:14: events.mappings.p.model: '/a~2b': '~' must be followed by 0 (for "
+                 "~) or 1 (for /) in a JSON pointer");
+    expect_error("events:\n  mappings:\n    p:\n      model: model\n",
+                 "t.yaml:4:14: events.mappings.p.model: 'model' is not a source: write "
+                 "\"/json/pointer\", \"/a - /b\", \"/a + /b\" or \"=literal\"");
+    expect_error("events:\n  mappings:\n    p:\n      modle: /model\n",
+                 "t.yaml:4:7: events.mappings.p: 'modle' is not a field of any event kind (see "
+                 "docs/events.md)");
+    expect_error("events:\n  mappings:\n    p:\n      model: /a\n      model: /b\n",
+                 "t.yaml:5:7: duplicate key 'events.mappings.p.model'; keep only one");
+    expect_error("events:\n  mappings:\n    p: /model\n",
+                 "t.yaml:3:8: events.mappings.p: expects a mapping of fields to sources such as "
+                 "{model: /model}, not a single value");
+    expect_error("events:\n  mappings:\n    P Q:\n      model: /m\n",
+                 "t.yaml:3:5: events.mappings: profile name 'P Q' must be 1-64 of a-z 0-9 _ -");
+    expect_error("events:\n  mappings:\n    p:\n      model:\n",
+                 "t.yaml:4:13: events.mappings.p.model: expects a source (\"/pointer\", "
+                 "\"/a - /b\", \"/a + /b\" or \"=literal\"), not nothing");
+    expect_error("events:\n  mappings: [a]\n",
+                 "t.yaml:2:13: events.mappings: expects a mapping of profile names to mappings "
+                 "of fields to sources, not a list");
+    expect_error("gpu:\n  namespace_teams:\n    ml: ml-platform\n",
+                 "t.yaml:3:9: gpu.namespace_teams.ml: 'ml-platform' is not TEAM/PROJECT (both "
+                 "non-empty, one '/')");
+    expect_error("gpu:\n  utilization_silence_seconds: 0\n",
+                 "t.yaml:2:32: gpu.utilization_silence_seconds: must be an integer from 1 to "
+                 "604800; got '0'");
+    expect_error("focus:\n  cost_column: amortized\n",
+                 "t.yaml:2:16: focus.cost_column: must be one of billed, effective; got "
+                 "'amortized'");
+    expect_error("focus:\n  team_tag: \"\"\n", "t.yaml:2:13: focus.team_tag: must not be empty");
+}
+
+/* Checks that need the whole config: run by config_parse_args. */
+static void test_event_kinds_start_errors(void **state)
+{
+    static const struct {
+        const char *flags[4];
+        const char *error;
+    } cases[] = {
+        {{"--events.topic-kinds=gpu-events=gpu_utilization"},
+         "events.topic_kinds.gpu-events: the topic is not in kafka.topics (nor matched by a "
+         "^pattern there); subscribe it or remove the entry"},
+        {{"--events.topic-kinds=ai-costs=cost:nosuch"},
+         "events.topic_kinds.ai-costs: no mapping profile named 'nosuch'; define it under "
+         "events.mappings or use a built-in one (openai, anthropic, dcgm)"},
+        {{"--events.topic-kinds=ai-costs=gpu_utilization:openai"},
+         "events.topic_kinds.ai-costs: the built-in profile 'openai' reads cost events, not "
+         "gpu_utilization; use KIND cost:openai or another profile"},
+        {{"--events.mappings=p:model=/m", "--events.input-kind=focus:p"},
+         "events.input_kind: profile 'p' does not fit focus events: events.mappings.p.model: "
+         "not a field of focus events (see docs/events.md)"},
+        {{"--events.mappings=p:model=/a - /b", "--events.input-kind=cost:p"},
+         "events.input_kind: profile 'p' does not fit cost events: events.mappings.p.model: "
+         "'/a - /b': a sum or difference only fits a non-negative numeric field"},
+        {{"--events.mappings=p:model=/m", "--events.mappings=p:utilization=/u"},
+         "events.mappings.p: its fields fit no event kind (cost, gpu_utilization, focus); see "
+         "docs/events.md"},
+        {{"--events.max-label-bytes=8", "--gpu.namespace-teams=ml=ml-platform/x"},
+         "gpu.namespace_teams.ml: 'ml-platform/x' is not TEAM/PROJECT (both non-empty UTF-8, at "
+         "most events.max_label_bytes, one '/')"},
+        {{"--events.topic-kinds=gpu-utilization-events=gpu_utilization:dcgm",
+          "--kafka.topics=ai-costs"},
+         "events.topic_kinds.gpu-utilization-events: the topic is not in kafka.topics (nor "
+         "matched by a ^pattern there); subscribe it or remove the entry"},
+    };
+    (void)state;
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct exporter_config cfg;
+        enum config_action action;
+        char *argv[6] = {"prog"};
+        for (int k = 0; k < 4 && cases[i].flags[k]; k++)
+            argv[k + 1] = (char *)cases[i].flags[k];
+        config_init_defaults(&cfg);
+        int rc = parse(&cfg, &action, argv);
+        if (rc != -EINVAL || strcmp(errbuf, cases[i].error) != 0)
+            fail_msg("case %zu: rc=%d %s", i, rc, errbuf);
+        config_free(&cfg);
+    }
+    /* Accepted: a pattern-subscribed topic, the default entry with a
+     * narrower subscription, a user profile replacing a built-in one. */
+    static const char *const ok[][4] = {
+        {"--kafka.topics=^billing-.*", "--events.topic-kinds=billing-aws=focus"},
+        {"--kafka.topics=ai-costs"},
+        {"--events.mappings=openai:utilization=/u", "--events.mappings=openai:node=/n",
+         "--events.topic-kinds=gpu-utilization-events=gpu_utilization:openai"},
+    };
+    for (size_t i = 0; i < sizeof ok / sizeof ok[0]; i++) {
+        struct exporter_config cfg;
+        enum config_action action;
+        char *argv[6] = {"prog"};
+        for (int k = 0; k < 4 && ok[i][k]; k++)
+            argv[k + 1] = (char *)ok[i][k];
+        config_init_defaults(&cfg);
+        if (parse(&cfg, &action, argv) != 0)
+            fail_msg("ok case %zu: %s", i, errbuf);
+        config_free(&cfg);
+    }
 }
 
 static void test_docs_up_to_date(void **state)
@@ -893,6 +1128,9 @@ int main(void)
         cmocka_unit_test(test_flag_forms),
         cmocka_unit_test(test_flag_errors),
         cmocka_unit_test(test_help_lists_every_flag),
+        cmocka_unit_test(test_event_kinds_options),
+        cmocka_unit_test(test_event_kinds_load_errors),
+        cmocka_unit_test(test_event_kinds_start_errors),
         cmocka_unit_test(test_docs_up_to_date),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

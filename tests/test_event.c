@@ -11,6 +11,7 @@
 #include <cmocka.h>
 
 #include "event.h"
+#include "event_kinds.h"
 
 static const char *const extra_names[] = {"environment", "cost_center"};
 
@@ -203,17 +204,75 @@ static void test_reject_reasons(void **state)
     }
 }
 
+/* The reasons of the other kinds (event_kinds.h), decoded with our field
+ * names; tests/test_event_kinds.c has the full tables. */
+struct kind_reject_case {
+    enum event_kind kind;
+    const char *json;
+    enum reject_reason reason;
+};
+
+#define GPU_OK_HEAD "{\"timestamp\":\"2026-11-23T10:00:15Z\",\"node\":\"n1\",\"gpu\":\"0\","
+#define FOCUS_HEAD  "{\"ChargeCategory\":\"Usage\",\"ServiceName\":\"Amazon EC2\","
+
+static const struct kind_reject_case kind_reject_cases[] = {
+    {EVENT_KIND_GPU_UTILIZATION, GPU_OK_HEAD "\"interval_seconds\":15}", REJECT_MISSING_FIELD},
+    {EVENT_KIND_GPU_UTILIZATION,
+     "{\"node\":\"n1\",\"gpu\":\"0\",\"interval_seconds\":15,\"utilization\":0.5}",
+     REJECT_MISSING_FIELD},
+    {EVENT_KIND_GPU_UTILIZATION, GPU_OK_HEAD "\"interval_seconds\":15,\"utilization\":1.5}",
+     REJECT_INVALID_UTILIZATION},
+    {EVENT_KIND_GPU_UTILIZATION,
+     GPU_OK_HEAD "\"interval_seconds\":15,\"utilization\":0.5,\"utilization_percent\":50}",
+     REJECT_INVALID_UTILIZATION},
+    {EVENT_KIND_GPU_UTILIZATION,
+     GPU_OK_HEAD "\"interval_seconds\":15,\"utilization_percent\":100.5}",
+     REJECT_INVALID_UTILIZATION},
+    {EVENT_KIND_GPU_UTILIZATION, GPU_OK_HEAD "\"utilization\":0.5}", REJECT_INVALID_INTERVAL},
+    {EVENT_KIND_GPU_UTILIZATION, GPU_OK_HEAD "\"interval_seconds\":0,\"utilization\":0.5}",
+     REJECT_INVALID_INTERVAL},
+    {EVENT_KIND_GPU_UTILIZATION, GPU_OK_HEAD "\"interval_seconds\":86401,\"utilization\":0.5}",
+     REJECT_INVALID_INTERVAL},
+    {EVENT_KIND_FOCUS, FOCUS_HEAD "\"BilledCost\":1.25,\"BillingCurrency\":\"EUR\"}",
+     REJECT_INVALID_CURRENCY},
+    {EVENT_KIND_FOCUS, "{\"BilledCost\":1.25}", REJECT_MISSING_FIELD},
+    /* These decoders count BilledCost (limits.focus_effective_cost false). */
+    {EVENT_KIND_FOCUS, FOCUS_HEAD "\"EffectiveCost\":1.25}", REJECT_MISSING_FIELD},
+};
+
+static enum reject_reason decode_kind(void **state, enum event_kind kind, const char *json)
+{
+    struct gpu_sample g;
+    struct focus_row f;
+    if (kind == EVENT_KIND_GPU_UTILIZATION)
+        return gpu_sample_decode(*state, NULL, json, strlen(json), &g);
+    return focus_row_decode(*state, NULL, json, strlen(json), &f);
+}
+
+static void test_kind_reject_reasons(void **state)
+{
+    for (size_t i = 0; i < sizeof(kind_reject_cases) / sizeof(kind_reject_cases[0]); i++) {
+        const struct kind_reject_case *c = &kind_reject_cases[i];
+        enum reject_reason got = decode_kind(state, c->kind, c->json);
+        if (got != c->reason)
+            fail_msg("%s case %zu %s: got %s, want %s", event_kind_name(c->kind), i, c->json,
+                     reject_reason_name(got), reject_reason_name(c->reason));
+    }
+}
+
 static void test_every_reason_is_covered(void **state)
 {
     (void)state;
-    /* Each reason except none/too_large/unpriced (decided elsewhere or
-     * tested separately) appears in the table above. */
+    /* Each reason except none/too_large/unpriced/too_many_gpus (decided by
+     * the ingest, or tested separately) appears in one of the tables. */
     for (int r = 1; r < REJECT_REASON_COUNT; r++) {
-        if (r == REJECT_TOO_LARGE || r == REJECT_UNPRICED)
+        if (r == REJECT_TOO_LARGE || r == REJECT_UNPRICED || r == REJECT_TOO_MANY_GPUS)
             continue;
         bool found = false;
         for (size_t i = 0; i < sizeof(reject_cases) / sizeof(reject_cases[0]); i++)
             found |= reject_cases[i].reason == (enum reject_reason)r;
+        for (size_t i = 0; i < sizeof(kind_reject_cases) / sizeof(kind_reject_cases[0]); i++)
+            found |= kind_reject_cases[i].reason == (enum reject_reason)r;
         if (!found)
             fail_msg("no test case for %s", reject_reason_name((enum reject_reason)r));
     }
@@ -1294,6 +1353,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_whitespace_around_is_fine, setup, teardown),
         cmocka_unit_test_setup_teardown(test_not_nul_terminated, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reject_reasons, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_kind_reject_reasons, setup, teardown),
         cmocka_unit_test(test_every_reason_is_covered),
         cmocka_unit_test_setup_teardown(test_too_large, setup, teardown),
         cmocka_unit_test_setup_teardown(test_label_length_limit, setup, teardown),

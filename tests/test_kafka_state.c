@@ -10,6 +10,7 @@
 #include <cmocka.h>
 
 #include "kafka_internal.h"
+#include "metrics.h"
 
 #define LV(s)                                                                                      \
     {                                                                                              \
@@ -42,6 +43,36 @@ static void test_series_round_trip(void **state)
     assert_int_equal(state_decode(key, n, value, 16, &r), 0);
     assert_int_equal(r.labels[0].len, 3);
     assert_memory_equal(r.labels[0].ptr, "a\0b", 3);
+}
+
+/* The event kinds' families (metrics.h 6..10) use the same records: the
+ * widest (FOCUS, six labels before the shard) and the GPU interval mark,
+ * whose value is nanoseconds since the epoch. */
+static void test_kind_families_round_trip(void **state)
+{
+    (void)state;
+    struct label_value focus[6] = {LV("ml"),         LV("train"),  LV("AWS"),
+                                   LV("Amazon EC2"), LV("Credit"), LV("prod-ml")};
+    char key[512], value[16];
+    size_t n =
+        state_series_key(key, sizeof(key), "focus-rows-0", 12, METRIC_FAMILY_CREDIT, focus, 6);
+    state_series_value(value, 3500000001ULL, 0);
+    struct state_record r;
+    assert_int_equal(state_decode(key, n, value, 16, &r), 0);
+    assert_int_equal(r.family, METRIC_FAMILY_CREDIT);
+    assert_int_equal(r.label_count, 6);
+    assert_memory_equal(r.labels[3].ptr, "Amazon EC2", 10);
+    assert_memory_equal(r.labels[5].ptr, "prod-ml", 7);
+    assert_true(r.value == 3500000001ULL);
+    struct label_value mark[2] = {LV("gpu-node-007"), LV("3")};
+    n = state_series_key(key, sizeof(key), "gpu-utilization-events-2", 24, METRIC_FAMILY_GPU_MARK,
+                         mark, 2);
+    state_series_value(value, 1764806460123456789ULL, 0);
+    assert_int_equal(state_decode(key, n, value, 16, &r), 0);
+    assert_int_equal(r.family, METRIC_FAMILY_GPU_MARK);
+    assert_int_equal(r.label_count, 2);
+    assert_memory_equal(r.labels[0].ptr, "gpu-node-007", 12);
+    assert_true(r.value == 1764806460123456789ULL);
 }
 
 static void test_position_round_trip(void **state)
@@ -109,9 +140,8 @@ static void test_partition_of(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_series_round_trip),
-        cmocka_unit_test(test_position_round_trip),
-        cmocka_unit_test(test_refuses_damage),
+        cmocka_unit_test(test_series_round_trip),   cmocka_unit_test(test_kind_families_round_trip),
+        cmocka_unit_test(test_position_round_trip), cmocka_unit_test(test_refuses_damage),
         cmocka_unit_test(test_partition_of),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

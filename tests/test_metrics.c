@@ -299,7 +299,8 @@ static int publish_live(const struct counter_view *v, void *ctx)
 static void publish_all(struct metrics *m)
 {
     for (int i = 0; i < METRIC_FAMILY_COUNT; i++)
-        counter_table_foreach_all(metrics_table(m, (enum metric_family)i), publish_live, NULL);
+        if (metrics_table(m, (enum metric_family)i))
+            counter_table_foreach_all(metrics_table(m, (enum metric_family)i), publish_live, NULL);
 }
 
 static void set_shard(struct fixture *f, const char *shard)

@@ -145,6 +145,57 @@ static void test_gpu_golden(void **state)
     price_table_free(t);
 }
 
+/* Idle cost = counted x (1 - utilization) x per-GPU-second price, one
+ * rounding (half up); expected values computed with exact fractions. */
+static void test_gpu_idle_golden(void **state)
+{
+    (void)state;
+    struct price_table *t = load_fixture(NULL);
+    struct {
+        const char *instance, *gpu_type;
+        uint64_t counted_nanos, util_ppb;
+        int rc;
+        uint64_t nanos;
+        const char *why;
+    } cases[] = {
+        {"i8", "g", 60000000000ULL, 250000000, 0, 153625000,
+         "60 s at 25% on 1/8 of $98.32/h: 45 s x $12.29/3600"},
+        {"i3", "g", 1000000000ULL, 0, 0, 92593, "1 s idle of $1/h / 3 GPUs = 92592.59 -> 92593"},
+        {"i3", "g", 5400, 0, 0, 1, "5.4 us idle = exactly 0.5 nano: a tie rounds up"},
+        {"i3", "g", 5399, 0, 0, 0, "5.399 us = 0.4999 nano rounds down"},
+        {"i1", "g", 60000000000ULL, 123456789, 0, 14696708,
+         "one rounding: 440901235133/30000 = 14696707.84 -> 14696708"},
+        {"i8", "g", 60000000000ULL, 1000000000ULL, 0, 0, "fully busy: no idle cost"},
+        {"nope", "onprem-h100", 3600000000000ULL, 600000000, 0, 1000000000ULL,
+         "no instance price: the gpu_type's $2.50 per GPU-hour, 40% idle for 1 h = $1"},
+        {"i1", "onprem-h100", 3600000000000ULL, 0, 0, 1006000000ULL,
+         "the instance type's price wins over the gpu_type's"},
+        {"nope", "onprem-a100", 1000000000ULL, 0, -ENOENT, 0, "no price at all: unpriced"},
+        {"i1", "g", 1000000000ULL, 1000000001ULL, -EINVAL, 0, "utilization above 1"},
+    };
+    for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+        uint64_t nanos = 0;
+        int rc = price_table_gpu_idle_cost(t, lv(cases[i].instance), lv(cases[i].gpu_type),
+                                           cases[i].counted_nanos, cases[i].util_ppb, &nanos);
+        if (rc != cases[i].rc || (rc == 0 && nanos != cases[i].nanos))
+            fail_msg("case %zu (%s): rc %d nanos %llu, want rc %d nanos %llu", i, cases[i].why, rc,
+                     (unsigned long long)nanos, cases[i].rc, (unsigned long long)cases[i].nanos);
+    }
+    struct gpu_rate rate;
+    assert_int_equal(price_table_gpu_rate(t, lv("i8"), lv("onprem-h100"), &rate), 0);
+    assert_int_equal(rate.gpus, 8);
+    assert_int_equal(rate.per_hour_nanos, 98320000000ULL);
+    /* a day at $1M per GPU-hour is exact; a product past 128 bits is
+     * refused (the quotient alone can never pass 64 bits: 2^128 / 3.6e21) */
+    uint64_t nanos;
+    rate = (struct gpu_rate){1000000000000000ULL, 1};
+    assert_int_equal(gpu_idle_cost(&rate, 86400000000000ULL, 0, &nanos), 0);
+    assert_int_equal(nanos, 24000000000000000ULL);
+    rate = (struct gpu_rate){UINT64_MAX, 1};
+    assert_int_equal(gpu_idle_cost(&rate, 86400000000000ULL, 0, &nanos), -ERANGE);
+    price_table_free(t);
+}
+
 static void test_override_and_errors(void **state)
 {
     (void)state;
@@ -417,6 +468,7 @@ int main(void)
         cmocka_unit_test(test_llm_golden),
         cmocka_unit_test(test_gpu_golden),
         cmocka_unit_test(test_gpu_type_golden),
+        cmocka_unit_test(test_gpu_idle_golden),
         cmocka_unit_test(test_override_and_errors),
         cmocka_unit_test(test_bundled_tables),
         cmocka_unit_test(test_ingest_prices_events),

@@ -120,6 +120,8 @@ struct partition_state *kafka_partition(struct kafka_source *ks, const char *top
     }
     p->partition = partition;
     p->shard_len = state_shard_name(p->shard, topic, partition);
+    /* by exact topic name, also for a pattern-subscribed topic (else cost) */
+    p->input = ks->ingest ? ingest_input_for_topic(ks->ingest, topic) : NULL;
     atomic_init(&p->applied, -1);
     atomic_init(&p->checkpointed, -1);
     p->worker = -1;
@@ -307,6 +309,7 @@ static void handle_message(struct consumer *c, rd_kafka_message_t *m)
         c->shard_state = p;
         ingest_worker_set_shard(c->worker, p->shard, p->shard_len);
     }
+    ingest_worker_set_input(c->worker, p->input); /* a pointer store */
     /* Too many dead letters waiting for a checkpoint: wait for it outside
      * the gate (before this message changes anything). */
     if (atomic_load_explicit(&p->letter_bytes, memory_order_relaxed) > ks->dlq_max_bytes) {

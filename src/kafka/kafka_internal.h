@@ -26,6 +26,8 @@
 
 #include "source.h"
 
+struct ingest_input;
+
 #define POLL_MS 100
 /* "<topic>-<partition>": a topic name is at most 249 bytes. */
 #define SHARD_MAX 272
@@ -53,8 +55,9 @@ struct partition_state {
     int32_t partition;
     char shard[SHARD_MAX]; /* the `shard` label value: "<topic>-<partition>" */
     size_t shard_len;
-    int32_t state_partition; /* where its checkpoint records live */
-    _Atomic int64_t applied; /* highest offset applied, -1 for none */
+    const struct ingest_input *input; /* its topic's kind and mapping; set once, at creation */
+    int32_t state_partition;          /* where its checkpoint records live */
+    _Atomic int64_t applied;          /* highest offset applied, -1 for none */
     /* next offset of the last durable checkpoint, -1 for none; written by
      * the checkpointer and the restore, read by the collector */
     _Atomic int64_t checkpointed;

@@ -21,75 +21,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loadgen_internal.h"
 #include "money.h"
 
-/* ---- PRNG: xoshiro256** seeded by splitmix64 ---------------------------- */
-
-struct rng {
-    uint64_t s[4];
-};
-
-static uint64_t splitmix64(uint64_t *x)
-{
-    uint64_t z = (*x += 0x9e3779b97f4a7c15ULL);
-    z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9ULL;
-    z = (z ^ (z >> 27)) * 0x94d049bb133111ebULL;
-    return z ^ (z >> 31);
-}
-
-static void rng_seed(struct rng *r, uint64_t seed)
-{
-    for (int i = 0; i < 4; i++)
-        r->s[i] = splitmix64(&seed);
-}
-
-static inline uint64_t rotl(uint64_t x, int k)
-{
-    return (x << k) | (x >> (64 - k));
-}
-
-static inline uint64_t rng_next(struct rng *r)
-{
-    uint64_t *s = r->s;
-    uint64_t result = rotl(s[1] * 5, 7) * 9;
-    uint64_t t = s[1] << 17;
-    s[2] ^= s[0];
-    s[3] ^= s[1];
-    s[1] ^= s[2];
-    s[0] ^= s[3];
-    s[2] ^= t;
-    s[3] = rotl(s[3], 45);
-    return result;
-}
-
-/* Uniform in [0, n): Lemire's multiply-high; the bias (< n / 2^64) is far
- * below anything a load generator could show. */
-static inline uint64_t rng_below(struct rng *r, uint64_t n)
-{
-    return (uint64_t)(((unsigned __int128)rng_next(r) * n) >> 64);
-}
-
-static inline uint64_t rng_range(struct rng *r, uint64_t lo, uint64_t hi)
-{
-    return lo + rng_below(r, hi - lo + 1);
-}
-
-#define P53 9007199254740992.0 /* 2^53 */
-
-/* A probability as a threshold on 53 random bits: 1.0 always passes. */
-static uint64_t chance_threshold(double p)
-{
-    if (p <= 0)
-        return 0;
-    if (p >= 1)
-        return (uint64_t)P53;
-    return (uint64_t)(p * P53);
-}
-
-static inline bool rng_chance(struct rng *r, uint64_t threshold)
-{
-    return (rng_next(r) >> 11) < threshold;
-}
+/* The PRNG (xoshiro256**) and chance thresholds are in loadgen_internal.h. */
 
 /* ---- log-uniform sizes without libm on the hot path --------------------- */
 
@@ -441,6 +376,7 @@ struct loadgen {
     int64_t ts_second; /* the second ts_prefix spells */
     char ts_prefix[20];
     char *buf;
+    struct lg_kinds *kinds; /* --kind gpu_utilization/focus, or a --profile */
 };
 
 void loadgen_options_defaults(struct loadgen_options *opt)
@@ -821,6 +757,9 @@ int loadgen_new(struct loadgen **out, const struct price_table *prices,
     g->ts_second = INT64_MIN;
     g->schedule_s = 0;
     g->schedule_ns = 0;
+    if ((opt->kind != EVENT_KIND_COST || opt->profile != LOADGEN_PROFILE_NONE) &&
+        (rc = lg_kinds_new(g, prices, opt, &g->kinds, errbuf, errlen)))
+        goto fail;
     *out = g;
     return 0;
 fail:
@@ -841,6 +780,7 @@ void loadgen_free(struct loadgen *g)
     free(g->project_cum);
     free(g->keys);
     free(g->buf);
+    lg_kinds_free(g->kinds);
     free(g);
 }
 
@@ -1287,7 +1227,9 @@ void loadgen_next_to(struct loadgen *g, int64_t timestamp_ms, char *buf, struct 
     memset(&ev->contrib, 0, sizeof(ev->contrib));
     ev->index = g->index;
     ev->schedule_ns = g->schedule_ns;
-    if (g->bad && rng_chance(&g->rng, g->bad)) {
+    if (g->kinds) {
+        lg_kinds_next(g->kinds, ts, buf, ev);
+    } else if (g->bad && rng_chance(&g->rng, g->bad)) {
         /* Cycling (not drawing) the kinds covers every one in small runs. */
         size_t k = (size_t)(g->nbad++ % BAD_KIND_COUNT);
         const struct bad_kind *bk = &bad_kinds[k];
@@ -1316,9 +1258,11 @@ void loadgen_next_to(struct loadgen *g, int64_t timestamp_ms, char *buf, struct 
         ev->bad_kind = -1;
         ev->has_cost = d.has_cost;
     }
-    ev->data = buf;
-    ev->key = g->projects[d.project].key;
-    ev->key_len = g->projects[d.project].key_len;
+    if (!g->kinds) {
+        ev->data = buf;
+        ev->key = g->projects[d.project].key;
+        ev->key_len = g->projects[d.project].key_len;
+    }
     g->index++;
     g->schedule_s = schedule_seconds(g, g->index, g->schedule_s);
     g->schedule_ns = (uint64_t)llround(g->schedule_s * 1e9);
@@ -1405,6 +1349,69 @@ enum reject_reason loadgen_bad_kind_reason(size_t i)
     return i < BAD_KIND_COUNT ? bad_kinds[i].reason : REJECT_NONE;
 }
 
+size_t loadgen_defect_count(const struct loadgen *g)
+{
+    return g->kinds ? lg_kinds_defect_count(g->kinds) : BAD_KIND_COUNT;
+}
+
+const char *loadgen_defect_name(const struct loadgen *g, size_t i)
+{
+    return g->kinds ? lg_kinds_defect_name(g->kinds, i) : loadgen_bad_kind_name(i);
+}
+
+enum reject_reason loadgen_defect_reason(const struct loadgen *g, size_t i)
+{
+    return g->kinds ? lg_kinds_defect_reason(g->kinds, i) : loadgen_bad_kind_reason(i);
+}
+
+size_t loadgen_gpu_count(const struct loadgen *g)
+{
+    return g->kinds ? lg_kinds_gpu_count(g->kinds) : 0;
+}
+
+const char *loadgen_gpu_node(const struct loadgen *g, size_t i)
+{
+    return g->kinds ? lg_kinds_gpu_node(g->kinds, i) : NULL;
+}
+
+const char *loadgen_gpu_id(const struct loadgen *g, size_t i)
+{
+    return g->kinds ? lg_kinds_gpu_id(g->kinds, i) : NULL;
+}
+
+/* The loadgen's own copy of event_kind_name/parse (event_kinds.h), so the
+ * generator does not link the decoders. */
+static const char *const kind_names[EVENT_KIND_COUNT] = {"cost", "gpu_utilization", "focus"};
+
+const char *loadgen_kind_name(enum event_kind k)
+{
+    return (unsigned)k < EVENT_KIND_COUNT ? kind_names[k] : "?";
+}
+
+int loadgen_kind_parse(const char *s)
+{
+    for (int i = 0; i < EVENT_KIND_COUNT; i++)
+        if (strcmp(s, kind_names[i]) == 0)
+            return i;
+    return -1;
+}
+
+static const char *const profile_names[LOADGEN_PROFILE_COUNT] = {"none", "openai", "anthropic",
+                                                                 "dcgm"};
+
+const char *loadgen_profile_name(enum loadgen_profile p)
+{
+    return (unsigned)p < LOADGEN_PROFILE_COUNT ? profile_names[p] : "?";
+}
+
+int loadgen_profile_parse(const char *s)
+{
+    for (int i = 0; i < LOADGEN_PROFILE_COUNT; i++)
+        if (strcmp(s, profile_names[i]) == 0)
+            return i;
+    return -1;
+}
+
 /* ---- totals ------------------------------------------------------------- */
 
 struct loadgen_totals {
@@ -1416,6 +1423,7 @@ struct loadgen_totals {
     uint64_t *gpu;      /* [project][instance] */
     uint8_t *cost_seen; /* a 0-cost event still creates its series */
     uint8_t *gpu_seen;
+    struct lg_kinds_totals *kinds; /* GPU samples and FOCUS rows */
 };
 
 struct loadgen_totals *loadgen_totals_new(const struct loadgen *g)
@@ -1430,6 +1438,10 @@ struct loadgen_totals *loadgen_totals_new(const struct loadgen *g)
     t->tokens = calloc(np * g->model_count * TOKEN_KIND_COUNT, sizeof(uint64_t));
     t->gpu = calloc(np * (g->instance_count ? g->instance_count : 1), sizeof(uint64_t));
     t->gpu_seen = calloc(np * (g->instance_count ? g->instance_count : 1), 1);
+    if (g->kinds && !(t->kinds = lg_kinds_totals_new(g->kinds))) {
+        loadgen_totals_free(t);
+        return NULL;
+    }
     if (!t->cost || !t->cost_seen || !t->tokens || !t->gpu || !t->gpu_seen) {
         loadgen_totals_free(t);
         return NULL;
@@ -1446,6 +1458,7 @@ void loadgen_totals_free(struct loadgen_totals *t)
     free(t->tokens);
     free(t->gpu);
     free(t->gpu_seen);
+    lg_kinds_totals_free(t->kinds);
     free(t);
 }
 
@@ -1458,6 +1471,11 @@ void loadgen_totals_add(struct loadgen_totals *t, const struct loadgen_contrib *
         return;
     }
     t->valid++;
+    if (c->kind != EVENT_KIND_COST) {
+        if (t->kinds)
+            lg_kinds_totals_add(t->kinds, c);
+        return;
+    }
     size_t cs = (size_t)c->project * g->source_count + c->source;
     t->cost[cs] += c->cost_nanos;
     t->cost_seen[cs] = 1;
@@ -1489,17 +1507,22 @@ uint64_t loadgen_totals_cost_nanos(const struct loadgen_totals *t)
     return t->cost_all;
 }
 
+uint64_t loadgen_totals_gpu_deduplicated(const struct loadgen_totals *t)
+{
+    return t->kinds ? lg_kinds_totals_deduplicated(t->kinds) : 0;
+}
+
 /* Integers go in as raw literals: cJSON numbers are doubles, exact only
  * up to 2^53, and GPU nanoseconds pass that in minutes at full speed. */
-static bool add_u64(cJSON *obj, const char *name, uint64_t v)
+bool lg_json_add_u64(cJSON *obj, const char *name, uint64_t v)
 {
     char num[24];
     num[format_u64(v, num)] = '\0';
     return cJSON_AddRawToObject(obj, name, num) != NULL;
 }
 
-static bool add_series(cJSON *array, const char *const *names, const char *const *values, size_t n,
-                       uint64_t value)
+bool lg_json_add_series(cJSON *array, const char *const *names, const char *const *values, size_t n,
+                        uint64_t value)
 {
     cJSON *item = cJSON_CreateObject();
     if (!item || !cJSON_AddItemToArray(array, item))
@@ -1510,7 +1533,7 @@ static bool add_series(cJSON *array, const char *const *names, const char *const
     for (size_t i = 0; i < n; i++)
         if (!cJSON_AddStringToObject(labels, names[i], values[i]))
             return false;
-    return add_u64(item, "value", value);
+    return lg_json_add_u64(item, "value", value);
 }
 
 cJSON *loadgen_totals_to_json(const struct loadgen_totals *t)
@@ -1528,18 +1551,19 @@ cJSON *loadgen_totals_to_json(const struct loadgen_totals *t)
     cJSON *gpu = root ? cJSON_AddArrayToObject(root, "gpu_nanoseconds") : NULL;
     if (!events || !rejected || !cost || !tokens || !gpu)
         goto fail;
-    ok = add_u64(events, "produced", t->valid + t->bad) && add_u64(events, "valid", t->valid) &&
-         add_u64(events, "bad", t->bad);
+    ok = lg_json_add_u64(events, "produced", t->valid + t->bad) &&
+         lg_json_add_u64(events, "valid", t->valid) && lg_json_add_u64(events, "bad", t->bad);
     for (int r = REJECT_NONE + 1; ok && r < REJECT_REASON_COUNT; r++)
         if (t->rejected[r])
-            ok = add_u64(rejected, reject_reason_name((enum reject_reason)r), t->rejected[r]);
+            ok = lg_json_add_u64(rejected, reject_reason_name((enum reject_reason)r),
+                                 t->rejected[r]);
     for (size_t p = 0; ok && p < g->project_count; p++) {
         const struct lg_project *pr = &g->projects[p];
         for (size_t s = 0; ok && s < g->source_count; s++) {
             size_t i = p * g->source_count + s;
             const char *v[] = {pr->team, pr->name, g->sources[s]};
             if (t->cost_seen[i])
-                ok = add_series(cost, cost_names, v, 3, t->cost[i]);
+                ok = lg_json_add_series(cost, cost_names, v, 3, t->cost[i]);
         }
         for (size_t m = 0; ok && m < g->model_count; m++)
             for (int k = 0; ok && k < TOKEN_KIND_COUNT; k++) {
@@ -1548,16 +1572,18 @@ cJSON *loadgen_totals_to_json(const struct loadgen_totals *t)
                 const char *v[] = {pr->team, pr->name, lp->provider, lp->model,
                                    token_kind_name((enum token_kind)k)};
                 if (n)
-                    ok = add_series(tokens, token_names, v, 5, n);
+                    ok = lg_json_add_series(tokens, token_names, v, 5, n);
             }
         for (size_t m = 0; ok && m < g->instance_count; m++) {
             size_t i = p * g->instance_count + m;
             const struct gpu_price *gp = g->instances[m].price;
             const char *v[] = {pr->team, pr->name, gp->instance_type, gp->gpu_type};
             if (t->gpu_seen[i])
-                ok = add_series(gpu, gpu_names, v, 4, t->gpu[i]);
+                ok = lg_json_add_series(gpu, gpu_names, v, 4, t->gpu[i]);
         }
     }
+    if (ok && t->kinds)
+        ok = lg_kinds_totals_json(t->kinds, root);
     if (ok)
         return root;
 fail:

@@ -3,7 +3,9 @@
  * that writes realistic cost events (contract v1, docs/events.md) one at a
  * time into its own buffer, each with its exact contribution to the
  * counters the exporter will show, plus the totals those contributions add
- * up to (printed as JSON, the shape of gen_events.py --totals).
+ * up to (printed as JSON, the shape of gen_events.py --totals). With
+ * options.kind / options.profile it writes GPU utilization samples, FOCUS
+ * rows or provider-shaped cost events instead (loadgen_kinds.c).
  *
  * Design: a fixed catalogue (~30 teams, 100 projects, Zipf-skewed) crossed
  * with the PRICED models and instances of a price table; events are
@@ -22,6 +24,7 @@
 #include <cjson/cJSON.h>
 
 #include "event.h"
+#include "event_kinds.h"
 #include "pricing.h"
 
 #define LOADGEN_MAX_SPIKES 16
@@ -52,7 +55,31 @@ struct loadgen_spike {
     enum loadgen_spike_mode mode;
 };
 
+/* --profile: write the message in a provider's own shape, which the exporter
+ * maps with its built-in profile of the same name (docs/events.md). */
+enum loadgen_profile {
+    LOADGEN_PROFILE_NONE,      /* our field names */
+    LOADGEN_PROFILE_OPENAI,    /* cost: a Chat Completions response body */
+    LOADGEN_PROFILE_ANTHROPIC, /* cost: a Messages response body */
+    LOADGEN_PROFILE_DCGM,      /* gpu_utilization: a DCGM-exporter-like sample */
+    LOADGEN_PROFILE_COUNT
+};
+/* "openai", ...; loadgen_profile_parse returns -1 if unknown ("none" is 0). */
+const char *loadgen_profile_name(enum loadgen_profile p);
+int loadgen_profile_parse(const char *s);
+/* "cost", "gpu_utilization", "focus"; -1 if unknown. */
+const char *loadgen_kind_name(enum event_kind k);
+int loadgen_kind_parse(const char *s);
+
+/* A GPU node of the fleet reports each GPU every this many seconds. */
+#define LOADGEN_GPU_PERIOD_MS 60000
+
 struct loadgen_options {
+    enum event_kind kind;         /* --kind (default cost) */
+    enum loadgen_profile profile; /* --profile; must suit the kind */
+    double dup_ratio;             /* GPU samples: share repeating/overlapping an earlier interval */
+    uint32_t gpu_nodes;           /* GPU fleet size (default 16 nodes) */
+    bool focus_billed;            /* totals count BilledCost (focus.cost_column: billed) */
     uint64_t seed;
     double usage_only_ratio; /* share of good events without cost_usd (--priced-ratio) */
     double bad_ratio;        /* share of malformed events */
@@ -77,6 +104,7 @@ int loadgen_spike_parse(const char *text, struct loadgen_spike *out, char *errbu
  * event's cost, tokens and GPU time (indices into the generator's
  * catalogue), or a bad event's reject reason. */
 struct loadgen_contrib {
+    uint8_t kind;    /* enum event_kind of the message */
     uint8_t reason;  /* enum reject_reason; REJECT_NONE for a good event */
     uint8_t is_gpu;  /* good event: GPU job (instance) rather than LLM call (model) */
     uint16_t source; /* good event: index of its source label */
@@ -85,6 +113,14 @@ struct loadgen_contrib {
     uint32_t tokens[TOKEN_KIND_COUNT];
     uint64_t cost_nanos;
     uint64_t gpu_nanoseconds; /* gpu_count x duration in ns */
+    /* GPU sample: which GPU of the fleet, its interval [end - interval, end)
+     * and utilization; the totals clip it against the GPU's mark. */
+    uint32_t gpu;
+    uint32_t util_ppb;
+    uint64_t end_ns, interval_ns;
+    /* FOCUS row: its series and signed amount in nano-dollars. */
+    uint32_t series;
+    int64_t amount_nanos;
 };
 
 struct loadgen_event {
@@ -141,6 +177,16 @@ const struct gpu_price *loadgen_instance(const struct loadgen *g, size_t i);
 size_t loadgen_bad_kind_count(void);
 const char *loadgen_bad_kind_name(size_t i);
 enum reject_reason loadgen_bad_kind_reason(size_t i);
+/* The defects of this generator's kind and profile, which ev->bad_kind
+ * indexes (native cost events: the three functions above). */
+size_t loadgen_defect_count(const struct loadgen *g);
+const char *loadgen_defect_name(const struct loadgen *g, size_t i);
+enum reject_reason loadgen_defect_reason(const struct loadgen *g, size_t i);
+/* GPU fleet (--kind gpu_utilization): how many GPUs, and GPU i's node
+ * and id (the Kafka key is "node/gpu"); 0 / NULL for other kinds. */
+size_t loadgen_gpu_count(const struct loadgen *g);
+const char *loadgen_gpu_node(const struct loadgen *g, size_t i);
+const char *loadgen_gpu_id(const struct loadgen *g, size_t i);
 
 /* Exact totals of delivered events, per series. Holds a pointer to g. */
 struct loadgen_totals;
@@ -150,12 +196,19 @@ void loadgen_totals_add(struct loadgen_totals *t, const struct loadgen_contrib *
 uint64_t loadgen_totals_events(const struct loadgen_totals *t);
 uint64_t loadgen_totals_bad(const struct loadgen_totals *t);
 uint64_t loadgen_totals_cost_nanos(const struct loadgen_totals *t); /* all series */
+/* GPU samples that counted nothing (their interval was already counted). */
+uint64_t loadgen_totals_gpu_deduplicated(const struct loadgen_totals *t);
 
 /*
  * {"events":{"produced":N,"valid":N,"bad":N},"rejected":{reason:N},
  *  "cost_nanos":[{"labels":{team,project,source},"value":N}],
  *  "tokens":[{"labels":{team,project,provider,model,kind},"value":N}],
- *  "gpu_nanoseconds":[{"labels":{team,project,instance_type,gpu_type},"value":N}]}
+ *  "gpu_nanoseconds":[{"labels":{team,project,instance_type,gpu_type},"value":N}],
+ *  and with --kind gpu_utilization / focus:
+ *  "gpu_allocated_micros":[{"labels":{team,project,gpu_type},"value":N}],
+ *  "gpu_idle_cost_nanos":[same labels], "gpu_samples":{"counted":N,"deduplicated":N},
+ *  "cloud_cost_nanos":[{"labels":{team,project,provider,service,charge_category,
+ *  sub_account},"value":N}], "credit_nanos":[same labels]}
  * Integers are written as exact JSON literals (never through a double).
  * Caller frees with cJSON_Delete; NULL on allocation failure.
  */

@@ -60,6 +60,11 @@ enum opt_id {
     O_TOTALS,
     O_FLUSH_TIMEOUT,
     O_LIST,
+    O_KIND,
+    O_PROFILE,
+    O_DUP_RATIO,
+    O_GPU_NODES,
+    O_FOCUS_COLUMN,
     O_QUIET = 'q',
     O_HELP = 'h',
     O_VERSION = 400,
@@ -73,7 +78,19 @@ static const struct cli_option {
     const char *help;
 } cli_options[] = {
     {"brokers", 1, O_BROKERS, "HOST:PORT,..", "Kafka bootstrap servers (default 127.0.0.1:9092)"},
-    {"topic", 1, O_TOPIC, "NAME", "topic to produce to (default ai-costs)"},
+    {"topic", 1, O_TOPIC, "NAME",
+     "topic to produce to (default by --kind: ai-costs, gpu-utilization-events, "
+     "focus-billing)"},
+    {"kind", 1, O_KIND, "cost|gpu_utilization|focus",
+     "what to produce: cost events, GPU utilization samples or FOCUS billing rows (cost)"},
+    {"profile", 1, O_PROFILE, "openai|anthropic|dcgm",
+     "write the provider's own message shape (openai, anthropic: cost; dcgm: "
+     "gpu_utilization), which the exporter maps with its built-in profile of that name"},
+    {"dup-ratio", 1, O_DUP_RATIO, "R",
+     "GPU samples: share that repeats or overlaps an earlier interval of the same GPU (0)"},
+    {"gpu-nodes", 1, O_GPU_NODES, "N", "GPU samples: nodes in the fleet (default 16)"},
+    {"focus-cost-column", 1, O_FOCUS_COLUMN, "billed|effective",
+     "FOCUS: the column the exporter counts (its focus.cost_column; default effective)"},
     {"property", 1, O_PROPERTY, "KEY=VALUE",
      "any librdkafka producer property; repeatable, applied after the defaults; "
      "${env:NAME} in the value is replaced by that environment variable"},
@@ -316,6 +333,41 @@ static int parse_cli(struct cli *c, int argc, char **argv)
             break;
         case O_LIST:
             c->list = true;
+            break;
+        case O_KIND: {
+            int k = loadgen_kind_parse(arg);
+            if (k < 0)
+                return usage_error(prog, "--kind '%s': expected cost, gpu_utilization or focus",
+                                   arg);
+            c->gen.kind = (enum event_kind)k;
+            break;
+        }
+        case O_PROFILE: {
+            int pr = loadgen_profile_parse(arg);
+            if (pr < 0)
+                return usage_error(prog, "--profile '%s': expected openai, anthropic or dcgm", arg);
+            c->gen.profile = (enum loadgen_profile)pr;
+            break;
+        }
+        case O_DUP_RATIO:
+            if (parse_double(arg, 0, 1, &c->gen.dup_ratio))
+                return usage_error(prog, "--dup-ratio '%s': expected 0 to 1", arg);
+            break;
+        case O_GPU_NODES: {
+            uint64_t n = 0;
+            if (parse_u64(arg, &n) || n < 1 || n > 4096)
+                return usage_error(prog, "--gpu-nodes '%s': expected 1 to 4096", arg);
+            c->gen.gpu_nodes = (uint32_t)n;
+            break;
+        }
+        case O_FOCUS_COLUMN:
+            if (strcmp(arg, "billed") == 0)
+                c->gen.focus_billed = true;
+            else if (strcmp(arg, "effective") == 0)
+                c->gen.focus_billed = false;
+            else
+                return usage_error(prog, "--focus-cost-column '%s': expected billed or effective",
+                                   arg);
             break;
         case O_QUIET:
             c->quiet = true;
@@ -848,7 +900,7 @@ int main(int argc, char **argv)
     int exit_code = 1;
     char err[1024] = "";
     struct cli cli = {
-        .brokers = "127.0.0.1:9092", .topic = "ai-costs", .timestamps = -1, .flush_timeout = 30};
+        .brokers = "127.0.0.1:9092", .topic = NULL, .timestamps = -1, .flush_timeout = 30};
     struct app app = {.cli = &cli, .prog = argv[0], .fd = -1};
     struct price_table *prices = NULL;
 
@@ -857,6 +909,10 @@ int main(int argc, char **argv)
         exit_code = EXIT_USAGE;
         goto out;
     }
+    if (!cli.topic)
+        cli.topic = cli.gen.kind == EVENT_KIND_GPU_UTILIZATION ? "gpu-utilization-events"
+                    : cli.gen.kind == EVENT_KIND_FOCUS         ? "focus-billing"
+                                                               : "ai-costs";
     if (load_prices(&cli, &prices, err, sizeof(err))) {
         fprintf(stderr, "%s: %s\n", argv[0], err);
         exit_code = EXIT_USAGE;

@@ -74,18 +74,9 @@
 #include <emmintrin.h>
 #endif
 
+#include "decode_internal.h"
 #include "money.h"
 #include "unaligned.h"
-
-struct event_decoder {
-    struct event_limits limits;
-    size_t unattributed_len;
-    size_t extra_len[EVENT_MAX_EXTRA_LABELS];
-    char *scratch;           /* unescaped strings of the current event */
-    uint8_t *nest;           /* container kind ('[' or '{') per depth while skipping */
-    long max_depth;          /* limits.max_depth, widened once */
-    int64_t future_bound_ms; /* wall clock at the last reading + max_future_ms */
-};
 
 static int64_t real_now_ms(void)
 {
@@ -120,6 +111,11 @@ static const char *const reason_names[REJECT_REASON_COUNT] = {
     [REJECT_INVALID_LABEL] = "invalid_label",
     [REJECT_INVALID_TIMESTAMP] = "invalid_timestamp",
     [REJECT_UNPRICED] = "unpriced",
+    [REJECT_MISSING_FIELD] = "missing_field",
+    [REJECT_INVALID_UTILIZATION] = "invalid_utilization",
+    [REJECT_INVALID_INTERVAL] = "invalid_interval",
+    [REJECT_INVALID_CURRENCY] = "invalid_currency",
+    [REJECT_TOO_MANY_GPUS] = "too_many_gpus",
 };
 
 const char *reject_reason_name(enum reject_reason reason)
@@ -165,7 +161,7 @@ struct event_decoder *event_decoder_new(const struct event_limits *limits)
     if (nest > limits->max_bytes)
         nest = limits->max_bytes;
     d->nest = malloc(nest + 2);
-    if (!d->scratch || !d->nest) {
+    if (!d->scratch || !d->nest || decode_kinds_init(d) != 0) {
         event_decoder_free(d);
         return NULL;
     }
@@ -176,6 +172,7 @@ void event_decoder_free(struct event_decoder *d)
 {
     if (!d)
         return;
+    decode_kinds_free(d);
     free(d->scratch);
     free(d->nest);
     free(d);
@@ -452,34 +449,9 @@ static enum reject_reason prescan(const char *buf, size_t len, long limit)
 
 /* ---- tokens --------------------------------------------------------------- */
 
-struct parser {
-    const char *end;
-    char *scratch;
-    size_t used; /* scratch bytes holding strings the event keeps */
-    uint8_t *nest;
-    long max_depth;
-};
-
-/* A decoded string. ptr is into the input, or (escaped) into the scratch
- * past `used`, where it stays only if the caller commits it. */
-struct jstr {
-    const char *ptr;
-    size_t len;
-    bool high;    /* has a raw byte >= 0x80: needs a UTF-8 check as a label */
-    bool nul;     /* contains U+0000 (from "\u0000") */
-    bool escaped; /* ptr is in the scratch */
-};
-
-/* A number's text: value = [-] int_p frac_p * 10^(exp - n_frac). */
-struct jnum {
-    const char *int_p;
-    const char *frac_p;
-    size_t n_int;
-    size_t n_frac;
-    uint64_t digits; /* int_p frac_p as an integer, if n_int + n_frac <= 19 */
-    int64_t exp;
-    bool neg;
-};
+/* struct parser, jstr (a decoded string: ptr is into the input, or, when
+ * escaped, into the scratch past `used`, where it stays only if the caller
+ * commits it) and jnum are in decode_internal.h. */
 
 static inline bool is_ws(char c)
 {
@@ -1334,6 +1306,29 @@ static inline void default_label(struct label_value *v, const char *fallback, si
     }
 }
 
+static inline enum reject_reason finish_event(const struct event_decoder *d, struct event *ev,
+                                              bool has_count, bool has_duration)
+{
+    default_label(&ev->team, d->limits.unattributed_label, d->unattributed_len);
+    default_label(&ev->project, d->limits.unattributed_label, d->unattributed_len);
+    default_label(&ev->source, "unknown", 7);
+    default_label(&ev->provider, "unknown", 7);
+    default_label(&ev->model, "unknown", 7);
+    default_label(&ev->instance_type, "unknown", 7);
+    default_label(&ev->gpu_type, "unknown", 7);
+    ev->has_gpu = has_count && has_duration;
+    if (ev->has_gpu) {
+        uint64_t product;
+        if (__builtin_mul_overflow(ev->gpu_count, ev->duration_nanos, &product) ||
+            product > d->limits.max_gpu_nanos)
+            return REJECT_INVALID_USAGE;
+        /* Counted in micro-GPU-seconds, rounded half up (event.h). */
+        ev->gpu_micros = product / EVENT_GPU_NANOS_PER_COUNTED +
+                         (product % EVENT_GPU_NANOS_PER_COUNTED >= EVENT_GPU_NANOS_PER_COUNTED / 2);
+    }
+    return REJECT_NONE;
+}
+
 /* The reason of a text found invalid: the prescan's (too_deep or a bad
  * number earlier in the text) if it has one, as before; else invalid_json. */
 static enum reject_reason syntax_reason(const struct event_decoder *d, const char *buf, size_t len)
@@ -1415,25 +1410,7 @@ enum reject_reason event_decode(struct event_decoder *d, const char *buf, size_t
         goto trailing;
     if (m.pending)
         return m.pending;
-
-    default_label(&ev->team, d->limits.unattributed_label, d->unattributed_len);
-    default_label(&ev->project, d->limits.unattributed_label, d->unattributed_len);
-    default_label(&ev->source, "unknown", 7);
-    default_label(&ev->provider, "unknown", 7);
-    default_label(&ev->model, "unknown", 7);
-    default_label(&ev->instance_type, "unknown", 7);
-    default_label(&ev->gpu_type, "unknown", 7);
-    ev->has_gpu = m.has_count && m.has_duration;
-    if (ev->has_gpu) {
-        uint64_t product;
-        if (__builtin_mul_overflow(ev->gpu_count, ev->duration_nanos, &product) ||
-            product > d->limits.max_gpu_nanos)
-            return REJECT_INVALID_USAGE;
-        /* Counted in micro-GPU-seconds, rounded half up (event.h). */
-        ev->gpu_micros = product / EVENT_GPU_NANOS_PER_COUNTED +
-                         (product % EVENT_GPU_NANOS_PER_COUNTED >= EVENT_GPU_NANOS_PER_COUNTED / 2);
-    }
-    return REJECT_NONE;
+    return finish_event(d, ev, m.has_count, m.has_duration);
 
 syntax:
     return syntax_reason(d, buf, len);
@@ -1442,4 +1419,52 @@ trailing:
      * there was reported as such. */
     r = prescan(buf, len, d->max_depth);
     return r ? r : REJECT_TRAILING_DATA;
+}
+
+/* ---- the scanners for the other decoders (decode_internal.h) ------------- */
+
+enum reject_reason decode_string(struct parser *ps, const char **pp, struct jstr *s)
+{
+    return parse_string(ps, pp, s);
+}
+
+enum reject_reason decode_number(struct parser *ps, const char **pp, struct jnum *n)
+{
+    return parse_number(ps, pp, n);
+}
+
+int decode_fixed(const struct jnum *n, int scale, uint64_t max, uint64_t *out, bool *exact,
+                 bool *nonzero)
+{
+    return decimal_to_fixed(n, scale, max, out, exact, nonzero);
+}
+
+bool decode_timestamp_in_window(struct event_decoder *d, int64_t ms)
+{
+    return timestamp_in_window(d, ms);
+}
+
+enum reject_reason decode_check_label(const struct event_decoder *d, const char *ptr, size_t len,
+                                      bool high, bool nul)
+{
+    struct jstr s = {.ptr = ptr, .len = len, .high = high, .nul = nul, .escaped = false};
+    return check_label(d, &s);
+}
+
+enum reject_reason decode_syntax_reason(const struct event_decoder *d, const char *buf, size_t len)
+{
+    return syntax_reason(d, buf, len);
+}
+
+enum reject_reason decode_trailing_reason(const struct event_decoder *d, const char *buf,
+                                          size_t len)
+{
+    enum reject_reason r = prescan(buf, len, d->max_depth);
+    return r ? r : REJECT_TRAILING_DATA;
+}
+
+enum reject_reason decode_event_finish(const struct event_decoder *d, struct event *ev,
+                                       bool has_count, bool has_duration)
+{
+    return finish_event(d, ev, has_count, has_duration);
 }
