@@ -165,7 +165,10 @@ def run(binary, workdir, kind, lines, want, absent, failures):
                             stdout=log, stderr=subprocess.STDOUT)
     text = ""
     try:
-        deadline = time.monotonic() + 120
+        # generous: a sanitized daemon on a loaded machine is slow to start;
+        # the wait ends as soon as every line is counted
+        start = time.monotonic()
+        deadline = start + 600
         total = 'ai_finops_events_total{outcome="%s"} '
         while time.monotonic() < deadline:
             text = scrape(port)
@@ -175,10 +178,17 @@ def run(binary, workdir, kind, lines, want, absent, failures):
                     if line.startswith(total % o):
                         n += int(line.split()[-1])
             if n == len(lines):
+                # once more: a scrape renders the counter families before the
+                # outcome counters, so the one that first shows every line
+                # counted may have walked the tables a moment earlier
+                text = scrape(port)
                 break
             if proc.poll() is not None:
                 break
             time.sleep(0.2)
+        print("%s: %d of %d lines counted after %.1f s (daemon %s)" % (
+            kind, n, len(lines), time.monotonic() - start,
+            "running" if proc.poll() is None else "exited %s" % proc.returncode))
     finally:
         proc.send_signal(signal.SIGKILL)
         proc.wait()
