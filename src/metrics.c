@@ -644,10 +644,10 @@ static void render_gpu(struct metrics *m, struct dynbuf *b, enum expo_format fmt
                 "the newest one counted for that GPU (a repeat or an older sample).");
     dynbuf_append_str(b, "ai_finops_gpu_samples_deduplicated_total");
     expo_value_u64(b, dedup);
-    expo_family(b, fmt, "ai_finops_gpu_gauge_series_dropped", "counter",
+    expo_family(b, fmt, "ai_finops_gpu_utilization_series_dropped", "counter",
                 "New GPUs whose gauges were not kept: counters.max_series GPUs were all heard "
                 "from within the silence.");
-    dynbuf_append_str(b, "ai_finops_gpu_gauge_series_dropped_total");
+    dynbuf_append_str(b, "ai_finops_gpu_utilization_series_dropped_total");
     expo_value_u64(b, gauge_table_dropped(m->gauges));
 }
 
