@@ -17,6 +17,8 @@
  *    the first in member order, the mapping the first in field order);
  *  - every other decoding also reports the native syntax reason when the
  *    native decoder has one, and none when it has none;
+ *  - a text that is not UTF-8 is rejected by every decoder (its reason may
+ *    then differ by kind, see same_syntax);
  *  - an accepted sample or row obeys its kind's rules: labels valid UTF-8
  *    within the length limit and never the overflow value, utilization at
  *    most 1, an interval in (0, 1 day], a timestamp in the window, an
