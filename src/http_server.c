@@ -31,6 +31,8 @@
 #include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -86,7 +88,9 @@ static struct {
 
 struct conn {
     struct conn *prev, *next;
-    int fd; /* our dup: shutdown() on it can never hit a reused number */
+    int fd;     /* our dup: shutdown() on it can never hit a reused number */
+    int mhd_fd; /* MHD's own, to find the connection from its TLS session */
+    bool hello; /* TLS: a whole ClientHello arrived (GnuTLS parsed it) */
     unsigned char ip[16];
     int64_t wait_start_ms; /* waiting since (accept or end of last request) */
     int64_t busy_since_ms; /* answering since */
@@ -419,16 +423,55 @@ static bool request_pending(const struct http_server *s, const struct conn *c)
     return (size_t)n >= record || (size_t)n == sizeof(buf);
 }
 
-/* The oldest waiting connection (of ip when given), or NULL. Caller holds
+/* How long a waiting TLS connection has gone without progress, in ms:
+ * the most expendable has the highest. Before a whole ClientHello (a
+ * partial one is no progress), its age; after, the time since its peer
+ * last sent anything (TCP_INFO's last_data_recv). A scraper that just
+ * connected, or is between two flights of its handshake, scores a few ms;
+ * a stalled or trickling client, up to the request deadline. Caller holds
  * conn_lock. */
+static int64_t tls_stalled_ms(const struct conn *c, int64_t now_ms)
+{
+    if (!c->hello)
+        return now_ms - c->wait_start_ms;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+        len >= offsetof(struct tcp_info, tcpi_last_data_recv) + sizeof(ti.tcpi_last_data_recv))
+        return ti.tcpi_last_data_recv;
+    return now_ms - c->wait_start_ms;
+}
+
+/* The connection to close for a newcomer: a waiting one (of ip when given)
+ * whose request is not already in its socket, or NULL. Plain HTTP: the
+ * oldest, since a scraper's request arrives whole within a round trip.
+ * TLS: the handshake takes round trips and a server signature, and under
+ * a stream of reconnecting attackers the oldest-first rule reached
+ * scrapers mid-handshake (test_web_config.py, starvation case: 9 of 10
+ * TLS scrapes failed). So under TLS, among the WAITING_SCAN oldest, the
+ * one stalled longest goes (tls_stalled_ms; GnuTLS tells us when a whole
+ * ClientHello arrived: on_client_hello). Caller holds conn_lock. */
+#define WAITING_SCAN 64
 static struct conn *oldest_waiting(struct http_server *s, const unsigned char *ip,
                                    const struct conn *except)
 {
-    for (struct conn *c = s->conns_head; c; c = c->next)
-        if (c != except && !c->busy && !c->closing && (!ip || memcmp(c->ip, ip, 16) == 0) &&
-            !request_pending(s, c))
+    struct conn *best = NULL;
+    int64_t best_score = -2, now_ms = mono_ms();
+    unsigned scanned = 0;
+    for (struct conn *c = s->conns_head; c && scanned < WAITING_SCAN; c = c->next) {
+        if (c == except || c->busy || c->closing || (ip && memcmp(c->ip, ip, 16) != 0) ||
+            request_pending(s, c))
+            continue;
+        if (!s->tls)
             return c;
-    return NULL;
+        scanned++;
+        int64_t score = tls_stalled_ms(c, now_ms);
+        if (score > best_score) { /* ties: the older, met first */
+            best = c;
+            best_score = score;
+        }
+    }
+    return best;
 }
 
 /* The connection of that scope answered for the longest, if that is longer
@@ -444,6 +487,34 @@ static struct conn *oldest_stuck(struct http_server *s, const unsigned char *ip,
             c->busy_since_ms < limit && (!best || c->busy_since_ms < best->busy_since_ms))
             best = c;
     return best;
+}
+
+/* The one TLS server of the process, for on_client_hello (GnuTLS hooks
+ * carry no context of ours, and MHD owns the session's pointer). */
+static struct http_server *_Atomic hello_server;
+
+/* GnuTLS, on the connection's MHD thread: a whole ClientHello was parsed.
+ * From now on the connection is a client doing a handshake, not a
+ * stalled one (see oldest_waiting). */
+static int on_client_hello(gnutls_session_t session, unsigned htype, unsigned when,
+                           unsigned incoming, const gnutls_datum_t *msg)
+{
+    (void)htype;
+    (void)when;
+    (void)incoming;
+    (void)msg;
+    struct http_server *s = atomic_load(&hello_server);
+    int fd = gnutls_transport_get_int(session);
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&s->conn_lock);
+    for (struct conn *c = s->conns_tail; c; c = c->prev) /* newest first: the likely one */
+        if (c->mhd_fd == fd && !c->closing) {
+            c->hello = true;
+            break;
+        }
+    pthread_mutex_unlock(&s->conn_lock);
+    return 0;
 }
 
 /* Before the handshake: whether to ask for a client certificate and
@@ -469,6 +540,8 @@ static void tls_session_setup(struct http_server *s, struct MHD_Connection *mc)
         [WEB_REQUIRE_AND_VERIFY_CLIENT_CERT] = GNUTLS_CERT_REQUIRE,
     };
     gnutls_certificate_server_set_request(session, request[mode]);
+    gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
+                                       on_client_hello);
     if (mode == WEB_VERIFY_CLIENT_CERT_IF_GIVEN || mode == WEB_REQUIRE_AND_VERIFY_CLIENT_CERT)
         gnutls_session_set_verify_cert(session, NULL, 0);
 }
@@ -535,6 +608,7 @@ static void notify_connection(void *cls, struct MHD_Connection *mc, void **socke
     if (!c)
         return;
     c->fd = fdi ? fcntl(fdi->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    c->mhd_fd = fdi ? fdi->connect_fd : -1;
     if (c->fd < 0) {
         free(c);
         return; /* untracked: still bounded by MHD's hard limit and timeout */
@@ -1144,6 +1218,8 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         goto fail;
     }
     s->watchdog_started = true;
+    if (s->tls)
+        atomic_store(&hello_server, s);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
     *out = s;
@@ -1181,6 +1257,8 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
+    struct http_server *self = s;
+    atomic_compare_exchange_strong(&hello_server, &self, NULL);
     if (s->watchdog_started) {
         pthread_mutex_lock(&s->stop_lock);
         s->stopping = true;
