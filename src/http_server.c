@@ -388,9 +388,10 @@ static void ip_key(const struct sockaddr *sa, unsigned char out[16])
     if (sa && sa->sa_family == AF_INET) {
         /* as a v4-mapped v6 address, so dual-stack peers compare equal */
         out[10] = out[11] = 0xff;
-        memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        /* by offset, not a cast: clang's -Wcast-align (the fuzz build) */
+        memcpy(out + 12, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
     } else if (sa && sa->sa_family == AF_INET6) {
-        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        memcpy(out, (const char *)sa + offsetof(struct sockaddr_in6, sin6_addr), 16);
     }
 }
 

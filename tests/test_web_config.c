@@ -152,7 +152,12 @@ static void test_tls_errors(void **state)
     refused("tls_server_config:\n  cert_file: s.crt\n  key_file: other.key\n",
             "web.yml:3:13: tls_server_config: cannot use the certificate and key");
     refused("tls_server_config:\n  cert_file: s.key\n  key_file: s.key\n",
-            "web.yml:2:14: tls_server_config: cannot use the certificate and key");
+            "web.yml:2:14: tls_server_config.cert_file: not PEM certificates");
+    refused("tls_server_config:\n  cert_file: s.crt\n  key_file: s.crt\n",
+            "web.yml:3:13: tls_server_config.key_file: not a usable PEM private key");
+    refused("tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n"
+            "  client_auth_type: VerifyClientCertIfGiven\n  client_ca_file: s.key\n",
+            "web.yml:5:19: tls_server_config.client_ca_file: not PEM certificates");
     refused("tls_server_config:\n  cert_file: s.crt\n  cert: x\n",
             "web.yml:3:3: tls_server_config.cert: give cert or cert_file, not both");
     refused("tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n"
@@ -171,7 +176,7 @@ static void test_tls_errors(void **state)
             "verify");
     refused("tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n"
             "  client_ca_file: empty.pem\n  client_auth_type: VerifyClientCertIfGiven\n",
-            "web.yml:4:19: tls_server_config.client_ca_file: no CA certificate");
+            "web.yml:4:19: tls_server_config.client_ca_file: not PEM certificates");
     refused("tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n  min_version: TLS14\n",
             "web.yml:4:16: tls_server_config.min_version: must be one of TLS10");
     refused("tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n  min_version: TLS13\n"
