@@ -238,6 +238,8 @@ static int load_tls(struct loader *l, const yaml_node_t *map, struct web_config 
         const yaml_node_t *v = yaml_document_get_node(&l->doc, p->value);
         const char *k = scalar(kn), *s;
         char full[64];
+        if (!k) /* check_mapping saw to it */
+            return -EINVAL;
         snprintf(full, sizeof(full), "tls_server_config.%s", k);
         if (is_null(v))
             continue;
@@ -468,6 +470,8 @@ static int load_http(struct loader *l, const yaml_node_t *map, struct web_config
         const yaml_node_t *kn = yaml_document_get_node(&l->doc, p->key);
         const yaml_node_t *v = yaml_document_get_node(&l->doc, p->value);
         const char *k = scalar(kn);
+        if (!k)
+            return -EINVAL;
         if (strcmp(k, "http2") == 0) {
             bool b; /* accepted for compatibility: this server speaks HTTP/1.1 only */
             if (!is_null(v) && (rc = want_bool(l, "http_server_config.http2", v, &b)) != 0)
@@ -483,6 +487,8 @@ static int load_http(struct loader *l, const yaml_node_t *map, struct web_config
                 const yaml_node_t *hv = yaml_document_get_node(&l->doc, h->value);
                 const char *name = scalar(hk), *value;
                 size_t i = 0;
+                if (!name)
+                    return -EINVAL;
                 while (i < 5 && strcasecmp(name, allowed_headers[i]) != 0)
                     i++;
                 if (i == 5)
@@ -578,6 +584,10 @@ int web_config_parse(const char *text, size_t len, const char *name, const char 
         const yaml_node_t *kn = yaml_document_get_node(&l.doc, p->key);
         const yaml_node_t *v = yaml_document_get_node(&l.doc, p->value);
         const char *k = scalar(kn);
+        if (!k) {
+            rc = -EINVAL;
+            goto out;
+        }
         if (strcmp(k, "tls_server_config") == 0)
             rc = is_null(v) ? 0 : load_tls(&l, v, wc);
         else if (strcmp(k, "basic_auth_users") == 0)
