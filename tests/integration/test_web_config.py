@@ -221,7 +221,9 @@ def case_basic_auth_and_reload(args, res, d):
         code = dm.stop()
     log = dm.log()
     secrets = list(PASSWORDS.values()) + ["not-it"] + list(hashes.values()) + [
-        "PRIVATE KEY", base64.b64encode(b"alice:" + PASSWORDS["alice"].encode()).decode()]
+        "PRIVATE KEY"] + [base64.b64encode(cred.encode()).decode() for cred in (
+            "alice:" + PASSWORDS["alice"], "bob:" + PASSWORDS["bob"], "alice:not-it",
+            "mallory:x")]
     with open(os.path.join(d, "server.key")) as f:
         secrets.append(f.read().splitlines()[1])
     leaked = [s for s in secrets if s in log]
