@@ -48,7 +48,7 @@ static const char CA_PEM[] = "-----BEGIN CERTIFICATE-----\n"
                              "-----END CERTIFICATE-----\n";
 
 /* bcrypt (cost 4, for speed) of "secret". */
-#define HASH_SECRET  "$2b$04$xj7zfVq2H8tCO7fTMavURe.uMFmmoSu0tzgr./CX8PAle9j.seKoO"
+#define HASH_SECRET "$2b$04$xj7zfVq2H8tCO7fTMavURe.uMFmmoSu0tzgr./CX8PAle9j.seKoO"
 
 static char dir[] = "/tmp/finops-webcfg-XXXXXX";
 
