@@ -8,16 +8,24 @@
 #
 # Usage:
 #   kafka-local.sh fetch                      download/cache the jars only
-#   kafka-local.sh start DIR                  format DIR, start, print bootstrap
+#   kafka-local.sh start DIR [--sasl-ssl]     format DIR, start, print bootstrap
+#                                             (--sasl-ssl: also a SASL_SSL listener)
 #   kafka-local.sh create-topic DIR NAME PARTITIONS
 #   kafka-local.sh create-topic DIR NAME:PARTITIONS [NAME:PARTITIONS...]
 #   kafka-local.sh stop DIR                   SIGTERM, SIGKILL after 30 s
 #   kafka-local.sh restart DIR                same data, same ports
 #   kafka-local.sh status DIR                 exit 0 running, 3 stopped
 #   kafka-local.sh bootstrap DIR              print host:port
+#   kafka-local.sh sasl-bootstrap DIR         print host:port of the SASL_SSL listener
 #
 # DIR layout: server.properties, bootstrap, broker.pid, data/ (log.dirs),
 # logs/server.log (broker log), logs/stdout.log (JVM console), logs/format.log.
+# With --sasl-ssl also: sasl_bootstrap, and tls/ with ca.pem (the CA clients
+# trust: ssl.ca.location), ca.key, server.pem (the broker's PEM keystore: key +
+# chain) and server.crt. The plaintext listener stays as without the option
+# (inter-broker, controller, topic creation); the SASL_SSL listener accepts
+# SCRAM-SHA-512 and SCRAM-SHA-256 for the users of KAFKA_LOCAL_SCRAM_USERS,
+# whose credentials are written into the KRaft metadata at format time.
 #
 # Environment (all optional):
 #   KAFKA_LOCAL_VERSION        Kafka release to use (default below)
@@ -29,6 +37,10 @@
 #                              waits that long)
 #   KAFKA_LOCAL_STOP_TIMEOUT   seconds between SIGTERM and SIGKILL (default 30)
 #   KAFKA_LOCAL_EXTRA_PROPS    file whose lines are appended to server.properties
+#   KAFKA_LOCAL_SCRAM_USERS    with --sasl-ssl: space-separated USER:PASSWORD pairs
+#                              ([A-Za-z0-9._-] only; default finops:finops-secret)
+#   KAFKA_LOCAL_TLS_DAYS       with --sasl-ssl: validity of the generated certificates
+#                              (default 30)
 #   KAFKA_LOCAL_USE_TOPIC_COMMAND=1  create topics one by one with Kafka's
 #                              TopicCommand instead of the one-JVM Admin helper
 #                              (also used automatically when there is no javac)
@@ -304,8 +316,54 @@ launch() {
   echo "$boot"
 }
 
+# Generates a CA and a server certificate for 127.0.0.1/localhost signed by
+# it, in DIR/tls (openssl CLI; EC P-256 keys, fast to make). The broker reads
+# server.pem as a PEM keystore: the unencrypted PKCS#8 key, then the chain.
+make_tls() {
+  local tls="$1/tls" days="${KAFKA_LOCAL_TLS_DAYS:-30}"
+  command -v openssl >/dev/null || die "--sasl-ssl needs the openssl command"
+  mkdir -p "$tls"
+  (
+    set -e
+    cd "$tls"
+    umask 077
+    openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout ca.key -out ca.pem -days "$days" -subj "/CN=kafka-local test CA" \
+      -addext "basicConstraints=critical,CA:TRUE" -addext "keyUsage=critical,keyCertSign,cRLSign"
+    openssl req -newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes \
+      -keyout server.key -out server.csr -subj "/CN=localhost"
+    printf '%s\n' "subjectAltName=IP:127.0.0.1,DNS:localhost" "basicConstraints=CA:FALSE" \
+      "extendedKeyUsage=serverAuth" >server.ext
+    openssl x509 -req -in server.csr -CA ca.pem -CAkey ca.key -CAcreateserial \
+      -days "$days" -extfile server.ext -out server.crt
+    openssl pkcs8 -topk8 -nocrypt -in server.key -out server.p8
+    cat server.p8 server.crt >server.pem
+    rm -f server.csr server.ext server.p8 ca.srl
+    chmod 644 ca.pem server.crt
+  ) >"$1/logs/tls.log" 2>&1 || { cat "$1/logs/tls.log" >&2; die "generating certificates in $tls failed"; }
+}
+
+# --add-scram arguments of the storage format, one a line, for
+# KAFKA_LOCAL_SCRAM_USERS (both mechanisms for each user).
+scram_args() {
+  local pair user pass mech
+  for pair in ${KAFKA_LOCAL_SCRAM_USERS:-finops:finops-secret}; do
+    user="${pair%%:*}"; pass="${pair#*:}"
+    [[ "$pair" == *:* && "$user" =~ ^[A-Za-z0-9._-]+$ && "$pass" =~ ^[A-Za-z0-9._-]+$ ]] \
+      || return 1
+    for mech in SCRAM-SHA-512 SCRAM-SHA-256; do
+      printf '%s\n' --add-scram "$mech=[name=\"$user\",password=\"$pass\"]"
+    done
+  done
+}
+
 cmd_start() {
-  local dir port cport cid pid
+  local dir port cport sport="" cid pid sasl=0
+  if [[ "${2:-}" == --sasl-ssl ]]; then
+    sasl=1
+  elif [[ -n "${2:-}" ]]; then
+    die "unknown option '${2}' of start (known: --sasl-ssl)"
+  fi
   dir="$(broker_dir "${1:-}" create)"
   if pid="$(broker_pid "$dir")"; then
     note "broker already running in $dir (pid $pid)"
@@ -316,10 +374,17 @@ cmd_start() {
     || die "$dir already holds a formatted broker; use '$PROG restart $dir' to reuse it, or remove it"
   fetch
   find_java
-  read -r port cport <<<"$(free_ports 2)"
-  [[ -n "$port" && -n "$cport" ]] || die "could not find free TCP ports on 127.0.0.1"
+  read -r port cport sport <<<"$(free_ports 3)"
+  [[ -n "$port" && -n "$cport" && -n "$sport" ]] || die "could not find free TCP ports on 127.0.0.1"
   cid="$(cluster_id)"
   mkdir -p "$dir/data" "$dir/logs"
+  local -a scram=()
+  if ((sasl)); then
+    local args
+    args="$(scram_args)" || die "KAFKA_LOCAL_SCRAM_USERS: each entry must be USER:PASSWORD of [A-Za-z0-9._-]"
+    mapfile -t scram <<<"$args"
+    make_tls "$dir"
+  fi
   cat >"$dir/server.properties" <<EOF
 # Generated by $PROG start on $(date -u +%Y-%m-%dT%H:%M:%SZ); Kafka $KAFKA_VERSION.
 # Single node: broker and KRaft controller in one process, loopback only.
@@ -347,13 +412,30 @@ share.coordinator.state.topic.replication.factor=1
 share.coordinator.state.topic.min.isr=1
 group.initial.rebalance.delay.ms=0
 EOF
+  if ((sasl)); then
+    # Inter-broker and controller traffic stay on PLAINTEXT; the SASL_SSL
+    # listener is an extra one for clients.
+    sed -i -e "s|^listeners=PLAINTEXT://127.0.0.1:$port,|&SASL_SSL://127.0.0.1:$sport,|" \
+      -e "s|^advertised.listeners=.*|&,SASL_SSL://127.0.0.1:$sport|" \
+      -e "s|^listener.security.protocol.map=.*|&,SASL_SSL:SASL_SSL|" "$dir/server.properties"
+    cat >>"$dir/server.properties" <<EOF
+# --sasl-ssl: SCRAM over TLS, certificates in $dir/tls
+sasl.enabled.mechanisms=SCRAM-SHA-512,SCRAM-SHA-256
+listener.name.sasl_ssl.scram-sha-512.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.scram-sha-256.sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required;
+listener.name.sasl_ssl.ssl.keystore.type=PEM
+listener.name.sasl_ssl.ssl.keystore.location=$dir/tls/server.pem
+listener.name.sasl_ssl.ssl.client.auth=none
+EOF
+    echo "127.0.0.1:$sport" >"$dir/sasl_bootstrap"
+  fi
   if [[ -n "${KAFKA_LOCAL_EXTRA_PROPS:-}" ]]; then
     [[ -f "$KAFKA_LOCAL_EXTRA_PROPS" ]] || die "KAFKA_LOCAL_EXTRA_PROPS=$KAFKA_LOCAL_EXTRA_PROPS is not a file"
     { echo "# from $KAFKA_LOCAL_EXTRA_PROPS"; cat "$KAFKA_LOCAL_EXTRA_PROPS"; } >>"$dir/server.properties"
   fi
   echo "127.0.0.1:$port" >"$dir/bootstrap"
   if ! "$JAVA" "${TOOL_OPTS[@]}" -cp "$LIBS/*" kafka.tools.StorageTool format \
-        -t "$cid" -c "$dir/server.properties" >"$dir/logs/format.log" 2>&1; then
+        -t "$cid" -c "$dir/server.properties" "${scram[@]}" >"$dir/logs/format.log" 2>&1; then
     cat "$dir/logs/format.log" >&2
     die "formatting KRaft storage in $dir/data failed"
   fi
@@ -412,6 +494,13 @@ cmd_bootstrap() {
   cat "$dir/bootstrap"
 }
 
+cmd_sasl_bootstrap() {
+  local dir
+  dir="$(broker_dir "${1:-}")"
+  [[ -f "$dir/sasl_bootstrap" ]] || die "$dir holds no broker started with --sasl-ssl"
+  cat "$dir/sasl_bootstrap"
+}
+
 cmd_create_topic() {
   local dir boot classes
   dir="$(broker_dir "${1:-}")"
@@ -462,6 +551,7 @@ main() {
     restart) cmd_restart "$@" ;;
     status) cmd_status "$@" ;;
     bootstrap) cmd_bootstrap "$@" ;;
+    sasl-bootstrap) cmd_sasl_bootstrap "$@" ;;
     create-topic | create-topics) cmd_create_topic "$@" ;;
     -h | --help | help) usage ;;
     *) usage ;;

@@ -28,6 +28,7 @@
 
 #include "event.h"
 #include "money.h"
+#include "secret_ref.h"
 
 #define NANOS_PER_DOLLAR   ((int64_t)NANOS_PER_UNIT)
 #define MONEY_MAX_DECIMALS 9
@@ -370,7 +371,13 @@ static const struct option options[] = {
      .help = "Extra librdkafka configuration properties passed verbatim, e.g. "
              "security.protocol, sasl.mechanism, ssl.ca.location. On the command line each "
              "flag sets one KEY=VALUE; the flag may be repeated and overrides the same key "
-             "from the file."},
+             "from the file. In any value (here, in a flag or in kafka.properties_file) "
+             "${env:NAME} is replaced at start by the environment variable NAME, so a secret "
+             "can come from the environment (e.g. sasl.password: \"${env:KAFKA_PASSWORD}\" "
+             "with the variable set from a Kubernetes Secret); $${ stands for a literal ${. "
+             "An unset variable stops the start (and --check-config) with an error naming "
+             "the property and the variable. No value is ever logged, exported as a metric "
+             "or quoted in an error."},
     {.name = "kafka.properties_file",
      .flag = "--kafka.properties-file",
      .type = OPT_OPTIONAL_STRING,
@@ -2069,6 +2076,26 @@ static int merge_properties_file(struct exporter_config *cfg, char *errbuf, size
     return rc;
 }
 
+/*
+ * Expands ${env:NAME} in every kafka.properties value, wherever it was set
+ * (YAML, flag or kafka.properties_file), once the sources are merged. The
+ * expanded value replaces the reference, so SIGHUP reloads compare what
+ * librdkafka would get; messages name the key and variable only.
+ */
+static int expand_property_refs(struct exporter_config *cfg, char *errbuf, size_t errlen)
+{
+    struct string_map *m = &cfg->kafka_properties;
+    for (size_t i = 0; i < m->count; i++) {
+        char *expanded;
+        int rc = secret_ref_expand(m->keys[i], m->values[i], &expanded, errbuf, errlen);
+        if (rc < 0)
+            return rc;
+        free(m->values[i]);
+        m->values[i] = expanded;
+    }
+    return 0;
+}
+
 /* ------------------------------------------------------------------------ */
 /* Command line */
 
@@ -2333,6 +2360,8 @@ int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
         if ((rc = apply_flag(&fresh, settings[i].opt, settings[i].value, errbuf, errlen)) != 0)
             goto out;
     if ((rc = merge_properties_file(&fresh, errbuf, errlen)) != 0)
+        goto out;
+    if ((rc = expand_property_refs(&fresh, errbuf, errlen)) != 0)
         goto out;
     if ((rc = check_own_topics_not_subscribed(&fresh, errbuf, errlen)) != 0)
         goto out;

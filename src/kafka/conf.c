@@ -13,6 +13,7 @@
 
 #include "kafka_internal.h"
 #include "log.h"
+#include "secret_ref.h"
 
 int kafka_set_conf(rd_kafka_conf_t *conf, const char *key, const char *value, char *errbuf,
                    size_t errlen)
@@ -20,6 +21,9 @@ int kafka_set_conf(rd_kafka_conf_t *conf, const char *key, const char *value, ch
     char err[512];
     if (rd_kafka_conf_set(conf, key, value, err, sizeof(err)) == RD_KAFKA_CONF_OK)
         return 0;
+    /* librdkafka quotes a value it rejects ("Invalid value \"...\""); the
+     * value may be a password that came from the environment. */
+    secret_ref_redact(err, value);
     snprintf(errbuf, errlen, "kafka property '%s': %s (fix kafka.properties in the config)", key,
              err);
     return -EINVAL;

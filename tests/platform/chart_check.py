@@ -75,11 +75,26 @@ config = yaml.safe_load(config_text)
 kafka = config["kafka"]
 props = kafka.get("properties") or {}
 secret_words = ("password", "secret", "sasl.jaas.config", "ssl.key.pem", "token")
-check(not any(w in k for k in props for w in secret_words),
-      f"credential-like keys in the ConfigMap: {sorted(props)}")
-
 spec = dep["spec"]["template"]["spec"]
 (c,) = spec["containers"]
+# A credential-like key may only hold a ${env:NAME} reference to a variable
+# the container takes from a Secret (kafkaPassword), never a value.
+ENV_REF = re.compile(r"^\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}$")
+
+
+def from_secret(container, name):
+    return any(e.get("name") == name and "secretKeyRef" in (e.get("valueFrom") or {})
+               for e in container.get("env") or [])
+
+
+leaks = [k for k in props if any(w in k for w in secret_words)
+         and not ((m := ENV_REF.match(str(props[k]))) and from_secret(c, m.group(1)))]
+check(not leaks, f"credential-like keys in the ConfigMap with a value, not a ${{env:}} reference to a Secret: "
+      f"{sorted(leaks)}")
+for p in producers:
+    (pc,) = p["spec"]["template"]["spec"]["containers"]
+    refs = {m.group(1) for v in props.values() if (m := ENV_REF.match(str(v)))}
+    check(all(from_secret(pc, r) for r in refs), f"producer lacks the Secret variables {sorted(refs)}")
 pod_sc, sc = spec["securityContext"], c["securityContext"]
 check(pod_sc.get("runAsNonRoot") is True and pod_sc.get("runAsUser") == 65532
       and pod_sc.get("runAsGroup") == 65532, f"pod securityContext {pod_sc}")

@@ -68,7 +68,8 @@ for set in "${value_sets[@]}"; do
     printf 'sasl.username=ai-finops-exporter\nsasl.password=example\n' >"$work/$set/sample.properties"
     props=("--kafka.properties-file=$work/$set/sample.properties")
   fi
-  "$build/ai-finops-exporter" --config "$work/$set/config.yaml" "${props[@]}" --check-config ||
+  # KAFKA_SASL_PASSWORD: what a kafkaPassword Secret gives the pod.
+  KAFKA_SASL_PASSWORD=example "$build/ai-finops-exporter" --config "$work/$set/config.yaml" "${props[@]}" --check-config ||
     fail "the daemon refuses the rendered config.yaml ($set)"
 done
 
@@ -122,6 +123,7 @@ refused 'a new-series hold not above twice the scrape interval' 'must be longer 
   --set config.counters.new_series_hold_ms=30000
 refused 'a grace period no longer than the final checkpoint' 'extraSeconds' --set terminationGrace.extraSeconds=0
 refused 'credentials enabled without a Secret' 'kafkaCredentials.enabled needs' --set kafkaCredentials.enabled=true
+refused 'a password Secret without a name' 'kafkaPassword.secretName is required' --set kafkaPassword.enabled=true
 
 echo "== deploy/"
 for f in "$root"/deploy/*.yaml; do echo "---"; cat "$f"; done >"$work/deploy.yaml"

@@ -27,6 +27,7 @@
 #include "loadgen.h"
 #include "money.h"
 #include "pricing.h"
+#include "secret_ref.h"
 
 #define EXIT_USAGE       2
 #define EXIT_UNDELIVERED 3
@@ -74,7 +75,8 @@ static const struct cli_option {
     {"brokers", 1, O_BROKERS, "HOST:PORT,..", "Kafka bootstrap servers (default 127.0.0.1:9092)"},
     {"topic", 1, O_TOPIC, "NAME", "topic to produce to (default ai-costs)"},
     {"property", 1, O_PROPERTY, "KEY=VALUE",
-     "any librdkafka producer property; repeatable, applied after the defaults"},
+     "any librdkafka producer property; repeatable, applied after the defaults; "
+     "${env:NAME} in the value is replaced by that environment variable"},
     {"rate", 1, O_RATE, "N", "events per second; 0 = as fast as possible (default 0)"},
     {"shape", 1, O_SHAPE, "steady|daily",
      "daily: rate x (1 - A cos(2 pi t / day-seconds)), quiet at t=0 (default steady)"},
@@ -205,16 +207,32 @@ static int parse_cli(struct cli *c, int argc, char **argv)
             break;
         case O_PROPERTY: {
             const char *eq = strchr(arg, '=');
+            /* never echo the argument: its value may be a password */
             if (!eq || eq == arg || c->property_count == MAX_PROPERTIES)
-                return usage_error(prog, "-X '%s': expected KEY=VALUE (at most 64)", arg);
-            char *copy = strdup(arg);
-            if (!copy)
+                return usage_error(prog, "-X number %zu: expected KEY=VALUE (at most 64)",
+                                   c->property_count + 1);
+            char *key = strndup(arg, (size_t)(eq - arg)), *value = NULL, *copy;
+            char err[512];
+            int rc = key ? secret_ref_expand(key, eq + 1, &value, err, sizeof err) : -ENOMEM;
+            if (rc < 0 && rc != -ENOMEM) {
+                free(key);
+                return usage_error(prog, "-X: %s", err);
+            }
+            copy = rc < 0 ? NULL : malloc(strlen(key) + strlen(value) + 2);
+            if (!copy) {
+                free(key);
+                free(value);
                 return -ENOMEM;
-            copy[eq - arg] = '\0';
+            }
+            /* one allocation, "KEY\0VALUE", freed through property_text */
+            strcpy(copy, key);
+            strcpy(copy + strlen(key) + 1, value);
             c->property_text[c->property_count] = copy;
             c->properties[c->property_count][0] = copy;
-            c->properties[c->property_count][1] = copy + (eq - arg) + 1;
+            c->properties[c->property_count][1] = copy + strlen(key) + 1;
             c->property_count++;
+            free(key);
+            free(value);
             break;
         }
         case O_RATE:
@@ -506,8 +524,10 @@ static int kafka_open(struct app *a)
                               sizeof(err)))
             goto conf_error;
     for (size_t i = 0; i < c->property_count; i++)
-        if (rd_kafka_conf_set(conf, c->properties[i][0], c->properties[i][1], err, sizeof(err)))
+        if (rd_kafka_conf_set(conf, c->properties[i][0], c->properties[i][1], err, sizeof(err))) {
+            secret_ref_redact(err, c->properties[i][1]);
             goto conf_error;
+        }
     /* One slot per message librdkafka may hold plus a batch, so a free
      * slot exists whenever the queue has room. */
     if (rd_kafka_conf_get(conf, "queue.buffering.max.messages", value, &value_len) !=

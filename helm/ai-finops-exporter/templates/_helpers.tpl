@@ -96,6 +96,13 @@ the pods, probes, Service and ServiceMonitor cannot disagree with it.
 {{- if .Values.kafkaCredentials.enabled -}}
 {{- $_ := set $kafka "properties_file" (include "ai-finops-exporter.propertiesPath" .) -}}
 {{- end -}}
+{{- if .Values.kafkaPassword.enabled -}}
+{{- $props := get $kafka "properties" | default dict -}}
+{{- $secret := required "kafkaPassword.secretName is required when kafkaPassword.enabled" .Values.kafkaPassword.secretName -}}
+{{- $_ := set $props "sasl.username" (default $secret .Values.kafkaPassword.username) -}}
+{{- $_ := set $props "sasl.password" "${env:KAFKA_SASL_PASSWORD}" -}}
+{{- $_ := set $kafka "properties" $props -}}
+{{- end -}}
 {{- if .Values.kafkaTls.enabled -}}
 {{- $props := get $kafka "properties" | default dict -}}
 {{- $_ := set $props "ssl.ca.location" (printf "%s/%s" (include "ai-finops-exporter.caDir" .) .Values.kafkaTls.caKey) -}}
@@ -201,4 +208,19 @@ httpGet:
   scheme: HTTPS
   {{- end }}
 {{- end -}}
+{{- end -}}
+
+{{/*
+The environment variable that carries the SASL password from its Secret
+(kafkaPassword); the ConfigMap holds only ${env:KAFKA_SASL_PASSWORD}.
+*/}}
+{{- define "ai-finops-exporter.passwordEnv" -}}
+{{- if .Values.kafkaPassword.enabled }}
+env:
+  - name: KAFKA_SASL_PASSWORD
+    valueFrom:
+      secretKeyRef:
+        name: {{ .Values.kafkaPassword.secretName | quote }}
+        key: {{ .Values.kafkaPassword.secretKey | quote }}
+{{- end }}
 {{- end -}}
