@@ -23,7 +23,7 @@ RUN apt-get update \
  && apt-get install -y --no-install-recommends \
       build-essential cmake pkg-config \
       librdkafka-dev libcjson-dev libmicrohttpd-dev libyaml-dev \
-      libxxhash-dev zlib1g-dev libjemalloc-dev \
+      libxxhash-dev zlib1g-dev libjemalloc-dev libgnutls28-dev libcrypt-dev \
  && rm -rf /var/lib/apt/lists/*
 WORKDIR /src
 COPY . .
@@ -38,7 +38,7 @@ LABEL org.opencontainers.image.title="ai-finops-exporter" \
 # hadolint ignore=DL3008
 RUN apt-get update \
  && apt-get install -y --no-install-recommends \
-      librdkafka1 libcjson1 libmicrohttpd12t64 libyaml-0-2 libxxhash0 zlib1g libjemalloc2 \
+      librdkafka1 libcjson1 libmicrohttpd12t64 libyaml-0-2 libxxhash0 zlib1g libjemalloc2 libgnutls30t64 libcrypt1 \
       ca-certificates \
  && rm -rf /var/lib/apt/lists/*
 COPY --from=build /out/usr/local/ /usr/local/

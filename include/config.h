@@ -47,6 +47,7 @@ struct exporter_config {
     int64_t web_max_connections_per_ip;
     int64_t web_connection_timeout_seconds;
     int64_t web_request_timeout_seconds;
+    char *web_config_file; /* --web.config.file, NULL: none */
 
     /* log.* */
     enum log_level log_level;

@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "metrics.h"
+#include "web_config.h"
 
 struct http_server;
 
@@ -41,6 +42,9 @@ struct http_server_options {
     struct metrics *metrics;
     bool (*ready)(void *ctx); /* NULL: always ready */
     void *ready_ctx;
+    /* --web.config.file (NULL: plain HTTP, no auth). The server takes its
+     * own reference. With TLS, MHD serves HTTPS through GnuTLS. */
+    struct web_config *web;
 };
 
 /* Binds and starts serving. Returns 0, or a negative errno with a message. */
@@ -49,6 +53,13 @@ int http_server_start(const struct http_server_options *options, struct http_ser
 /* The port actually bound (useful with port 0). */
 unsigned http_server_port(const struct http_server *server);
 void http_server_stop(struct http_server *server);
+
+/* A reload of the web config: users and headers apply to the next request
+ * (the server takes its own reference). A change of the TLS settings is
+ * refused (-EPERM, with a message): the listener keeps serving the old
+ * ones until a restart. Thread-safe. */
+int http_server_set_web_config(struct http_server *server, struct web_config *wc, char *errbuf,
+                               size_t errlen);
 
 /* Adds ai_finops_http_refused_total{reason} and the render counters to m's
  * scrapes (process-wide counts). Main thread, before serving. */

@@ -7,7 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake pkg-config clang
   librdkafka-dev libcjson-dev libmicrohttpd-dev libyaml-dev libcmocka-dev
-  zlib1g-dev libxxhash-dev libjemalloc-dev
+  zlib1g-dev libxxhash-dev libjemalloc-dev libgnutls28-dev libcrypt-dev
   prometheus kafkacat curl python3 procps
 )
 command -v javac >/dev/null 2>&1 || packages+=(default-jdk-headless)

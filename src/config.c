@@ -171,6 +171,19 @@ static const struct option options[] = {
              "(or from the end of its previous request on a kept-alive connection). Slow "
              "headers and idle sockets are closed well before Prometheus's default 10 s "
              "scrape timeout; a scraper sends its request in milliseconds."},
+    {.name = "web.config.file",
+     .flag = "--web.config.file",
+     .type = OPT_OPTIONAL_STRING,
+     .offset = OFF(web_config_file),
+     .def = NULL,
+     .allowed = "a path to a web configuration file, or unset",
+     .metavar = "PATH",
+     .help = "TLS and basic authentication in the Prometheus exporter-toolkit format "
+             "(tls_server_config, basic_auth_users with bcrypt hashes, "
+             "http_server_config.headers); see docs/security.md. Re-read on SIGHUP and when the "
+             "file changes (checked once a second): users and headers apply at once, a bad "
+             "file is refused and the running one kept, TLS changes apply on restart. Unset: "
+             "plain HTTP without authentication."},
     {.name = "log.level",
      .flag = "--log.level",
      .type = OPT_ENUM,

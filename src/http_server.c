@@ -28,8 +28,11 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <gnutls/gnutls.h>
 #include <microhttpd.h>
 #include <netinet/in.h>
+#include <linux/tcp.h> /* struct tcp_info with tcpi_bytes_acked */
+#include <stddef.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
@@ -44,6 +47,7 @@
 #include "counter_table.h"
 #include "expo.h"
 #include "log.h"
+#include "web_config.h"
 
 #define RENDER_MAX_BYTES (512u * 1024 * 1024)
 /* Threads serving connections: one may wait on a stuck scrape while the
@@ -64,11 +68,14 @@ enum refusal {
     REFUSED_REQUEST_BODY,
     REFUSED_SLOW_READER,
     REFUSED_SCRAPE_BUSY,
+    REFUSED_UNAUTHORIZED,
+    REFUSED_AUTH_BUSY,
+    REFUSED_CLIENT_CERT,
     REFUSED_COUNT
 };
-static const char *const refusal_names[REFUSED_COUNT] = {"connection_limit", "per_ip_limit",
-                                                         "request_timeout",  "request_body",
-                                                         "slow_reader",      "scrape_busy"};
+static const char *const refusal_names[REFUSED_COUNT] = {
+    "connection_limit", "per_ip_limit", "request_timeout", "request_body", "slow_reader",
+    "scrape_busy",      "unauthorized", "auth_busy",       "client_cert"};
 
 /* Process-wide (one server per process): the collector reads them. */
 static struct {
@@ -81,7 +88,9 @@ static struct {
 
 struct conn {
     struct conn *prev, *next;
-    int fd; /* our dup: shutdown() on it can never hit a reused number */
+    int fd;     /* our dup: shutdown() on it can never hit a reused number */
+    int mhd_fd; /* MHD's own, to find the connection from its TLS session */
+    bool hello; /* TLS: a whole ClientHello arrived (GnuTLS parsed it) */
     unsigned char ip[16];
     int64_t wait_start_ms; /* waiting since (accept or end of last request) */
     int64_t busy_since_ms; /* answering since */
@@ -137,6 +146,11 @@ struct http_server {
     bool stopping, watchdog_started;
     char *telemetry_path;
     unsigned port;
+    /* --web.config.file: swapped by reloads under web_lock (a leaf lock);
+     * each request takes its own reference. tls never changes. */
+    pthread_mutex_t web_lock;
+    struct web_config *web;
+    bool tls;
 };
 
 /* MHD's per-request pointer once a request is answered. */
@@ -301,24 +315,57 @@ static int gzip_buffer(const char *in, size_t len, char **out, size_t *out_len)
     return 0;
 }
 
-static enum MHD_Result send_text(struct MHD_Connection *c, unsigned status, const char *type,
-                                 const char *body)
+/* The current web config, with a reference the caller drops. */
+static struct web_config *web_get(struct http_server *s)
+{
+    pthread_mutex_lock(&s->web_lock);
+    struct web_config *wc = web_config_ref(s->web);
+    pthread_mutex_unlock(&s->web_lock);
+    return wc;
+}
+
+/* http_server_config.headers of the current web config. */
+static void add_web_headers(struct http_server *s, struct MHD_Response *r)
+{
+    struct web_config *wc = web_get(s);
+    for (size_t i = 0; i < web_config_header_count(wc); i++) {
+        const char *name, *value;
+        web_config_header(wc, i, &name, &value);
+        MHD_add_response_header(r, name, value);
+    }
+    web_config_unref(wc);
+}
+
+static enum MHD_Result send_text_hdr(struct http_server *s, struct MHD_Connection *c,
+                                     unsigned status, const char *type, const char *body,
+                                     const char *hname, const char *hvalue)
 {
     struct MHD_Response *r =
         MHD_create_response_from_buffer(strlen(body), (void *)body, MHD_RESPMEM_PERSISTENT);
     if (!r)
         return MHD_NO;
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, type);
-    if (status == MHD_HTTP_METHOD_NOT_ALLOWED)
-        MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    if (hname)
+        MHD_add_response_header(r, hname, hvalue);
+    if (s)
+        add_web_headers(s, r);
     enum MHD_Result ret = MHD_queue_response(c, status, r);
     MHD_destroy_response(r);
     return ret;
 }
 
+static enum MHD_Result send_text(struct http_server *s, struct MHD_Connection *c, unsigned status,
+                                 const char *type, const char *body)
+{
+    bool allow = status == MHD_HTTP_METHOD_NOT_ALLOWED;
+    return send_text_hdr(s, c, status, type, body, allow ? MHD_HTTP_HEADER_ALLOW : NULL,
+                         allow ? "GET, HEAD" : NULL);
+}
+
 /* A HEAD gets a scrape's headers without its render: no work for a client
  * that reads no body. */
-static enum MHD_Result serve_metrics_head(struct MHD_Connection *c, enum expo_format fmt)
+static enum MHD_Result serve_metrics_head(struct http_server *s, struct MHD_Connection *c,
+                                          enum expo_format fmt)
 {
     struct MHD_Response *r = MHD_create_response_from_buffer(0, (void *)"", MHD_RESPMEM_PERSISTENT);
     if (!r)
@@ -327,6 +374,7 @@ static enum MHD_Result serve_metrics_head(struct MHD_Connection *c, enum expo_fo
                             fmt == EXPO_OPENMETRICS ? EXPO_OPENMETRICS_CONTENT_TYPE
                                                     : EXPO_TEXT_CONTENT_TYPE);
     MHD_add_response_header(r, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
+    add_web_headers(s, r);
     enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
     MHD_destroy_response(r);
     return ret;
@@ -340,9 +388,10 @@ static void ip_key(const struct sockaddr *sa, unsigned char out[16])
     if (sa && sa->sa_family == AF_INET) {
         /* as a v4-mapped v6 address, so dual-stack peers compare equal */
         out[10] = out[11] = 0xff;
-        memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        /* by offset, not a cast: clang's -Wcast-align (the fuzz build) */
+        memcpy(out + 12, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
     } else if (sa && sa->sa_family == AF_INET6) {
-        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        memcpy(out, (const char *)sa + offsetof(struct sockaddr_in6, sin6_addr), 16);
     }
 }
 
@@ -356,24 +405,74 @@ static void shut(struct conn *c)
 }
 
 /* Whether a whole request head already sits in the socket, unread by MHD:
- * a scraper whose request MHD is about to parse, never a victim. */
-static bool request_pending(const struct conn *c)
+ * a scraper whose request MHD is about to parse, never a victim. Under TLS
+ * the bytes are encrypted, so the test is one level down: a whole TLS
+ * record (handshake or application data) sits unread. A client sends its
+ * ClientHello, and then its request, as whole records in one write; a slow
+ * client leaves a partial record or nothing (MHD has already read and
+ * buffered what came), so it stays a victim as in plain HTTP. */
+static bool request_pending(const struct http_server *s, const struct conn *c)
 {
-    char buf[4096];
+    unsigned char buf[4096];
     ssize_t n = recv(c->fd, buf, sizeof(buf), MSG_PEEK | MSG_DONTWAIT);
-    return n >= 4 && memmem(buf, (size_t)n, "\r\n\r\n", 4) != NULL;
+    if (!s->tls)
+        return n >= 4 && memmem(buf, (size_t)n, "\r\n\r\n", 4) != NULL;
+    if (n < 5 || (buf[0] != 22 && buf[0] != 23) || buf[1] != 3)
+        return false;
+    size_t record = 5 + ((size_t)buf[3] << 8 | buf[4]);
+    /* a record longer than the peek: a full buffer of it is as good */
+    return (size_t)n >= record || (size_t)n == sizeof(buf);
 }
 
-/* The oldest waiting connection (of ip when given), or NULL. Caller holds
+/* How long a waiting TLS connection has gone without progress, in ms:
+ * the most expendable has the highest. Before a whole ClientHello (a
+ * partial one is no progress), its age; after, the time since its peer
+ * last sent anything (TCP_INFO's last_data_recv). A scraper that just
+ * connected, or is between two flights of its handshake, scores a few ms;
+ * a stalled or trickling client, up to the request deadline. Caller holds
  * conn_lock. */
+static int64_t tls_stalled_ms(const struct conn *c, int64_t now_ms)
+{
+    if (!c->hello)
+        return now_ms - c->wait_start_ms;
+    struct tcp_info ti;
+    socklen_t len = sizeof(ti);
+    if (getsockopt(c->fd, IPPROTO_TCP, TCP_INFO, &ti, &len) == 0 &&
+        len >= offsetof(struct tcp_info, tcpi_last_data_recv) + sizeof(ti.tcpi_last_data_recv))
+        return ti.tcpi_last_data_recv;
+    return now_ms - c->wait_start_ms;
+}
+
+/* The connection to close for a newcomer: a waiting one (of ip when given)
+ * whose request is not already in its socket, or NULL. Plain HTTP: the
+ * oldest, since a scraper's request arrives whole within a round trip.
+ * TLS: the handshake takes round trips and a server signature, and under
+ * a stream of reconnecting attackers the oldest-first rule reached
+ * scrapers mid-handshake (test_web_config.py, starvation case: 9 of 10
+ * TLS scrapes failed). So under TLS, among the WAITING_SCAN oldest, the
+ * one stalled longest goes (tls_stalled_ms; GnuTLS tells us when a whole
+ * ClientHello arrived: on_client_hello). Caller holds conn_lock. */
+#define WAITING_SCAN 64
 static struct conn *oldest_waiting(struct http_server *s, const unsigned char *ip,
                                    const struct conn *except)
 {
-    for (struct conn *c = s->conns_head; c; c = c->next)
-        if (c != except && !c->busy && !c->closing && (!ip || memcmp(c->ip, ip, 16) == 0) &&
-            !request_pending(c))
+    struct conn *best = NULL;
+    int64_t best_score = -2, now_ms = mono_ms();
+    unsigned scanned = 0;
+    for (struct conn *c = s->conns_head; c && scanned < WAITING_SCAN; c = c->next) {
+        if (c == except || c->busy || c->closing || (ip && memcmp(c->ip, ip, 16) != 0) ||
+            request_pending(s, c))
+            continue;
+        if (!s->tls)
             return c;
-    return NULL;
+        scanned++;
+        int64_t score = tls_stalled_ms(c, now_ms);
+        if (score > best_score) { /* ties: the older, met first */
+            best = c;
+            best_score = score;
+        }
+    }
+    return best;
 }
 
 /* The connection of that scope answered for the longest, if that is longer
@@ -389,6 +488,87 @@ static struct conn *oldest_stuck(struct http_server *s, const unsigned char *ip,
             c->busy_since_ms < limit && (!best || c->busy_since_ms < best->busy_since_ms))
             best = c;
     return best;
+}
+
+/* The one TLS server of the process, for on_client_hello (GnuTLS hooks
+ * carry no context of ours, and MHD owns the session's pointer). */
+static struct http_server *_Atomic hello_server;
+
+/* GnuTLS, on the connection's MHD thread: a whole ClientHello was parsed.
+ * From now on the connection is a client doing a handshake, not a
+ * stalled one (see oldest_waiting). */
+static int on_client_hello(gnutls_session_t session, unsigned htype, unsigned when,
+                           unsigned incoming, const gnutls_datum_t *msg)
+{
+    (void)htype;
+    (void)when;
+    (void)incoming;
+    (void)msg;
+    struct http_server *s = atomic_load(&hello_server);
+    int fd = gnutls_transport_get_int(session);
+    if (!s)
+        return 0;
+    pthread_mutex_lock(&s->conn_lock);
+    for (struct conn *c = s->conns_tail; c; c = c->prev) /* newest first: the likely one */
+        if (c->mhd_fd == fd && !c->closing) {
+            c->hello = true;
+            break;
+        }
+    pthread_mutex_unlock(&s->conn_lock);
+    return 0;
+}
+
+/* Before the handshake: whether to ask for a client certificate and
+ * whether GnuTLS verifies it against client_ca_file during the handshake
+ * (a missing or unverified certificate then fails the handshake, as Go's
+ * crypto/tls does). The client auth mode is part of the TLS settings,
+ * which never change while the server runs. */
+static void tls_session_setup(struct http_server *s, struct MHD_Connection *mc)
+{
+    const union MHD_ConnectionInfo *ti =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t session = ti ? (gnutls_session_t)ti->tls_session : NULL;
+    if (!session)
+        return;
+    struct web_config *wc = web_get(s);
+    enum web_client_auth mode = web_config_client_auth(wc);
+    web_config_unref(wc);
+    static const gnutls_certificate_request_t request[] = {
+        [WEB_NO_CLIENT_CERT] = GNUTLS_CERT_IGNORE,
+        [WEB_REQUEST_CLIENT_CERT] = GNUTLS_CERT_REQUEST,
+        [WEB_REQUIRE_ANY_CLIENT_CERT] = GNUTLS_CERT_REQUIRE,
+        [WEB_VERIFY_CLIENT_CERT_IF_GIVEN] = GNUTLS_CERT_REQUEST,
+        [WEB_REQUIRE_AND_VERIFY_CLIENT_CERT] = GNUTLS_CERT_REQUIRE,
+    };
+    gnutls_certificate_server_set_request(session, request[mode]);
+    gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
+                                       on_client_hello);
+    if (mode == WEB_VERIFY_CLIENT_CERT_IF_GIVEN || mode == WEB_REQUIRE_AND_VERIFY_CLIENT_CERT)
+        gnutls_session_set_verify_cert(session, NULL, 0);
+}
+
+/* After the handshake, for the verifying modes: the certificate the
+ * client gave (if any) chains to client_ca_file. A second check behind
+ * the handshake's own. */
+static bool client_cert_ok(struct http_server *s, struct MHD_Connection *mc)
+{
+    if (!s->tls)
+        return true;
+    struct web_config *wc = web_get(s);
+    enum web_client_auth mode = web_config_client_auth(wc);
+    web_config_unref(wc);
+    if (mode != WEB_VERIFY_CLIENT_CERT_IF_GIVEN && mode != WEB_REQUIRE_AND_VERIFY_CLIENT_CERT)
+        return true;
+    const union MHD_ConnectionInfo *ti =
+        MHD_get_connection_info(mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
+    gnutls_session_t session = ti ? (gnutls_session_t)ti->tls_session : NULL;
+    if (!session)
+        return false;
+    unsigned n = 0;
+    if (!gnutls_certificate_get_peers(session, &n) || n == 0)
+        return mode == WEB_VERIFY_CLIENT_CERT_IF_GIVEN;
+    unsigned status = 0;
+    return gnutls_certificate_verify_peers2(session, &status) == GNUTLS_E_SUCCESS && status == 0;
 }
 
 /* MHD thread: a connection opened or closed. A newcomer over a limit
@@ -423,10 +603,13 @@ static void notify_connection(void *cls, struct MHD_Connection *mc, void **socke
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
+    if (s->tls)
+        tls_session_setup(s, mc);
     struct conn *c = calloc(1, sizeof(*c));
     if (!c)
         return;
     c->fd = fdi ? fcntl(fdi->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
+    c->mhd_fd = fdi ? fdi->connect_fd : -1;
     if (c->fd < 0) {
         free(c);
         return; /* untracked: still bounded by MHD's hard limit and timeout */
@@ -651,6 +834,7 @@ static struct MHD_Response *render_response(struct http_server *s, enum expo_for
     MHD_add_response_header(resp, MHD_HTTP_HEADER_VARY, "Accept, Accept-Encoding");
     if (gz)
         MHD_add_response_header(resp, MHD_HTTP_HEADER_CONTENT_ENCODING, "gzip");
+    add_web_headers(s, resp);
     *gen = r->gen;
     return resp;
 }
@@ -701,7 +885,7 @@ static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connectio
             if (too_long || atomic_load(&s->shutting_down)) {
                 pthread_mutex_unlock(&s->waiters_lock);
                 refuse(REFUSED_SCRAPE_BUSY, 1);
-                return send_text(c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
+                return send_text(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
                                  "another scrape is still rendering; try again\n");
             }
             req->next = s->waiters;
@@ -721,7 +905,7 @@ static enum MHD_Result serve_metrics(struct http_server *s, struct MHD_Connectio
         struct MHD_Response *fresh = render_response(s, fmt, gz, &gen);
         if (!fresh) {
             unlock_scrapes(s);
-            return send_text(c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
+            return send_text(s, c, MHD_HTTP_INTERNAL_SERVER_ERROR, "text/plain; charset=utf-8",
                              "render failed: out of memory or output exceeded the size cap\n");
         }
         if (slot->response)
@@ -753,7 +937,8 @@ static bool has_body(struct MHD_Connection *c)
 }
 
 /* 413 for a GET/HEAD, 405 for another method. */
-static enum MHD_Result refuse_body(struct MHD_Connection *c, bool get_or_head)
+static enum MHD_Result refuse_body(struct http_server *s, struct MHD_Connection *c,
+                                   bool get_or_head)
 {
     refuse(REFUSED_REQUEST_BODY, 1);
     const char *msg = get_or_head
@@ -767,6 +952,7 @@ static enum MHD_Result refuse_body(struct MHD_Connection *c, bool get_or_head)
     MHD_add_response_header(r, MHD_HTTP_HEADER_CONNECTION, "close");
     if (!get_or_head)
         MHD_add_response_header(r, MHD_HTTP_HEADER_ALLOW, "GET, HEAD");
+    add_web_headers(s, r);
     enum MHD_Result ret = MHD_queue_response(
         c, get_or_head ? MHD_HTTP_CONTENT_TOO_LARGE : MHD_HTTP_METHOD_NOT_ALLOWED, r);
     MHD_destroy_response(r);
@@ -806,14 +992,42 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
     bool get_or_head =
         strcmp(method, MHD_HTTP_METHOD_GET) == 0 || strcmp(method, MHD_HTTP_METHOD_HEAD) == 0;
     if (has_body(c))
-        return refuse_body(c, get_or_head);
+        return refuse_body(s, c, get_or_head);
     if (!get_or_head)
-        return send_text(c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
+        return send_text(s, c, MHD_HTTP_METHOD_NOT_ALLOWED, "text/plain; charset=utf-8",
                          "method not allowed: use GET or HEAD\n");
+    /* The probes answer without credentials (they show nothing but
+     * liveness), so a kubelet needs no password; everything else, the
+     * index page included, needs them when basic_auth_users is set. */
+    bool probe = strcmp(url, "/healthz") == 0 || strcmp(url, "/readyz") == 0;
+    if (!client_cert_ok(s, c)) {
+        refuse(REFUSED_CLIENT_CERT, 1);
+        return send_text_hdr(s, c, MHD_HTTP_FORBIDDEN, "text/plain; charset=utf-8",
+                             "client certificate missing or not trusted\n",
+                             MHD_HTTP_HEADER_CONNECTION, "close");
+    }
+    if (!probe) {
+        struct web_config *wc = web_get(s);
+        enum web_auth auth = web_config_authorize(
+            wc, MHD_lookup_connection_value(c, MHD_HEADER_KIND, MHD_HTTP_HEADER_AUTHORIZATION));
+        web_config_unref(wc);
+        if (auth == WEB_AUTH_BUSY) {
+            refuse(REFUSED_AUTH_BUSY, 1);
+            return send_text_hdr(s, c, MHD_HTTP_SERVICE_UNAVAILABLE, "text/plain; charset=utf-8",
+                                 "another password check is running; try again\n",
+                                 MHD_HTTP_HEADER_RETRY_AFTER, "1");
+        }
+        if (auth != WEB_AUTH_OK) {
+            refuse(REFUSED_UNAUTHORIZED, 1);
+            return send_text_hdr(s, c, MHD_HTTP_UNAUTHORIZED, "text/plain; charset=utf-8",
+                                 "unauthorized\n", MHD_HTTP_HEADER_WWW_AUTHENTICATE,
+                                 "Basic realm=\"ai-finops-exporter\", charset=\"UTF-8\"");
+        }
+    }
     if (strcmp(url, s->telemetry_path) == 0) {
         if (strcmp(method, MHD_HTTP_METHOD_HEAD) == 0)
             return serve_metrics_head(
-                c, expo_negotiate(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept")));
+                s, c, expo_negotiate(MHD_lookup_connection_value(c, MHD_HEADER_KIND, "Accept")));
         struct scrape_req *req = calloc(1, sizeof(*req));
         if (!req)
             return MHD_NO;
@@ -823,10 +1037,10 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         return serve_metrics(s, c, conn, req);
     }
     if (strcmp(url, "/healthz") == 0)
-        return send_text(c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n");
+        return send_text(s, c, MHD_HTTP_OK, "text/plain; charset=utf-8", "ok\n");
     if (strcmp(url, "/readyz") == 0) {
         bool ready = !s->options.ready || s->options.ready(s->options.ready_ctx);
-        return send_text(c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
+        return send_text(s, c, ready ? MHD_HTTP_OK : MHD_HTTP_SERVICE_UNAVAILABLE,
                          "text/plain; charset=utf-8", ready ? "ready\n" : "not ready\n");
     }
     if (strcmp(url, "/") == 0) {
@@ -837,11 +1051,12 @@ static enum MHD_Result handle(void *cls, struct MHD_Connection *c, const char *u
         if (!r)
             return MHD_NO;
         MHD_add_response_header(r, MHD_HTTP_HEADER_CONTENT_TYPE, "text/html; charset=utf-8");
+        add_web_headers(s, r);
         enum MHD_Result ret = MHD_queue_response(c, MHD_HTTP_OK, r);
         MHD_destroy_response(r);
         return ret;
     }
-    return send_text(c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
+    return send_text(s, c, MHD_HTTP_NOT_FOUND, "text/plain; charset=utf-8", "not found\n");
 }
 
 /* MHD hands us its own printf-style format: tell clang it is one. */
@@ -913,7 +1128,12 @@ int http_server_start(const struct http_server_options *o, struct http_server **
     pthread_mutex_init(&s->stop_lock, NULL);
     pthread_mutex_init(&s->waiters_lock, NULL);
     pthread_cond_init(&s->stop_cond, NULL);
+    pthread_mutex_init(&s->web_lock, NULL);
     s->options = *o;
+    s->web = web_config_ref(o->web);
+    s->tls = web_config_tls(o->web);
+    if (s->tls)
+        flags |= MHD_USE_TLS;
     if (!s->options.request_timeout_seconds)
         s->options.request_timeout_seconds = 3;
     if (!s->options.max_connections_per_ip)
@@ -957,6 +1177,24 @@ int http_server_start(const struct http_server_options *o, struct http_server **
      * can displace a waiting connection instead of being refused by MHD. */
     unsigned hard = o->max_connections + o->max_connections / 8 + 4 * HTTP_THREADS;
     ensure_fd_limit(hard);
+    /* The optional ones: TLS material (MHD copies none of it: the web
+     * config it points into lives as long as the server) and the address. */
+    struct MHD_OptionItem extra[6];
+    size_t nextra = 0;
+    if (s->tls) {
+        extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_CERT, 0,
+                                                  (void *)web_config_cert_pem(o->web)};
+        extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_KEY, 0,
+                                                  (void *)web_config_key_pem(o->web)};
+        extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_PRIORITIES, 0,
+                                                  (void *)web_config_tls_priorities(o->web)};
+        if (web_config_client_ca_pem(o->web))
+            extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_HTTPS_MEM_TRUST, 0,
+                                                      (void *)web_config_client_ca_pem(o->web)};
+    }
+    if (sa)
+        extra[nextra++] = (struct MHD_OptionItem){MHD_OPTION_SOCK_ADDR, 0, sa};
+    extra[nextra] = (struct MHD_OptionItem){MHD_OPTION_END, 0, NULL};
     /* MHD splits the connection limit over the pool: each thread needs one. */
     unsigned pool_size = HTTP_THREADS;
     /* The logger first: MHD reports problems with later options through it. */
@@ -965,7 +1203,7 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         MHD_OPTION_CONNECTION_LIMIT, hard, MHD_OPTION_CONNECTION_TIMEOUT,
         (unsigned)o->connection_timeout_seconds, MHD_OPTION_NOTIFY_CONNECTION, notify_connection, s,
         MHD_OPTION_NOTIFY_COMPLETED, notify_completed, s, MHD_OPTION_THREAD_POOL_SIZE, pool_size,
-        sa ? MHD_OPTION_SOCK_ADDR : MHD_OPTION_END, sa, MHD_OPTION_END);
+        MHD_OPTION_ARRAY, extra, MHD_OPTION_END);
     if (!s->daemon) {
         snprintf(errbuf, errlen,
                  "cannot listen on %s: the address may be in use or not local "
@@ -981,11 +1219,15 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         goto fail;
     }
     s->watchdog_started = true;
+    if (s->tls)
+        atomic_store(&hello_server, s);
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
     *out = s;
     return 0;
 fail:
+    web_config_unref(s->web);
+    pthread_mutex_destroy(&s->web_lock);
     free(s->telemetry_path);
     pthread_cond_destroy(&s->stop_cond);
     pthread_mutex_destroy(&s->stop_lock);
@@ -1016,6 +1258,8 @@ void http_server_stop(struct http_server *s)
 {
     if (!s)
         return;
+    struct http_server *self = s;
+    atomic_compare_exchange_strong(&hello_server, &self, NULL);
     if (s->watchdog_started) {
         pthread_mutex_lock(&s->stop_lock);
         s->stopping = true;
@@ -1041,6 +1285,8 @@ void http_server_stop(struct http_server *s)
         if (s->cache[i / 2][i % 2].response)
             MHD_destroy_response(s->cache[i / 2][i % 2].response);
     free(s->telemetry_path);
+    web_config_unref(s->web);
+    pthread_mutex_destroy(&s->web_lock);
     pthread_cond_destroy(&s->stop_cond);
     pthread_mutex_destroy(&s->stop_lock);
     pthread_mutex_destroy(&s->waiters_lock);
@@ -1048,4 +1294,25 @@ void http_server_stop(struct http_server *s)
     pthread_mutex_destroy(&s->conn_lock);
     pthread_mutex_destroy(&s->scrape_lock);
     free(s);
+}
+
+int http_server_set_web_config(struct http_server *s, struct web_config *wc, char *errbuf,
+                               size_t errlen)
+{
+    pthread_mutex_lock(&s->web_lock);
+    bool same_tls = web_config_tls_equal(s->web, wc);
+    struct web_config *old = NULL;
+    if (same_tls) {
+        old = s->web;
+        s->web = web_config_ref(wc);
+    }
+    pthread_mutex_unlock(&s->web_lock);
+    if (!same_tls) {
+        snprintf(errbuf, errlen,
+                 "the TLS settings (certificate, key, client CA, versions or client auth) "
+                 "changed: they apply on restart");
+        return -EPERM;
+    }
+    web_config_unref(old); /* requests still holding it keep it alive */
+    return 0;
 }

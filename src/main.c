@@ -9,6 +9,10 @@
  *                   "Reloading"): log.level and log.format change live;
  *                   any other change is refused, key by key, and the
  *                   daemon keeps its running configuration and counters.
+ *                   It also re-reads --web.config.file, which is besides
+ *                   re-read when the file changes (stat checked once a
+ *                   second): users and headers apply at once; a bad file
+ *                   or a TLS change is refused and the running one kept.
  *   SIGUSR1/SIGUSR2 logged and otherwise ignored.
  *   SIGTERM/SIGINT  stop: the source drains (the Kafka source's final
  *                   checkpoint is bounded by kafka.shutdown_timeout_ms),
@@ -26,6 +30,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -39,6 +44,7 @@
 #include "metrics.h"
 #include "pricing.h"
 #include "source.h"
+#include "web_config.h"
 
 /* Exit status when a second signal or the shutdown deadline cuts the
  * shutdown short. */
@@ -165,6 +171,67 @@ static void reload(struct exporter_config *cfg, int argc, char **argv)
     config_free(&fresh);
 }
 
+/* ---- --web.config.file ------------------------------------------------------- */
+
+static atomic_uint_fast64_t web_reloads_ok, web_reloads_failed;
+
+static void render_web_reloads(struct dynbuf *b, enum expo_format fmt, void *ctx)
+{
+    (void)ctx;
+    expo_family(b, fmt, "ai_finops_web_config_reloads", "counter",
+                "Reloads of --web.config.file (SIGHUP or a change of the file), by result.");
+    dynbuf_append_str(b, "ai_finops_web_config_reloads_total{result=\"applied\"}");
+    expo_value_u64(b, (uint64_t)atomic_load(&web_reloads_ok));
+    dynbuf_append_str(b, "ai_finops_web_config_reloads_total{result=\"refused\"}");
+    expo_value_u64(b, (uint64_t)atomic_load(&web_reloads_failed));
+}
+
+/* What identifies a version of the file: a rewrite in place changes the
+ * mtime or size, a rename over it (editors, Kubernetes secret updates
+ * through the ..data symlink) the inode. */
+struct file_id {
+    bool exists;
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+};
+
+static struct file_id file_id_of(const char *path)
+{
+    struct stat st;
+    struct file_id id = {0};
+    if (stat(path, &st) == 0)
+        id = (struct file_id){true, st.st_dev, st.st_ino, st.st_size, st.st_mtim};
+    return id;
+}
+
+static bool file_id_equal(const struct file_id *a, const struct file_id *b)
+{
+    return a->exists == b->exists && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Main thread. The error text names file:line:col and the key, never a
+ * secret (web_config_load promises that). */
+static void reload_web_config(struct http_server *http, const char *path, const char *why)
+{
+    struct web_config *wc = NULL;
+    char err[1024] = "";
+    int rc = web_config_load(path, &wc, err, sizeof(err));
+    if (rc == 0)
+        rc = http_server_set_web_config(http, wc, err, sizeof(err));
+    web_config_unref(wc);
+    if (rc != 0) {
+        atomic_fetch_add(&web_reloads_failed, 1);
+        log_error("web config reload refused; keeping the running one", "file", path, "trigger",
+                  why, "error", err, NULL);
+        return;
+    }
+    atomic_fetch_add(&web_reloads_ok, 1);
+    log_info("web config reloaded", "file", path, "trigger", why, NULL);
+}
+
 /* ---- shutdown watchdog ---------------------------------------------------- */
 
 struct watchdog {
@@ -236,6 +303,8 @@ int main(int argc, char **argv)
     struct event_source *source = NULL;
     struct http_server *http = NULL;
     struct price_table *prices = NULL;
+    struct web_config *web_cfg = NULL;
+    struct file_id web_id = {0};
 
     config_init_defaults(&cfg);
     if (config_parse_args(&cfg, argc, argv, &action, err, sizeof(err)) != 0) {
@@ -258,6 +327,8 @@ int main(int argc, char **argv)
         goto out;
     case CONFIG_ACTION_CHECK:
         if (load_prices(&cfg, &prices, err, sizeof(err)) != 0 ||
+            (cfg.web_config_file &&
+             web_config_load(cfg.web_config_file, &web_cfg, err, sizeof(err)) != 0) ||
             (cfg.input ? file_source_check(cfg.input, err, sizeof(err))
                        : check_kafka_properties(&cfg, err, sizeof(err))) != 0) {
             fprintf(stderr, "%s: %s\n", argv[0], err);
@@ -291,7 +362,8 @@ int main(int argc, char **argv)
     metrics = metrics_new(&cfg);
     ingest = metrics ? ingest_new(&cfg, metrics, prices) : NULL;
     if (!ingest || metrics_add_collector(metrics, render_prices, prices) ||
-        http_server_add_metrics(metrics) || metrics_add_collector(metrics, render_reloads, NULL)) {
+        http_server_add_metrics(metrics) || metrics_add_collector(metrics, render_reloads, NULL) ||
+        (cfg.web_config_file && metrics_add_collector(metrics, render_web_reloads, NULL))) {
         log_error("out of memory creating the counter tables", NULL);
         goto out;
     }
@@ -305,6 +377,14 @@ int main(int argc, char **argv)
         goto out;
     }
 
+    if (cfg.web_config_file) {
+        web_id = file_id_of(cfg.web_config_file);
+        if (web_config_load(cfg.web_config_file, &web_cfg, err, sizeof(err)) != 0) {
+            log_error("cannot load the web config", "error", err, NULL);
+            exit_code = 2;
+            goto out;
+        }
+    }
     struct http_server_options web = {
         .listen_address = cfg.web_listen_address,
         .telemetry_path = cfg.web_telemetry_path,
@@ -315,6 +395,7 @@ int main(int argc, char **argv)
         .metrics = metrics,
         .ready = source_ready,
         .ready_ctx = source,
+        .web = web_cfg,
     };
     if (http_server_start(&web, &http, err, sizeof(err)) != 0) {
         log_error("cannot start the HTTP server", "error", err, NULL);
@@ -325,7 +406,8 @@ int main(int argc, char **argv)
     char port[16];
     snprintf(port, sizeof(port), "%u", http_server_port(http));
     log_info("serving metrics", "address", cfg.web_listen_address, "port", port, "path",
-             cfg.web_telemetry_path, NULL);
+             cfg.web_telemetry_path, "tls", web_config_tls(web_cfg) ? "yes" : "no", "basic_auth",
+             web_config_user_count(web_cfg) ? "yes" : "no", NULL);
 
     if (source->ops->start(source, err, sizeof(err)) != 0) {
         log_error("cannot start the event source", "error", err, NULL);
@@ -334,13 +416,29 @@ int main(int argc, char **argv)
 
     int sig = 0;
     for (;;) {
-        if (sigwait(&signals, &sig) != 0)
+        /* With a web config, wake once a second to look at its file. */
+        struct timespec second = {1, 0};
+        sig = cfg.web_config_file ? sigtimedwait(&signals, NULL, &second)
+                                  : (sigwait(&signals, &sig) == 0 ? sig : -1);
+        if (sig < 0) {
+            if (cfg.web_config_file && errno == EAGAIN) {
+                struct file_id now = file_id_of(cfg.web_config_file);
+                if (!file_id_equal(&now, &web_id)) {
+                    web_id = now;
+                    reload_web_config(http, cfg.web_config_file, "file changed");
+                }
+            }
             continue;
+        }
         if (sig == SIGTERM || sig == SIGINT)
             break;
-        if (sig == SIGHUP)
+        if (sig == SIGHUP) {
             reload(&cfg, argc, argv);
-        else
+            if (cfg.web_config_file) {
+                web_id = file_id_of(cfg.web_config_file);
+                reload_web_config(http, cfg.web_config_file, "SIGHUP");
+            }
+        } else
             log_info("signal ignored", "signal", signal_name(sig), NULL);
     }
     static struct watchdog wd;
@@ -365,6 +463,7 @@ out:
     ingest_free(ingest);
     metrics_free(metrics);
     price_table_free(prices);
+    web_config_unref(web_cfg);
     config_free(&cfg);
     return exit_code;
 }

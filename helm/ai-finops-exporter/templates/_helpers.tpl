@@ -190,6 +190,27 @@ librdkafka ignores consumer-only ones in a producer with a warning.
 {{- end -}}
 
 {{/*
+A probe's handler for path: HTTP, HTTPS under webConfig.tls, or a TCP
+connect when webConfig.clientCertRequired (a kubelet has no client
+certificate). Called with (list $ path).
+*/}}
+{{- define "ai-finops-exporter.probe" -}}
+{{- $ := index . 0 -}}
+{{- $path := index . 1 -}}
+{{- if and $.Values.webConfig.enabled $.Values.webConfig.clientCertRequired -}}
+tcpSocket:
+  port: metrics
+{{- else -}}
+httpGet:
+  path: {{ $path }}
+  port: metrics
+  {{- if and $.Values.webConfig.enabled $.Values.webConfig.tls }}
+  scheme: HTTPS
+  {{- end }}
+{{- end -}}
+{{- end -}}
+
+{{/*
 The environment variable that carries the SASL password from its Secret
 (kafkaPassword); the ConfigMap holds only ${env:KAFKA_SASL_PASSWORD}.
 */}}

@@ -1,0 +1,414 @@
+#!/usr/bin/env python3
+"""--web.config.file against the real daemon on 127.0.0.1: TLS through
+libmicrohttpd/GnuTLS, client certificates, bcrypt basic auth, reloads, and
+the starvation protection under TLS.
+
+Certificates (a CA, the server, a client, and a client of another CA) are
+made here with the openssl CLI; bcrypt hashes with Python's crypt module.
+Clients are Python's ssl and http.client. Checks never depend on timing:
+waits are bounded polls that fail only when the bound (far above need)
+runs out.
+"""
+import argparse
+import base64
+import http.client
+import os
+import re
+import selectors
+import signal
+import socket
+import ssl
+import subprocess
+import sys
+import multiprocessing
+import time
+import warnings
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from testlib import Results, free_port  # noqa: E402
+
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore", DeprecationWarning)
+    import crypt  # noqa: E402  (bcrypt through libxcrypt, as the daemon)
+
+PASSWORDS = {"alice": "alice-pw-Q7", "bob": "bob-pw-Z3"}
+WAIT = 30.0  # bound for anything that should take well under a second
+
+
+def sh(*cmd, cwd):
+    subprocess.run(cmd, cwd=cwd, check=True, stdout=subprocess.DEVNULL,
+                   stderr=subprocess.DEVNULL)
+
+
+def make_pki(d):
+    """CA, server (SAN 127.0.0.1), client, and a client of a rogue CA."""
+    for ca in ("ca", "rogue"):
+        sh("openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout",
+           ca + ".key", "-out", ca + ".crt", "-days", "2", "-subj", "/CN=" + ca, cwd=d)
+    with open(os.path.join(d, "san.ext"), "w") as f:
+        f.write("subjectAltName=IP:127.0.0.1,DNS:localhost\n")
+    for name, ca, ext in (("server", "ca", ["-extfile", "san.ext"]),
+                          ("client", "ca", []), ("intruder", "rogue", [])):
+        sh("openssl", "req", "-newkey", "rsa:2048", "-nodes", "-keyout", name + ".key",
+           "-out", name + ".csr", "-subj", "/CN=" + name, cwd=d)
+        sh("openssl", "x509", "-req", "-in", name + ".csr", "-CA", ca + ".crt", "-CAkey",
+           ca + ".key", "-CAcreateserial", "-out", name + ".crt", "-days", "2", *ext, cwd=d)
+
+
+def bcrypt(pw):
+    return crypt.crypt(pw, crypt.mksalt(crypt.METHOD_BLOWFISH, rounds=2 ** 5))
+
+
+def write_web(path, tls=None, users=None, headers=None, raw=None):
+    text = raw
+    if text is None:
+        text = ""
+        if tls:
+            text += "tls_server_config:\n" + "".join(
+                "  %s: %s\n" % kv for kv in tls.items())
+        if users:
+            text += "basic_auth_users:\n" + "".join(
+                "  %s: '%s'\n" % (u, h) for u, h in users.items())
+        if headers:
+            text += "http_server_config:\n  headers:\n" + "".join(
+                "    %s: %s\n" % kv for kv in headers.items())
+    tmp = path + ".tmp"
+    with open(tmp, "w") as f:
+        f.write(text)
+    os.rename(tmp, path)  # as an editor or a Kubernetes secret update does
+
+
+def ctx(d, cert=None):
+    c = ssl.create_default_context(cafile=os.path.join(d, "ca.crt"))
+    if cert:
+        c.load_cert_chain(os.path.join(d, cert + ".crt"), os.path.join(d, cert + ".key"))
+    return c
+
+
+def get(port, path="/metrics", user=None, password=None, context=None, timeout=WAIT):
+    """(status, headers, body) or (exception text, {}, b"")."""
+    try:
+        if context is None:
+            c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+        else:
+            c = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+        h = {}
+        if user is not None:
+            h["Authorization"] = "Basic " + base64.b64encode(
+                ("%s:%s" % (user, password)).encode()).decode()
+        c.request("GET", path, headers=h)
+        r = c.getresponse()
+        body = r.read()
+        c.close()
+        return r.status, dict(r.getheaders()), body
+    except Exception as e:  # noqa: BLE001 - any failure is reported as such
+        return repr(e), {}, b""
+
+
+def metric(body, name):
+    m = re.search(r"^%s (\d+)$" % re.escape(name), body.decode(), re.M)
+    return int(m.group(1)) if m else None
+
+
+class Daemon:
+    def __init__(self, binary, workdir, web, tag, extra=()):
+        self.port = free_port()
+        self.log_path = os.path.join(workdir, "daemon-%s.log" % tag)
+        events = os.path.join(workdir, "events.jsonl")
+        with open(events, "w") as f:
+            f.write('{"team":"t","project":"p","source":"web","cost_usd":1}\n')
+        self.proc = subprocess.Popen(
+            [binary, "--input", events, "--web.listen-address=127.0.0.1:%d" % self.port,
+             "--web.config.file", web, *extra],
+            stdout=open(self.log_path, "wb"), stderr=subprocess.STDOUT)
+
+    def wait_up(self, **kw):
+        deadline = time.monotonic() + 120
+        while time.monotonic() < deadline and self.proc.poll() is None:
+            st, _, _ = get(self.port, "/healthz", timeout=5, **kw)
+            if st == 200:
+                return True
+            time.sleep(0.2)
+        return False
+
+    def log(self):
+        with open(self.log_path, "rb") as f:
+            return f.read().decode(errors="replace")
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        try:
+            return self.proc.wait(60)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            return -9
+
+
+def poll(fn, bound=WAIT):
+    deadline = time.monotonic() + bound
+    while True:
+        v = fn()
+        if v or time.monotonic() > deadline:
+            return v
+        time.sleep(0.2)
+
+
+def case_basic_auth_and_reload(args, res, d):
+    web = os.path.join(d, "web-auth.yml")
+    hashes = {u: bcrypt(p) for u, p in PASSWORDS.items()}
+    tls = {"cert_file": "server.crt", "key_file": "server.key"}
+    write_web(web, tls=tls, users={"alice": hashes["alice"]},
+              headers={"X-Content-Type-Options": "nosniff"})
+    dm = Daemon(args.binary, args.workdir, web, "auth")
+    c = ctx(d)
+    try:
+        res.check("tls: daemon up, /healthz over TLS without credentials",
+                  dm.wait_up(context=c))
+        st, hdr, body = get(dm.port, user="alice", password=PASSWORDS["alice"], context=c)
+        res.check("tls: scrape with the right password -> 200 with the series", st == 200 and
+                  b'source="web"' in body, st)
+        res.check("headers: http_server_config.headers sent",
+                  hdr.get("X-Content-Type-Options") == "nosniff", hdr)
+        before = metric(body, 'ai_finops_http_refused_total{reason="unauthorized"}')
+        st_wrong, hdr_wrong, _ = get(dm.port, user="alice", password="not-it", context=c)
+        st_none, hdr_none, _ = get(dm.port, context=c)
+        st_user, _, _ = get(dm.port, user="mallory", password="x", context=c)
+        st_index, _, _ = get(dm.port, "/", context=c)
+        res.check("auth: wrong / missing / unknown user / index page -> 401 each",
+                  (st_wrong, st_none, st_user, st_index) == (401, 401, 401, 401),
+                  (st_wrong, st_none, st_user, st_index))
+        res.check("auth: 401 carries WWW-Authenticate: Basic",
+                  hdr_wrong.get("WWW-Authenticate", "").startswith("Basic realm=") and
+                  hdr_none.get("WWW-Authenticate", "").startswith("Basic realm="), hdr_none)
+        st, _, body = get(dm.port, user="alice", password=PASSWORDS["alice"], context=c)
+        after = metric(body, 'ai_finops_http_refused_total{reason="unauthorized"}')
+        res.check("auth: ai_finops_http_refused_total{reason=unauthorized} counts exactly 4",
+                  before == 0 and after == 4, (before, after))
+        st, _, _ = get(dm.port, "/readyz", context=c)
+        res.check("probes: /readyz answers without credentials", st == 200, st)
+        st, _, _ = get(dm.port, user="alice", password=PASSWORDS["alice"])  # plain HTTP
+        up, _, _ = get(dm.port, user="alice", password=PASSWORDS["alice"], context=c)
+        res.check("tls: plain HTTP to the TLS port fails, the server keeps serving",
+                  st != 200 and up == 200, (st, up))
+
+        # reload on change: add bob
+        write_web(web, tls=tls, users=hashes, headers={"X-Content-Type-Options": "nosniff"})
+        ok = poll(lambda: get(dm.port, user="bob", password=PASSWORDS["bob"],
+                              context=c)[0] == 200)
+        res.check("reload: a user added to the file works without restart", ok)
+        st, _, body = get(dm.port, user="alice", password=PASSWORDS["alice"], context=c)
+        res.check("reload: counted as applied",
+                  metric(body, 'ai_finops_web_config_reloads_total{result="applied"}') == 1,
+                  metric(body, 'ai_finops_web_config_reloads_total{result="applied"}'))
+
+        # a broken file is refused, the running config stays
+        write_web(web, raw="basic_auth_users:\n  alice: 'not-a-hash'\n  bob: [\n")
+        ok = poll(lambda: "web config reload refused" in dm.log())
+        both = [get(dm.port, user=u, password=PASSWORDS[u], context=c)[0] for u in PASSWORDS]
+        res.check("reload: a broken file is refused and logged with file:line:col", ok and
+                  re.search(r"web-auth\.yml:\d+:\d+: ", dm.log()) is not None, dm.log()[-400:])
+        res.check("reload: after a broken file both users still work", both == [200, 200], both)
+
+        # a TLS change is refused (it applies on restart), SIGHUP as trigger
+        write_web(web, tls=dict(tls, min_version="TLS13"), users=hashes)
+        dm.proc.send_signal(signal.SIGHUP)
+        ok = poll(lambda: "apply on restart" in dm.log())
+        st, _, body = get(dm.port, user="bob", password=PASSWORDS["bob"], context=c)
+        refused = metric(body, 'ai_finops_web_config_reloads_total{result="refused"}')
+        res.check("reload: a TLS change is refused, said in the log, old TLS serving",
+                  ok and st == 200 and refused is not None and refused >= 2, (ok, st, refused))
+    finally:
+        code = dm.stop()
+    log = dm.log()
+    secrets = list(PASSWORDS.values()) + ["not-it"] + list(hashes.values()) + [
+        "PRIVATE KEY"] + [base64.b64encode(cred.encode()).decode() for cred in (
+            "alice:" + PASSWORDS["alice"], "bob:" + PASSWORDS["bob"], "alice:not-it",
+            "mallory:x")]
+    with open(os.path.join(d, "server.key")) as f:
+        secrets.append(f.read().splitlines()[1])
+    leaked = [s for s in secrets if s in log]
+    res.check("log: no password, hash, credential or key in the log", not leaked, leaked)
+    res.check("auth daemon: clean exit", code == 0, code)
+
+
+def case_client_certs(args, res, d):
+    web = os.path.join(d, "web-mtls.yml")
+    write_web(web, tls={"cert_file": "server.crt", "key_file": "server.key",
+                        "client_auth_type": "RequireAndVerifyClientCert",
+                        "client_ca_file": "ca.crt"})
+    dm = Daemon(args.binary, args.workdir, web, "mtls")
+    try:
+        res.check("mtls: daemon up (probe with a client certificate)",
+                  dm.wait_up(context=ctx(d, "client")))
+        st, _, body = get(dm.port, context=ctx(d, "client"))
+        res.check("mtls: client certificate from the CA -> 200", st == 200 and
+                  b'source="web"' in body, st)
+        st_none, _, _ = get(dm.port, context=ctx(d))
+        st_rogue, _, _ = get(dm.port, context=ctx(d, "intruder"))
+        res.check("mtls: no client certificate -> refused (no HTTP answer)",
+                  not isinstance(st_none, int), st_none)
+        res.check("mtls: certificate of another CA -> refused (no HTTP answer)",
+                  not isinstance(st_rogue, int), st_rogue)
+        st, _, _ = get(dm.port, context=ctx(d, "client"))
+        res.check("mtls: still serving after the refusals", st == 200, st)
+    finally:
+        code = dm.stop()
+    res.check("mtls daemon: clean exit", code == 0, code)
+
+
+class SlowTLS(multiprocessing.Process):
+    """Hostile TLS clients, reconnecting whenever closed: half send a
+    partial ClientHello and stall, half complete the handshake and then
+    trickle a request header one byte per second. A process of its own, so
+    that its busy loop does not slow the scraper's handshakes (the GIL)."""
+
+    HELLO_PART = bytes([22, 3, 1, 0x02, 0x00]) + b"\x01\x00\x01\xfc\x03\x03"
+
+    def __init__(self, port, count, context, kinds="both"):
+        super().__init__(daemon=True)
+        self.port, self.count, self.context = port, count, context
+        self.kinds = kinds
+        self.stop = multiprocessing.Event()
+        self._connects = multiprocessing.Value("L", 0)
+
+    @property
+    def connects(self):
+        return self._connects.value
+
+    def run(self):
+        sel = selectors.DefaultSelector()
+        shaken = []
+
+        def open_raw():
+            s = socket.socket()
+            s.setblocking(False)
+            s.connect_ex(("127.0.0.1", self.port))
+            sel.register(s, selectors.EVENT_READ | selectors.EVENT_WRITE, {"sent": False})
+            self._connects.value += 1
+
+        def open_tls():
+            try:
+                raw = socket.create_connection(("127.0.0.1", self.port), timeout=5)
+                t = self.context.wrap_socket(raw, server_hostname="127.0.0.1")
+                t.sendall(b"GET /metrics HTTP/1.1\r\n")
+                t.settimeout(0.01)
+                shaken.append(t)
+            except OSError:
+                pass
+            self._connects.value += 1
+
+        raw = {"both": self.count // 2, "raw": self.count, "tls": 0}[self.kinds]
+        for _ in range(raw):
+            open_raw()
+        for _ in range(self.count - raw):
+            open_tls()
+        last = time.monotonic()
+        while not self.stop.is_set():
+            for key, ev in sel.select(timeout=0.1):
+                s, st = key.fileobj, key.data
+                if ev & selectors.EVENT_WRITE and not st["sent"]:
+                    try:
+                        s.send(self.HELLO_PART)
+                    except OSError:
+                        pass
+                    st["sent"] = True
+                    sel.modify(s, selectors.EVENT_READ, st)
+                    continue
+                try:
+                    data = s.recv(4096)
+                except OSError:
+                    data = b""
+                if not data:
+                    sel.unregister(s)
+                    s.close()
+                    open_raw()
+            if time.monotonic() - last >= 1.0:
+                last = time.monotonic()
+                for t in list(shaken):
+                    try:
+                        t.send(b"X")
+                        t.recv(1)
+                        alive = True
+                    except (ssl.SSLWantReadError, socket.timeout, TimeoutError):
+                        alive = True
+                    except (OSError, ssl.SSLError):
+                        alive = False
+                    if not alive:
+                        shaken.remove(t)
+                        t.close()
+                        open_tls()
+        for key in list(sel.get_map().values()):
+            key.fileobj.close()
+        for t in shaken:
+            t.close()
+
+
+def starvation_run(args, res, d, tag, extra, attackers, kinds, source_note):
+    web = os.path.join(d, "web-slow.yml")
+    write_web(web, tls={"cert_file": "server.crt", "key_file": "server.key"},
+              users={"alice": bcrypt(PASSWORDS["alice"])})
+    dm = Daemon(args.binary, args.workdir, web, "slow-" + tag, extra=extra)
+    c = ctx(d)
+    attack = None
+    try:
+        res.check("starvation %s: daemon up" % tag, dm.wait_up(context=c))
+        attack = SlowTLS(dm.port, attackers, c, kinds)
+        attack.start()
+        poll(lambda: attack.connects >= attackers, 60)
+        time.sleep(2.0)  # let the attack take hold (never a pass/fail condition)
+        results = [get(dm.port, user="alice", password=PASSWORDS["alice"], context=c)[0]
+                   for _ in range(args.scrapes)]
+        res.check("starvation %s: %d slow TLS clients (%s), every one of %d TLS scrapes "
+                  "answered 200" % (tag, attackers, source_note, args.scrapes),
+                  results == [200] * args.scrapes, results)
+        body = b""
+        for _ in range(10):  # the counters, read by one more scrape
+            st, _, body = get(dm.port, user="alice", password=PASSWORDS["alice"], context=c)
+            if st == 200:
+                break
+        cut = sum(metric(body, 'ai_finops_http_refused_total{reason="%s"}' % r) or 0
+                  for r in ("connection_limit", "per_ip_limit", "request_timeout"))
+        res.check("starvation %s: slow clients were closed (%d)" % (tag, cut), cut > 0, cut)
+    finally:
+        if attack:
+            attack.stop.set()
+            attack.join(30)
+        code = dm.stop()
+    res.check("starvation %s daemon: clean exit" % tag, code == 0, code)
+
+
+def case_starvation(args, res, d):
+    # as integration.http_abuse's slow_headers: the default limits, the
+    # request deadline closing the slow clients
+    starvation_run(args, res, d, "deadline", [], args.attackers, "both",
+                   "half a partial ClientHello, half a request trickled after the handshake")
+    # as http_abuse's idle_one_ip_16: the scraper's own address at its
+    # per-IP limit, so each scrape must displace a slow client (the TLS
+    # victim choice in http_server.c: oldest_waiting)
+    starvation_run(args, res, d, "per_ip", ["--web.max-connections-per-ip=16"], 16, "both",
+                   "from the scraper's own IP, at its per-IP limit of 16")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--binary", required=True)
+    ap.add_argument("--workdir", required=True)
+    ap.add_argument("--attackers", type=int, default=64)
+    ap.add_argument("--scrapes", type=int, default=10)
+    ap.add_argument("--cases", default="auth,mtls,starvation")
+    args = ap.parse_args()
+    os.makedirs(args.workdir, exist_ok=True)
+    d = os.path.join(args.workdir, "pki")
+    os.makedirs(d, exist_ok=True)
+    make_pki(d)
+    res = Results()
+    cases = {"auth": case_basic_auth_and_reload, "mtls": case_client_certs,
+             "starvation": case_starvation}
+    for name in args.cases.split(","):
+        cases[name](args, res, d)
+    print("%d passed, %d failed" % (res.passed, res.failed))
+    return 1 if res.failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
