@@ -223,6 +223,22 @@ static int check_certs(struct loader *l, const yaml_node_t *at, const char *key,
     return n ? 0 : failf(l, at, "%s: no certificate found", key);
 }
 
+/* A PEM given inline (`base`) or by file (`base`_file, key k): either one
+ * of them once, into *dst. */
+static int load_pem(struct loader *l, const yaml_node_t *kn, const yaml_node_t *v, const char *full,
+                    const char *base, char **dst)
+{
+    const char *k = scalar(kn), *s;
+    int rc;
+    if (*dst)
+        return failf(l, kn, "%s: give %s or %s_file, not both", full, base, base);
+    if ((rc = want_string(l, full, v, &s)) != 0)
+        return rc;
+    if (strcmp(k, base) != 0) /* the _file form */
+        return read_file(l, v, full, s, dst);
+    return (*dst = strdup(s)) ? 0 : -ENOMEM;
+}
+
 static int load_tls(struct loader *l, const yaml_node_t *map, struct web_config *wc)
 {
     int rc = check_mapping(l, "tls_server_config", map);
@@ -244,39 +260,15 @@ static int load_tls(struct loader *l, const yaml_node_t *map, struct web_config 
         if (is_null(v))
             continue;
         if (strcmp(k, "cert_file") == 0 || strcmp(k, "cert") == 0) {
-            if (wc->cert_pem)
-                return failf(l, kn, "%s: give cert or cert_file, not both", full);
-            if ((rc = want_string(l, full, v, &s)) != 0)
-                return rc;
-            if (k[4] == '_')
-                rc = read_file(l, v, full, s, &wc->cert_pem);
-            else if (!(wc->cert_pem = strdup(s)))
-                rc = -ENOMEM;
-            if (rc)
+            if ((rc = load_pem(l, kn, v, full, "cert", &wc->cert_pem)) != 0)
                 return rc;
             cert_at = v;
         } else if (strcmp(k, "key_file") == 0 || strcmp(k, "key") == 0) {
-            if (wc->key_pem)
-                return failf(l, kn, "%s: give key or key_file, not both", full);
-            if ((rc = want_string(l, full, v, &s)) != 0)
-                return rc;
-            if (k[3] == '_')
-                rc = read_file(l, v, full, s, &wc->key_pem);
-            else if (!(wc->key_pem = strdup(s)))
-                rc = -ENOMEM;
-            if (rc)
+            if ((rc = load_pem(l, kn, v, full, "key", &wc->key_pem)) != 0)
                 return rc;
             key_at = v;
         } else if (strcmp(k, "client_ca_file") == 0 || strcmp(k, "client_ca") == 0) {
-            if (wc->ca_pem)
-                return failf(l, kn, "%s: give client_ca or client_ca_file, not both", full);
-            if ((rc = want_string(l, full, v, &s)) != 0)
-                return rc;
-            if (k[9] == '_')
-                rc = read_file(l, v, full, s, &wc->ca_pem);
-            else if (!(wc->ca_pem = strdup(s)))
-                rc = -ENOMEM;
-            if (rc)
+            if ((rc = load_pem(l, kn, v, full, "client_ca", &wc->ca_pem)) != 0)
                 return rc;
             ca_at = v;
         } else if (strcmp(k, "client_auth_type") == 0) {
