@@ -169,6 +169,14 @@ with_instance=$(count_of 'ai_finops_cost_dollars_total{job="ai-finops-exporter",
 check "$([ "${sharded:-0}" -ge 1 ] && [ "${with_instance:-1}" = 0 ] && echo 0 || echo 1)" \
   "Prometheus stores spend per shard without instance ($sharded series; $with_instance with instance)"
 
+# The other kinds reach Prometheus too (the dashboard's GPU idle cost and
+# cloud bill panels read these).
+for fam in ai_finops_gpu_idle_cost_dollars_total ai_finops_gpu_allocated_seconds_total \
+           ai_finops_cloud_cost_dollars_total ai_finops_credit_dollars_total; do
+  n=$(count_of "$fam{job=\"ai-finops-exporter\",shard!=\"\"}")
+  check "$([ "${n:-0}" -ge 1 ] && echo 0 || echo 1)" "Prometheus holds $fam per shard ($n series)"
+done
+
 echo "docker-compose down -v --rmi local"
 "${compose[@]}" logs --no-color >"$work/stack.log" 2>&1 || true
 "${compose[@]}" down -v --rmi local --remove-orphans -t 10 >"$work/down.log" 2>&1 || { cat "$work/down.log"; fail=1; }
