@@ -3,9 +3,12 @@
 # the exporter and the load generator, starts a local single-node Apache
 # Kafka (no Docker), creates the topics, produces realistic cost events into
 # ai-costs with ai-finops-loadgen (half priced by the exporter from usage,
-# some malformed), runs the exporter against them, checks that the spend it
-# counted equals what was produced to the nano-dollar, prints where /metrics
-# is, and keeps serving until Ctrl-C (then stops everything).
+# some malformed), GPU utilization samples into gpu-utilization-events (some
+# repeating or overlapping an interval) and FOCUS cloud-billing rows into
+# focus-billing, runs the exporter against them, checks that the AI spend,
+# the GPU idle cost, the cloud cost and the credits it counted equal what was
+# produced to the nano-dollar, prints where /metrics is, and keeps serving
+# until Ctrl-C (then stops everything).
 # --once exits after printing (for smoke tests).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -34,20 +37,27 @@ echo "demo: starting a local Kafka broker (first run downloads Apache Kafka from
 rm -rf "$kafka_dir" # a fresh broker each run, so the totals are this run's
 boot=$("$root/scripts/kafka-local.sh" start "$kafka_dir" | tail -n 1)
 "$root/scripts/kafka-local.sh" create-topic "$kafka_dir" ai-costs:8 ai-api-costs:8 \
-  gpu-utilization-events:8 ai-costs-dlq:1 >/dev/null
+  gpu-utilization-events:8 focus-billing:8 ai-costs-dlq:1 >/dev/null
 
 count=${FINOPS_DEMO_EVENTS:-200000}
 "$root/build/ai-finops-loadgen" --brokers "$boot" --topic ai-costs --count "$count" \
   --priced-ratio 0.5 --bad-ratio 0.005 --seed 42 --quiet --totals "$state/totals.json"
-lines=$count
-echo "demo: ai-finops-loadgen produced $lines events to ai-costs on $boot"
+gpu_count=${FINOPS_DEMO_GPU_SAMPLES:-20000} focus_count=${FINOPS_DEMO_FOCUS_ROWS:-20000}
+"$root/build/ai-finops-loadgen" --brokers "$boot" --kind gpu_utilization --topic gpu-utilization-events \
+  --count "$gpu_count" --dup-ratio 0.05 --seed 42 --quiet --totals "$state/totals-gpu.json"
+"$root/build/ai-finops-loadgen" --brokers "$boot" --kind focus --topic focus-billing \
+  --count "$focus_count" --seed 42 --quiet --totals "$state/totals-focus.json"
+lines=$((count + gpu_count + focus_count))
+echo "demo: ai-finops-loadgen produced $count events to ai-costs, $gpu_count GPU samples to" \
+  "gpu-utilization-events and $focus_count FOCUS rows to focus-billing on $boot"
 
 # The demo reads /metrics with curl, not with Prometheus: no new-series
 # hold (a Prometheus needs one, docs/delivery.md). /metrics shows the last
 # checkpoint (every second, to the state topic ai-finops-state, which the
 # exporter creates), summed here over the shard label.
 "$root/build/ai-finops-exporter" --kafka.brokers="$boot" \
-  --kafka.topics=ai-costs,ai-api-costs,gpu-utilization-events \
+  --kafka.topics=ai-costs,ai-api-costs,gpu-utilization-events,focus-billing \
+  --events.topic-kinds=gpu-utilization-events=gpu_utilization --events.topic-kinds=focus-billing=focus \
   --counters.new-series-hold-ms=0 \
   --web.listen-address="127.0.0.1:$port" &
 daemon_pid=$!
@@ -66,14 +76,20 @@ curl -fsS "http://127.0.0.1:$port/metrics" > "$state/scrape.txt"
 echo
 echo "Consumed $count of $lines events from Kafka. Top spend by team/project/source (and shard):"
 grep '^ai_finops_cost_dollars_total' "$state/scrape.txt" | sort -t' ' -k2 -g -r | head -n 10 || true
-python3 - "$state/totals.json" "$state/scrape.txt" <<'PY'
+python3 - "$state/scrape.txt" "$state/totals.json" "$state/totals-gpu.json" "$state/totals-focus.json" <<'PY'
 import json, sys
 from decimal import Decimal
-produced = sum(s["value"] for s in json.load(open(sys.argv[1]))["cost_nanos"])
-counted = sum(int(Decimal(line.rsplit(" ", 1)[1]) * 10**9)
-              for line in open(sys.argv[2]) if line.startswith("ai_finops_cost_dollars_total{"))
-verdict = "exact" if produced == counted else "MISMATCH"
-print(f"\nproduced ${Decimal(produced) / 10**9}, counted ${Decimal(counted) / 10**9}: {verdict}")
+totals = [json.load(open(f)) for f in sys.argv[2:]]
+lines = open(sys.argv[1]).read().splitlines()
+print()
+for what, key, fam in (("AI spend", "cost_nanos", "ai_finops_cost_dollars_total"),
+                       ("GPU idle cost", "gpu_idle_cost_nanos", "ai_finops_gpu_idle_cost_dollars_total"),
+                       ("cloud cost (FOCUS)", "cloud_cost_nanos", "ai_finops_cloud_cost_dollars_total"),
+                       ("cloud credits (FOCUS)", "credit_nanos", "ai_finops_credit_dollars_total")):
+    produced = sum(s["value"] for t in totals for s in t.get(key, []))
+    counted = sum(int(Decimal(line.rsplit(" ", 1)[1]) * 10**9) for line in lines if line.startswith(fam + "{"))
+    verdict = "exact" if produced == counted else "MISMATCH"
+    print(f"{what}: produced ${Decimal(produced) / 10**9}, counted ${Decimal(counted) / 10**9}: {verdict}")
 PY
 curl -fsS "http://127.0.0.1:$port/metrics" | grep -E '^ai_finops_(events_total|dlq_produced|kafka_checkpoints_total)' || true
 echo

@@ -63,7 +63,8 @@ dash = one("ConfigMap", lambda d: "grafana_dashboard" in d["metadata"]["labels"]
 pdb = one("PodDisruptionBudget")
 test_pod = one("Pod", hook)
 secrets = [d for d in docs if d["kind"] == "Secret"]
-producers = [d for d in docs if d["kind"] == "Deployment" and component("producer")(d)]
+producers = [d for d in docs if d["kind"] == "Deployment"
+             and d["spec"]["selector"]["matchLabels"].get("app.kubernetes.io/component", "").startswith("producer")]
 if failures:
     print("\n".join("FAIL: " + f for f in failures))
     sys.exit(1)
@@ -151,7 +152,15 @@ check(hold == 0 or (hold is not None and hold > 2 * interval_ms),
 check(":" in kafka["brokers"], f"brokers {kafka['brokers']}")
 if value_set == "default":
     check(kafka["brokers"] == "ai-finops-kafka-bootstrap.kafka.svc:9092", f"brokers {kafka['brokers']}")
-    check(kafka["topics"] == ["ai-costs", "ai-api-costs", "gpu-utilization-events"], "topics")
+    check(kafka["topics"] == ["ai-costs", "ai-api-costs", "gpu-utilization-events", "focus-billing"], "topics")
+# Every topic given a kind is subscribed (else the daemon refuses to start),
+# and the default subscription reads GPU samples and FOCUS rows.
+kinds = (config.get("events") or {}).get("topic_kinds") or {}
+check(set(kinds) <= set(kafka["topics"]), f"events.topic_kinds names unsubscribed topics "
+      f"{sorted(set(kinds) - set(kafka['topics']))}")
+if value_set == "default":
+    check(kinds == {"gpu-utilization-events": "gpu_utilization", "focus-billing": "focus"},
+          f"events.topic_kinds {kinds}")
     check("properties_file" not in kafka and not secrets, "no credentials by default")
 
 # Credentials: a Secret mounted as the properties file, never the ConfigMap.
@@ -253,8 +262,18 @@ check(tc["command"][:2] == ["/bin/bash", "-c"], "test pod runs a bash script")
 open(os.path.join(out, "hook.sh"), "w").write(tc["command"][2])
 open(os.path.join(out, "hook-pod.yaml"), "w").write(yaml.safe_dump(test_pod))
 
+# Each producer: its own selector (no two Deployments select the same pods),
+# a topic the exporter reads with the kind the producer writes.
+selectors = [tuple(sorted(d["spec"]["selector"]["matchLabels"].items()))
+             for d in docs if d["kind"] == "Deployment"]
+check(len(set(selectors)) == len(selectors), f"Deployments sharing a selector: {selectors}")
 for p in producers:
     pc = p["spec"]["template"]["spec"]["containers"][0]
+    a = pc["args"]
+    pk, pt = a[a.index("--kind") + 1], a[a.index("--topic") + 1]
+    check(pt in kafka["topics"] and kinds.get(pt, "cost").split(":")[0] == pk,
+          f"producer {p['metadata']['name']} writes {pk} to {pt}, which the exporter reads as "
+          f"{kinds.get(pt, 'cost') if pt in kafka['topics'] else 'nothing (not subscribed)'}")
     check(pc["securityContext"].get("readOnlyRootFilesystem") is True, "producer read-only")
     check("--brokers" in pc["args"] and pc["args"][pc["args"].index("--brokers") + 1] == kafka["brokers"],
           "producer uses the exporter's brokers")

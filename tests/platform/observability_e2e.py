@@ -33,6 +33,9 @@ Run by test_50_observability.sh:
   6. Every rule evaluates without error, every recording rule has data (none
      split by shard), and the active alerts are exactly the ones this run
      should cause.
+  6b. ai-finops-loadgen produces GPU utilization samples and FOCUS rows to
+     the topics the chart's config maps to those kinds, and Prometheus shows
+     GPU idle cost, allocated GPU time, utilization, cloud cost and credits.
   7. Every expr of every panel target of dashboard.json (variables
      substituted: once with All, once with one team/project) returns data
      not split by shard, and every variable's label_values() query returns
@@ -737,6 +740,36 @@ def main():
                    if any("<no value>" in v for v in a.get("annotations", {}).values())]
         res.check("the active alerts are exactly those this run causes", active == want_active and not novalue,
                   "active %s%s" % (active, "; <no value> in annotations of %s" % novalue if novalue else ""))
+
+        # -- 6b. the other kinds: GPU samples and FOCUS rows ------------------------
+        # On the topics the chart's config maps to them (after the alert check,
+        # which is about the cost events), so that the dashboard's GPU idle
+        # cost, utilization and cloud bill panels have data.
+        topic_kinds = (config.get("events") or {}).get("topic_kinds") or {}
+        iv0 = seconds(interval)
+        rate_window = "%ds" % max(4 * iv0, 2 * iv0)
+        for kind, extra in (("gpu_utilization", ["--count", "2000", "--dup-ratio", "0.05"]),
+                            ("focus", ["--count", "1000"])):
+            kt = [t for t, k in sorted(topic_kinds.items()) if k.split(":")[0] == kind and t in topics]
+            if not res.check("the chart's config subscribes a topic of kind %s" % kind, bool(kt),
+                             "events.topic_kinds %s, kafka.topics %s" % (topic_kinds, topics)):
+                continue
+            lg = subprocess.run([os.path.join(args.build, "ai-finops-loadgen"), "--brokers", boot, "--kind", kind,
+                                 "--topic", kt[0], "--seed", str(SEED), "--quiet", "--totals", os.devnull] + extra,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=600)
+            if lg.returncode != 0:
+                die("ai-finops-loadgen --kind %s exited %d: %s" % (kind, lg.returncode, lg.stderr.decode()[-2000:]))
+            log("ai-finops-loadgen --kind %s delivered to %s" % (kind, kt[0]))
+
+        def kinds_in_prometheus():
+            for fam in ("ai_finops_gpu_idle_cost_dollars_total", "ai_finops_gpu_allocated_seconds_total",
+                        "ai_finops_cloud_cost_dollars_total", "ai_finops_credit_dollars_total"):
+                r = prom.result("sum(rate(%s%s[%s])) > 0" % (fam, sel, rate_window))
+                if not r:
+                    return None
+            return prom.result("count(ai_finops_gpu_utilization_ratio%s)" % sel) or None
+        wait_until("GPU idle cost, allocated GPU time, utilization, cloud cost and credits rising in Prometheus",
+                   kinds_in_prometheus, timeout=WAIT + hold_s, procs=procs)
 
         # -- 7. the dashboard ---------------------------------------------------------
         with open(dashboard_path) as f:

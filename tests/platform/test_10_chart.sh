@@ -147,7 +147,7 @@ assert pool["spec"]["replicas"] == 3 and sorted(pool["spec"]["roles"]) == ["brok
 vols = pool["spec"]["storage"]["volumes"]
 assert all(v["type"] == "persistent-claim" for v in vols), vols
 want = {"ai-costs": (10, 86400000), "ai-api-costs": (10, 86400000),
-        "gpu-utilization-events": (10, 86400000), "cost-anomalies": (3, None), "ai-costs-dlq": (None, None),
+        "gpu-utilization-events": (10, 86400000), "focus-billing": (3, 604800000), "cost-anomalies": (3, None), "ai-costs-dlq": (None, None),
         "ai-finops-state": (10, None)}
 topics = {t["metadata"]["name"]: t for t in kinds["KafkaTopic"]}
 assert sorted(topics) == sorted(want), sorted(topics)

@@ -5,8 +5,10 @@
 # images built here from the same Debian base; Grafana is not run, see
 # docker/README.md) under a unique project name, builds every image (layers
 # cached by podman between runs), and waits for the stack's load generator to
-# finish. Then: the exporter's /metrics equals the loadgen's printed totals
-# exactly (tests/platform/totals.py), and the stack's Prometheus reports
+# finish. Then: the exporter's /metrics equals the sum of the three
+# loadgens' printed totals (cost events, GPU utilization samples with
+# repeated/overlapping intervals, FOCUS rows) exactly, every series of every
+# family (tests/platform/totals.py), and the stack's Prometheus reports
 # up{job="ai-finops-exporter"} == 1 through its HTTP API. Finally
 # `down -v --rmi local` and a check that no container, network or volume of
 # the project is left. Torn down on every exit (trap). The images stay
@@ -41,6 +43,8 @@ for s in ss: s.bind(("127.0.0.1", 0))
 print(" ".join(str(s.getsockname()[1]) for s in ss))')
 export FINOPS_EXPORTER_PORT FINOPS_PROMETHEUS_PORT FINOPS_KAFKA_PORT FINOPS_GRAFANA_PORT
 export FINOPS_LOADGEN_COUNT="$events" FINOPS_LOADGEN_RATE=4000 FINOPS_LOADGEN_SEED=40
+export FINOPS_LOADGEN_GPU_COUNT=${FINOPS_COMPOSE_TEST_GPU_SAMPLES:-5000} FINOPS_LOADGEN_GPU_RATE=2000
+export FINOPS_LOADGEN_FOCUS_COUNT=${FINOPS_COMPOSE_TEST_FOCUS_ROWS:-5000} FINOPS_LOADGEN_FOCUS_RATE=2000
 
 sock="$work/podman.sock"
 # Until the full teardown below is armed: stop the service if starting it fails.
@@ -95,27 +99,31 @@ fi
 fail=0
 check() { if [ "$1" = 0 ]; then echo "PASS $2"; else echo "FAIL $2${3:+: $3}"; fail=1; fi; }
 
-# The loadgen exits after FINOPS_LOADGEN_COUNT events and prints its totals.
-lg=$("${compose[@]}" ps -q loadgen)
-[ -n "$lg" ] || { echo "FAIL no loadgen container"; exit 1; }
-deadline=$(($(date +%s) + 900))
-while [ "$(podman inspect --format '{{.State.Status}}' "$lg")" != exited ]; do
-  if [ "$(date +%s)" -gt "$deadline" ]; then
-    echo "FAIL loadgen still running after 900 s"; podman logs --tail 20 "$lg"; exit 1
-  fi
-  sleep 1
+# Each loadgen exits after its count and prints its totals.
+totals_files=()
+for svc in loadgen loadgen-gpu loadgen-focus; do
+  lg=$("${compose[@]}" ps -q "$svc")
+  [ -n "$lg" ] || { echo "FAIL no $svc container"; exit 1; }
+  deadline=$(($(date +%s) + 900))
+  while [ "$(podman inspect --format '{{.State.Status}}' "$lg")" != exited ]; do
+    if [ "$(date +%s)" -gt "$deadline" ]; then
+      echo "FAIL $svc still running after 900 s"; podman logs --tail 20 "$lg"; exit 1
+    fi
+    sleep 1
+  done
+  code=$(podman inspect --format '{{.State.ExitCode}}' "$lg")
+  podman logs "$lg" >"$work/$svc.log" 2>&1
+  check "$([ "$code" = 0 ] && echo 0 || echo 1)" "$svc exited 0" "exit $code: $(tail -n 5 "$work/$svc.log")"
+  [ "$code" = 0 ] || exit 1
+  # its stdout is the totals JSON (stderr has at most "retrying" lines)
+  sed -n '/^{/,$p' "$work/$svc.log" >"$work/$svc.totals.json"
+  python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); print("%s totals: %d events delivered (%d valid, %d bad), %d failed" % (sys.argv[2], t["events"]["produced"], t["events"]["valid"], t["events"]["bad"], t["events"]["failed"]))' "$work/$svc.totals.json" "$svc"
+  totals_files+=("$work/$svc.totals.json")
 done
-code=$(podman inspect --format '{{.State.ExitCode}}' "$lg")
-podman logs "$lg" >"$work/loadgen.log" 2>&1
-check "$([ "$code" = 0 ] && echo 0 || echo 1)" "loadgen exited 0" "exit $code: $(tail -n 5 "$work/loadgen.log")"
-[ "$code" = 0 ] || exit 1
-# its stdout is the totals JSON (stderr has at most "retrying" lines)
-sed -n '/^{/,$p' "$work/loadgen.log" >"$work/totals.json"
-python3 -c 'import json,sys; t=json.load(open(sys.argv[1])); print("loadgen totals: %d events delivered (%d valid, %d bad), %d failed" % (t["events"]["produced"], t["events"]["valid"], t["events"]["bad"], t["events"]["failed"]))' "$work/totals.json"
 
 hold_ms=$(sed -n 's/^ *new_series_hold_ms: *\([0-9]*\).*/\1/p' "$root/docker/exporter/config.yaml")
 [ -n "$hold_ms" ] || { echo "FAIL no counters.new_series_hold_ms in docker/exporter/config.yaml"; exit 1; }
-if ! python3 "$root/tests/platform/totals.py" "$work/totals.json" \
+if ! python3 "$root/tests/platform/totals.py" "${totals_files[@]}" \
      "http://127.0.0.1:$FINOPS_EXPORTER_PORT/metrics" --timeout 600 --hold-ms "$hold_ms" --save "$work/metrics.txt"; then
   fail=1
 fi
@@ -160,6 +168,14 @@ sharded=$(count_of 'ai_finops_cost_dollars_total{job="ai-finops-exporter",shard!
 with_instance=$(count_of 'ai_finops_cost_dollars_total{job="ai-finops-exporter",instance!=""}')
 check "$([ "${sharded:-0}" -ge 1 ] && [ "${with_instance:-1}" = 0 ] && echo 0 || echo 1)" \
   "Prometheus stores spend per shard without instance ($sharded series; $with_instance with instance)"
+
+# The other kinds reach Prometheus too (the dashboard's GPU idle cost and
+# cloud bill panels read these).
+for fam in ai_finops_gpu_idle_cost_dollars_total ai_finops_gpu_allocated_seconds_total \
+           ai_finops_cloud_cost_dollars_total ai_finops_credit_dollars_total; do
+  n=$(count_of "$fam{job=\"ai-finops-exporter\",shard!=\"\"}")
+  check "$([ "${n:-0}" -ge 1 ] && echo 0 || echo 1)" "Prometheus holds $fam per shard ($n series)"
+done
 
 echo "docker-compose down -v --rmi local"
 "${compose[@]}" logs --no-color >"$work/stack.log" 2>&1 || true

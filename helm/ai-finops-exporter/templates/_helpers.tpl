@@ -49,6 +49,13 @@ app.kubernetes.io/instance: {{ .Release.Name }}
 app.kubernetes.io/component: producer
 {{- end -}}
 
+{{- /* A producer's selector labels: (dict "root" $ "component" "producer-gpu"). */ -}}
+{{- define "ai-finops-exporter.producerSelectorLabelsFor" -}}
+app.kubernetes.io/name: {{ include "ai-finops-exporter.name" .root }}
+app.kubernetes.io/instance: {{ .root.Release.Name }}
+app.kubernetes.io/component: {{ .component }}
+{{- end -}}
+
 {{- define "ai-finops-exporter.serviceAccountName" -}}
 {{- if .Values.serviceAccount.create -}}
 {{- default (include "ai-finops-exporter.fullname" .) .Values.serviceAccount.name -}}
