@@ -33,6 +33,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/resource.h>
@@ -340,9 +341,11 @@ static void ip_key(const struct sockaddr *sa, unsigned char out[16])
     if (sa && sa->sa_family == AF_INET) {
         /* as a v4-mapped v6 address, so dual-stack peers compare equal */
         out[10] = out[11] = 0xff;
-        memcpy(out + 12, &((const struct sockaddr_in *)sa)->sin_addr, 4);
+        /* memcpy at the field's offset: a cast would assume the struct's
+         * alignment, which clang's -Wcast-align rejects */
+        memcpy(out + 12, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
     } else if (sa && sa->sa_family == AF_INET6) {
-        memcpy(out, &((const struct sockaddr_in6 *)sa)->sin6_addr, 16);
+        memcpy(out, (const char *)sa + offsetof(struct sockaddr_in6, sin6_addr), 16);
     }
 }
 
