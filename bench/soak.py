@@ -150,13 +150,11 @@ def write_svg(path, rows, warmup, half, title):
     t_end = max(r["t"] for r in rows) or 1
     x = lambda t: left + (w - left - right) * t / t_end  # noqa: E731
     rss = [(r["t"], r["rss"] / 1024) for r in rows]
-    rate = []
-    prev = None
-    for r in rows:
-        if r["events"] >= 0:
-            if prev and r["t"] > prev[0]:
-                rate.append((r["t"], (r["events"] - prev[1]) / (r["t"] - prev[0])))
-            prev = (r["t"], r["events"])
+    # events/s over the last 10 samples: one second's delta swings with
+    # the consumer's fetch batches and the checkpoints
+    counted = [(r["t"], r["events"]) for r in rows if r["events"] >= 0]
+    rate = [(t, (e - counted[max(0, i - 10)][1]) / (t - counted[max(0, i - 10)][0]))
+            for i, (t, e) in enumerate(counted) if i > 0 and t > counted[max(0, i - 10)][0]]
     out = ['<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" font-family="sans-serif" '
            'font-size="12">' % (w, h),
            '<rect width="100%" height="100%" fill="white"/>',
@@ -185,7 +183,7 @@ def write_svg(path, rows, warmup, half, title):
                 color, " ".join("%.1f,%.1f" % (x(t), y(v)) for t, v in points)))
 
     panel(top, rss, "daemon RSS (MiB)", "#c0392b")
-    panel(top + ph + gap, rate, "events/s counted", "#2471a3")
+    panel(top + ph + gap, rate, "events/s counted (10 s)", "#2471a3")
     y_axis = top + 2 * ph + gap
     for i in range(11):
         t = t_end * i / 10
@@ -383,7 +381,27 @@ def run(args, res):
             os.unlink(fifo)
 
 
+def replot(workdir, warmup):
+    """Redraws soak.svg from the soak.csv and figures.json of a finished run."""
+    rows = []
+    with open(os.path.join(workdir, "soak.csv")) as f:
+        next(f)
+        for line in f:
+            v = line.rstrip("\n").split(",")
+            rows.append({"t": float(v[0]), "rss": int(v[1]), "events": int(v[6])})
+    with open(os.path.join(workdir, "figures.json")) as f:
+        fig = json.load(f)
+    end = fig["loadgen_seconds"]
+    write_svg(os.path.join(workdir, "soak.svg"), rows, warmup, min(end, rows[-1]["t"]) / 2,
+              "ai-finops-exporter soak: %d events in %.0f s (%.0f/s asked, %.0f/s achieved, %s input), "
+              "one scrape a second" % (fig["events"], end, fig["rate_asked"], fig["achieved_events_per_s"],
+                                       fig["input"]))
+
+
 def main(argv=None):
+    if argv is None and len(sys.argv) == 4 and sys.argv[1] == "--replot":
+        replot(sys.argv[2], int(sys.argv[3]))  # bench/soak.py --replot WORKDIR WARMUP
+        return 0
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--exporter", required=True)
     ap.add_argument("--loadgen", required=True)
