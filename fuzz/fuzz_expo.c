@@ -60,10 +60,37 @@ struct want {
 static struct want wants[MAX_RECORDS * 2];
 static size_t want_count;
 
-static struct want *find_want(enum fam fam, const size_t *len, const char *const *val)
+/* An index of wants by family and label values. A linear search made each
+ * input quadratic in its series (add, then look up every sample line): a
+ * fifth of all the fuzzer's time went there. Open addressing, emptied per
+ * input; a slot holds a want's index + 1. */
+#define WANT_SLOTS 2048 /* a power of two above 2 x MAX_RECORDS * 2 */
+static uint16_t want_slots[WANT_SLOTS];
+_Static_assert(WANT_SLOTS > MAX_RECORDS * 2, "a probe must always reach an empty slot");
+
+static uint32_t want_hash(enum fam fam, const size_t *len, const char *const *val)
 {
-    for (size_t i = 0; i < want_count; i++) {
-        struct want *w = &wants[i];
+    uint32_t h = 2166136261u ^ (uint32_t)fam; /* FNV-1a */
+    for (size_t l = 0; l < label_counts[fam]; l++) {
+        h = (h ^ (uint32_t)len[l]) * 16777619u;
+        for (size_t i = 0; i < len[l]; i++)
+            h = (h ^ (uint8_t)val[l][i]) * 16777619u;
+    }
+    return h;
+}
+
+/* The want with these labels, or NULL; *slot_out (if given) receives the
+ * slot where it is or would go. */
+static struct want *find_want_slot(enum fam fam, const size_t *len, const char *const *val,
+                                   size_t *slot_out)
+{
+    for (size_t s = want_hash(fam, len, val) & (WANT_SLOTS - 1);; s = (s + 1) & (WANT_SLOTS - 1)) {
+        if (!want_slots[s]) {
+            if (slot_out)
+                *slot_out = s;
+            return NULL;
+        }
+        struct want *w = &wants[want_slots[s] - 1];
         if (w->fam != fam)
             continue;
         bool same = true;
@@ -72,7 +99,11 @@ static struct want *find_want(enum fam fam, const size_t *len, const char *const
         if (same)
             return w;
     }
-    return NULL;
+}
+
+static struct want *find_want(enum fam fam, const size_t *len, const char *const *val)
+{
+    return find_want_slot(fam, len, val, NULL);
 }
 
 static void add_want(enum fam fam, const struct label_value *lv, uint64_t amount)
@@ -83,9 +114,11 @@ static void add_want(enum fam fam, const struct label_value *lv, uint64_t amount
         len[l] = lv[l].len;
         val[l] = lv[l].ptr;
     }
-    struct want *w = find_want(fam, len, val);
+    size_t slot;
+    struct want *w = find_want_slot(fam, len, val, &slot);
     if (!w) {
         w = &wants[want_count++];
+        want_slots[slot] = (uint16_t)want_count;
         memset(w, 0, sizeof(*w));
         w->fam = fam;
         for (size_t l = 0; l < label_counts[fam]; l++) {
@@ -285,6 +318,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     bool openmetrics = data[0] & 1;
     size_t pos = 1;
     want_count = 0;
+    memset(want_slots, 0, sizeof(want_slots));
     struct event events[MAX_RECORDS];
     enum fam fams[MAX_RECORDS];
     size_t n = 0;

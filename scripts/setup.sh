@@ -5,7 +5,7 @@
 set -euo pipefail
 
 packages=(
-  build-essential cmake pkg-config clang
+  build-essential cmake pkg-config clang libclang-rt-14-dev
   librdkafka-dev libcjson-dev libmicrohttpd-dev libyaml-dev libcmocka-dev
   zlib1g-dev libxxhash-dev libjemalloc-dev libgnutls28-dev libcrypt-dev
   prometheus kafkacat curl python3 procps

@@ -687,26 +687,34 @@ static size_t section_len(const char *name)
     return dot ? (size_t)(dot - name) : strlen(name);
 }
 
-/* Levenshtein distance; long strings are not worth suggesting for. */
+/* Levenshtein distance, or SIZE_MAX when it exceeds limit; long strings are
+ * not worth suggesting for. The limit cuts the work: only a distance within
+ * a third of the key's length is ever suggested, so most candidates are
+ * dropped on their length alone or after a few rows (every row's minimum is
+ * a lower bound of the result). An unknown key used to cost 200 full tables. */
 #define SUGGEST_MAX_LEN 64
-static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb)
+static size_t edit_distance(const char *a, size_t la, const char *b, size_t lb, size_t limit)
 {
     size_t prev[SUGGEST_MAX_LEN + 1], cur[SUGGEST_MAX_LEN + 1];
 
-    if (la > SUGGEST_MAX_LEN || lb > SUGGEST_MAX_LEN)
+    if (la > SUGGEST_MAX_LEN || lb > SUGGEST_MAX_LEN || (la > lb ? la - lb : lb - la) > limit)
         return SIZE_MAX;
     for (size_t j = 0; j <= lb; j++)
         prev[j] = j;
     for (size_t i = 1; i <= la; i++) {
-        cur[0] = i;
+        size_t row_min = cur[0] = i;
         for (size_t j = 1; j <= lb; j++) {
             size_t sub = prev[j - 1] + (a[i - 1] != b[j - 1]);
             size_t del = prev[j] + 1, ins = cur[j - 1] + 1;
             cur[j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+            if (cur[j] < row_min)
+                row_min = cur[j];
         }
+        if (row_min > limit)
+            return SIZE_MAX;
         memcpy(prev, cur, (lb + 1) * sizeof prev[0]);
     }
-    return prev[lb];
+    return prev[lb] <= limit ? prev[lb] : SIZE_MAX;
 }
 
 struct suggestion {
@@ -718,7 +726,16 @@ struct suggestion {
 static void suggest_consider(struct suggestion *s, const char *want, const char *cand,
                              size_t cand_len)
 {
-    size_t d = edit_distance(want, strlen(want), cand, cand_len);
+    size_t want_len = strlen(want);
+    /* only a closer candidate replaces the best, and suggestion_ok takes
+     * none farther than a third of the key's length */
+    size_t limit = want_len / 3;
+
+    if (s->dist == 0)
+        return;
+    if (limit > s->dist - 1)
+        limit = s->dist - 1;
+    size_t d = edit_distance(want, want_len, cand, cand_len, limit);
     if (d < s->dist) {
         s->best = cand;
         s->best_len = cand_len;
