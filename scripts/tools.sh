@@ -102,7 +102,10 @@ publish() {
 apt_updated=""
 apt_install() {   # apt_install PKG...: install those not installed yet
   local missing=() p installed
-  installed=" $(dpkg-query -W -f='${Package}:${Status}\n' "$@" 2>/dev/null | sed -n 's/:install ok installed$//p' | tr '\n' ' ') "
+  # dpkg-query exits 1 when a package was never installed on this machine (a
+  # fresh one): under pipefail and set -e that ended the script silently.
+  installed=" $({ dpkg-query -W -f='${Package}:${Status}\n' "$@" 2>/dev/null || true; } |
+    sed -n 's/:install ok installed$//p' | tr '\n' ' ') "
   for p in "$@"; do
     [[ "$installed" == *" $p "* ]] || missing+=("$p")
   done
