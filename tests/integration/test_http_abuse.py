@@ -180,8 +180,14 @@ CASES = [
     # (a figure, printed, never checked: it depends on the machine's timing)
     ("slow_headers_not_listed_16", 64, ["--web.max-connections=16",
                                         "--web.scrapers=127.0.0.200"]),
+    # 64 clients that request /metrics and never read, at a limit of 16:
+    # their connections are busy being answered, so no victim rule can take
+    # them before the request deadline; the scraper's reserved share can
+    ("non_reading_scrapers_16", 64, SCRAPERS_16),
+    ("non_reading_not_listed_16", 64, ["--web.max-connections=16",
+                                       "--web.scrapers=127.0.0.200"]),
 ]
-FIGURE_ONLY = {"slow_headers_not_listed_16"}
+FIGURE_ONLY = {"slow_headers_not_listed_16", "non_reading_not_listed_16"}
 
 
 def run_case(args, res, name, count, events, series, extra):
@@ -194,7 +200,8 @@ def run_case(args, res, name, count, events, series, extra):
             return
         base_rss = rss_kib(proc.pid)
         mode = "idle" if name.startswith("idle") else \
-            "slow_headers" if name.startswith("slow_headers") else name
+            "slow_headers" if name.startswith("slow_headers") else \
+            "non_reading" if name.startswith("non_reading") else name
         # the 16 come from the scraper's own address; the other attacks from
         # 64 loopback addresses (127.0.0.2-65), as many hosts would
         sources = ["127.0.0.1"] if name == "idle_one_ip_16" else \
@@ -272,7 +279,7 @@ def main():
     extra = args.extra.split() if args.extra else []
     for name, count, case_extra in CASES:
         if name in args.cases.split(","):
-            series = args.series if name == "non_reading" else min(args.series, 1000)
+            series = args.series if name.startswith("non_reading") else min(args.series, 1000)
             ev = events if series == args.series else os.path.join(args.workdir, "events-small.jsonl")
             if not os.path.exists(ev):
                 write_events(ev, series)
