@@ -54,8 +54,7 @@ int cidr_parse(const char *text, struct cidr *out, char *msg, size_t msglen)
     char addr[CIDR_TEXT_MAX + 1];
     size_t n = strlen(text);
     if (n == 0)
-        return fail(msg, msglen,
-                    "is empty; write an address (127.0.0.1) or a range (10.0.0.0/8)");
+        return fail(msg, msglen, "is empty; write an address (127.0.0.1) or a range (10.0.0.0/8)");
     if (n > CIDR_TEXT_MAX)
         return bad(text, msg, msglen);
     const char *slash = strchr(text, '/');

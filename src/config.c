@@ -3056,8 +3056,7 @@ int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
         goto out;
     }
     have_fresh = true;
-    if (config_path &&
-        (rc = load_file(&fresh, config_path, in_file, marks, errbuf, errlen)) != 0)
+    if (config_path && (rc = load_file(&fresh, config_path, in_file, marks, errbuf, errlen)) != 0)
         goto out;
     for (size_t i = 0; i < nsettings; i++)
         if ((rc = apply_flag(&fresh, settings[i].opt, settings[i].value, errbuf, errlen)) != 0)

@@ -82,7 +82,7 @@ enum refusal {
 };
 static const char *const refusal_names[REFUSED_COUNT] = {
     "connection_limit", "per_ip_limit", "request_timeout", "request_body", "slow_reader",
-    "scrape_busy",      "unauthorized", "auth_busy",       "client_cert", "scraper_reserve"};
+    "scrape_busy",      "unauthorized", "auth_busy",       "client_cert",  "scraper_reserve"};
 
 /* Process-wide (one server per process): the collector reads them. */
 static struct {
@@ -96,8 +96,8 @@ _Static_assert(2 * REFUSED_COUNT <= 20, "refuse() passes 20 key/value slots to l
 
 struct conn {
     struct conn *prev, *next;
-    int fd;     /* our dup: shutdown() on it can never hit a reused number */
-    int mhd_fd; /* MHD's own, to find the connection from its TLS session */
+    int fd;       /* our dup: shutdown() on it can never hit a reused number */
+    int mhd_fd;   /* MHD's own, to find the connection from its TLS session */
     bool hello;   /* TLS: a whole ClientHello arrived (GnuTLS parsed it) */
     bool scraper; /* from a web.scrapers range */
     unsigned char ip[16];
@@ -497,8 +497,8 @@ static struct conn *oldest_stuck(struct http_server *s, const unsigned char *ip,
     struct conn *best = NULL;
     for (struct conn *c = s->conns_head; c; c = c->next)
         if (c != except && c->busy && !c->closing && in_scope(c, scope) &&
-            (!ip || memcmp(c->ip, ip, 16) == 0) &&
-            c->busy_since_ms < limit && (!best || c->busy_since_ms < best->busy_since_ms))
+            (!ip || memcmp(c->ip, ip, 16) == 0) && c->busy_since_ms < limit &&
+            (!best || c->busy_since_ms < best->busy_since_ms))
             best = c;
     return best;
 }

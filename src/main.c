@@ -388,8 +388,7 @@ int main(int argc, char **argv)
         }
     }
     /* checked by config_parse_args: they parse */
-    if (cfg.web_scrapers.count &&
-        !(scrapers = calloc(cfg.web_scrapers.count, sizeof(*scrapers)))) {
+    if (cfg.web_scrapers.count && !(scrapers = calloc(cfg.web_scrapers.count, sizeof(*scrapers)))) {
         log_error("out of memory", NULL);
         goto out;
     }

@@ -118,8 +118,8 @@ static void expect_bad(const char *text, const char *message)
         fail_msg("'%s': rc=%d msg=%s\nexpected: %s", text, rc, msg, message);
 }
 
-#define NOT_A_RANGE(t)                                                                        \
-    "'" t "' is not an IPv4 or IPv6 address or CIDR range; write one address (127.0.0.1, "   \
+#define NOT_A_RANGE(t)                                                                             \
+    "'" t "' is not an IPv4 or IPv6 address or CIDR range; write one address (127.0.0.1, "         \
     "::1) or ADDRESS/PREFIX (10.0.0.0/8, fd00::/8)"
 
 static void test_bad_input(void **state)
@@ -128,8 +128,7 @@ static void test_bad_input(void **state)
     expect_bad("", "is empty; write an address (127.0.0.1) or a range (10.0.0.0/8)");
     expect_bad("10.0.0.0/33",
                "'10.0.0.0/33': the prefix /33 is longer than an IPv4 address (at most /32)");
-    expect_bad("::/129",
-               "'::/129': the prefix /129 is longer than an IPv6 address (at most /128)");
+    expect_bad("::/129", "'::/129': the prefix /129 is longer than an IPv6 address (at most /128)");
     expect_bad("10.0.0.1/8", "'10.0.0.1/8' has address bits set after its /8 prefix; write the "
                              "range as 10.0.0.0/8, or the one address as 10.0.0.1");
     expect_bad("fd00::1/8", "'fd00::1/8' has address bits set after its /8 prefix; write the "
@@ -181,9 +180,9 @@ static void test_list(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_ipv4),          cmocka_unit_test(test_ipv6),
-        cmocka_unit_test(test_ipv4_mapped),   cmocka_unit_test(test_key_of_other_family),
-        cmocka_unit_test(test_bad_input),     cmocka_unit_test(test_list),
+        cmocka_unit_test(test_ipv4),        cmocka_unit_test(test_ipv6),
+        cmocka_unit_test(test_ipv4_mapped), cmocka_unit_test(test_key_of_other_family),
+        cmocka_unit_test(test_bad_input),   cmocka_unit_test(test_list),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

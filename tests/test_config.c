@@ -1092,7 +1092,8 @@ static void test_web_scrapers(void **state)
     assert_int_equal(cfg.web_scrapers.count, 3);
     assert_string_equal(cfg.web_scrapers.items[2], "::1/128");
     assert_int_equal(cfg.web_scraper_connections, 4);
-    assert_int_equal(load(&cfg, "web:\n  scrapers:\n    - fd00::/8\n    - ::ffff:10.0.0.0/104\n"), 0);
+    assert_int_equal(load(&cfg, "web:\n  scrapers:\n    - fd00::/8\n    - ::ffff:10.0.0.0/104\n"),
+                     0);
     assert_int_equal(cfg.web_scrapers.count, 2);
     config_free(&cfg);
 
