@@ -48,6 +48,10 @@ struct exporter_config {
     int64_t web_connection_timeout_seconds;
     int64_t web_request_timeout_seconds;
     char *web_config_file; /* --web.config.file, NULL: none */
+    /* Addresses or CIDR ranges of the scrapers (cidr.h syntax, checked);
+     * empty: no reservation. */
+    struct string_list web_scrapers;
+    int64_t web_scraper_connections; /* slots only they may use; < max_connections */
 
     /* log.* */
     enum log_level log_level;

@@ -11,7 +11,8 @@
  * Connection count, per-IP count, idle time and the time to send a whole
  * request are bounded; over a limit the oldest connection that has not
  * sent a whole request is closed, so a scraper is never shut out by
- * clients that hold sockets open. Request bodies are refused (413).
+ * clients that hold sockets open; with web.scrapers, a share of the
+ * connections is theirs alone. Request bodies are refused (413).
  *
  * Thread-safety: start/stop from the main thread. "The scrape thread"
  * elsewhere means whichever HTTP thread holds the server's scrape_lock:
@@ -25,6 +26,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "cidr.h"
 #include "metrics.h"
 #include "web_config.h"
 
@@ -39,6 +41,13 @@ struct http_server_options {
     /* Whole-request deadline: from accept (or the end of the previous
      * request) until the request is complete. 0: 3 s. */
     unsigned request_timeout_seconds;
+    /* web.scrapers: connections from these ranges (the server copies
+     * them) may use scraper_connections slots that no one else may take,
+     * and are never closed to make room for another client. 0 ranges: no
+     * reservation. scraper_connections < max_connections. */
+    const struct cidr *scrapers;
+    size_t scrapers_count;
+    unsigned scraper_connections;
     struct metrics *metrics;
     bool (*ready)(void *ctx); /* NULL: always ready */
     void *ready_ctx;

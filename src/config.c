@@ -26,6 +26,7 @@
 #include <sys/types.h>
 #include <yaml.h>
 
+#include "cidr.h"
 #include "event.h"
 #include "event_kinds.h"
 #include "money.h"
@@ -36,6 +37,8 @@
 /* Caps keep duplicate detection (quadratic) cheap on hostile input. */
 #define MAX_ITEMS      1024
 #define MAX_FILE_BYTES (16L * 1024 * 1024)
+/* web.scrapers is scanned at every accept: keep it a short list. */
+#define WEB_SCRAPERS_MAX 64
 /* User text echoed back in messages is cut to this many bytes. */
 #define QUOTE_MAX  80
 #define QUOTE(s)   (int)quote_len(s), (s)
@@ -102,6 +105,7 @@ static int check_property_key(const char *v, char *msg, size_t len);
 static int check_kind_spec(const char *v, char *msg, size_t len);
 static int check_profile_name(const char *v, char *msg, size_t len);
 static int check_team_project(const char *v, char *msg, size_t len);
+static int check_scraper(const char *v, char *msg, size_t len);
 
 static const char *const focus_columns[] = {"billed", "effective", NULL};
 
@@ -151,6 +155,38 @@ static const struct option options[] = {
              "new connection from that address closes that address's oldest connection "
              "that has not yet sent a whole request. A Prometheus HA pair uses one or two "
              "per replica and probes one each, so only a single abuser reaches it."},
+    {.name = "web.scrapers",
+     .flag = "--web.scrapers",
+     .type = OPT_LIST,
+     .offset = OFF(web_scrapers),
+     .def = "",
+     .check = check_scraper,
+     .max_items = WEB_SCRAPERS_MAX,
+     .allowed = "IPv4 or IPv6 addresses or CIDR ranges (10.0.0.0/8, 127.0.0.1, ::1/128, "
+                "fd00::/8) without bits set after the prefix, each listed once, at most 64",
+     .metavar = "CIDR,...",
+     .help = "Addresses of the scrapers (Prometheus), which get web.scraper_connections "
+             "connections that no other client may take: other clients share the rest, and "
+             "one of them is closed (never a scraper) when they would hold more. A scraper "
+             "arriving when every connection is taken closes another client's. IPv4 ranges "
+             "also match IPv4-mapped IPv6 peers (::ffff:a.b.c.d). List the Prometheus pod "
+             "CIDR, or the node CIDR when pods reach the exporter through SNAT; anyone inside "
+             "the ranges counts as a scraper. In a YAML flow list quote IPv6 ones ([\"::1\"]). "
+             "Empty (the default): no reservation. See docs/security.md."},
+    {.name = "web.scraper_connections",
+     .flag = "--web.scraper-connections",
+     .type = OPT_INT,
+     .offset = OFF(web_scraper_connections),
+     .def = "8",
+     .min = 1,
+     .max = 100000,
+     .help = "Connections reserved for web.scrapers (used only when that list is set; setting "
+             "this without it is refused); must be less than web.max_connections. The "
+             "default 8 covers a Prometheus HA pair (one kept-alive connection each per "
+             "target), a reconnect overlapping the old connection's close, and a third "
+             "scraper or the kubelet's probes when the node CIDR is listed, for under 1 % of "
+             "the default 1024 connections. Scrapers beyond it use free connections of the "
+             "others' share and, when all are taken, close another client's one."},
     {.name = "web.connection_timeout_seconds",
      .flag = "--web.connection-timeout-seconds",
      .type = OPT_INT,
@@ -1096,6 +1132,12 @@ static int check_dlq_topic(const char *v, char *msg, size_t len)
                     "'-', or \"\" to disable the dead-letter topic",
                     QUOTE(v));
     return 0;
+}
+
+static int check_scraper(const char *v, char *msg, size_t len)
+{
+    struct cidr c;
+    return cidr_parse(v, &c, msg, len);
 }
 
 static int check_property_key(const char *v, char *msg, size_t len)
@@ -2168,8 +2210,11 @@ static int load_stream(struct loader *ld)
     return 0;
 }
 
-int config_load_buffer(struct exporter_config *cfg, const char *name, const char *data, size_t len,
-                       char *errbuf, size_t errlen)
+/* config_load_buffer, also telling which options the file set and where
+ * (seen and marks: N_OPTIONS each, or NULL), for the checks that need the
+ * whole config (check_scrapers). */
+static int load_buffer(struct exporter_config *cfg, const char *name, const char *data, size_t len,
+                       bool *seen, yaml_mark_t *marks, char *errbuf, size_t errlen)
 {
     struct exporter_config fresh;
     struct loader ld;
@@ -2194,6 +2239,10 @@ int config_load_buffer(struct exporter_config *cfg, const char *name, const char
     }
     yaml_parser_set_input_string(&ld.parser, (const unsigned char *)ld.data, ld.len);
     rc = load_stream(&ld);
+    if (rc == 0 && seen) {
+        memcpy(seen, ld.seen, sizeof ld.seen);
+        memcpy(marks, ld.seen_mark, sizeof ld.seen_mark);
+    }
     if (ld.has_event)
         yaml_event_delete(&ld.event);
     yaml_parser_delete(&ld.parser);
@@ -2202,6 +2251,12 @@ int config_load_buffer(struct exporter_config *cfg, const char *name, const char
 out_fresh:
     config_free(&fresh);
     return rc;
+}
+
+int config_load_buffer(struct exporter_config *cfg, const char *name, const char *data, size_t len,
+                       char *errbuf, size_t errlen)
+{
+    return load_buffer(cfg, name, data, len, NULL, NULL, errbuf, errlen);
 }
 
 /*
@@ -2309,7 +2364,8 @@ static int check_file_text(const char *path, const char *data, size_t len, char 
                 path);
 }
 
-int config_load_file(struct exporter_config *cfg, const char *path, char *errbuf, size_t errlen)
+static int load_file(struct exporter_config *cfg, const char *path, bool *seen, yaml_mark_t *marks,
+                     char *errbuf, size_t errlen)
 {
     char *data;
     size_t len;
@@ -2322,9 +2378,14 @@ int config_load_file(struct exporter_config *cfg, const char *path, char *errbuf
     if ((rc = read_whole_file(path, "--config", &data, &len, errbuf, errlen)) != 0)
         return rc;
     if ((rc = check_file_text(path, data, len, errbuf, errlen)) == 0)
-        rc = config_load_buffer(cfg, path, data, len, errbuf, errlen);
+        rc = load_buffer(cfg, path, data, len, seen, marks, errbuf, errlen);
     free(data);
     return rc;
+}
+
+int config_load_file(struct exporter_config *cfg, const char *path, char *errbuf, size_t errlen)
+{
+    return load_file(cfg, path, NULL, NULL, errbuf, errlen);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -2819,9 +2880,88 @@ static int check_event_kinds(const struct exporter_config *cfg, char *errbuf, si
     return rc;
 }
 
+/* Where each option got its value: a flag, the --config file, or its
+ * default; for the checks that need the whole config. */
+struct origins {
+    const char *path; /* --config, NULL: none */
+    const bool *in_file;
+    const yaml_mark_t *marks;
+    const struct flag_setting *flags;
+    size_t nflags;
+};
+
+/* "command line: --flag" or "path:line:col: name" for where o was set,
+ * to start an error message with; false (and the bare name) for a default. */
+static bool origin_text(const struct origins *orig, const struct option *o, char *buf, size_t len)
+{
+    size_t idx = (size_t)(o - options);
+    for (size_t i = 0; i < orig->nflags; i++)
+        if (orig->flags[i].opt == o) {
+            snprintf(buf, len, "command line: %s", o->flag);
+            return true;
+        }
+    if (orig->path && orig->in_file[idx]) {
+        snprintf(buf, len, "%s:%zu:%zu: %s", orig->path, orig->marks[idx].line + 1,
+                 orig->marks[idx].column + 1, o->name);
+        return true;
+    }
+    snprintf(buf, len, "%s", o->name);
+    return false;
+}
+
+static bool set_by_flag(const struct origins *orig, const struct option *o)
+{
+    for (size_t i = 0; i < orig->nflags; i++)
+        if (orig->flags[i].opt == o)
+            return true;
+    return false;
+}
+
+/*
+ * web.scraper_connections against the rest: it reserves connections only
+ * when web.scrapers lists someone (set without them, it is refused: a
+ * reservation for nobody is a mistake), and must leave others at least
+ * one. The error points at the setting that made it so: a flag before the
+ * file's key, the reservation before the limit.
+ */
+static int check_scrapers(const struct exporter_config *cfg, const struct origins *orig,
+                          char *errbuf, size_t errlen)
+{
+    const struct option *sc = find_option("web.scraper_connections");
+    const struct option *mc = find_option("web.max_connections");
+    char where[600];
+    if (cfg->web_scrapers.count == 0) {
+        if (origin_text(orig, sc, where, sizeof where))
+            return msgf(errbuf, errlen, -EINVAL,
+                        "%s: reserves connections for web.scrapers, which is empty; list the "
+                        "scrapers' addresses in web.scrapers, or remove web.scraper_connections",
+                        where);
+        return 0;
+    }
+    if (cfg->web_scraper_connections < cfg->web_max_connections)
+        return 0;
+    bool blame_sc = set_by_flag(orig, sc) ||
+                    (!set_by_flag(orig, mc) && origin_text(orig, sc, where, sizeof where));
+    if (blame_sc) {
+        origin_text(orig, sc, where, sizeof where);
+        return msgf(errbuf, errlen, -EINVAL,
+                    "%s: %" PRId64 " reserved connections leave none of web.max_connections "
+                    "(%" PRId64 ") to other clients; set it below web.max_connections",
+                    where, cfg->web_scraper_connections, cfg->web_max_connections);
+    }
+    origin_text(orig, mc, where, sizeof where);
+    return msgf(errbuf, errlen, -EINVAL,
+                "%s: %" PRId64 " connections leave none to other clients once "
+                "web.scraper_connections (%" PRId64 ") are reserved for web.scrapers; raise it "
+                "above web.scraper_connections, or lower that",
+                where, cfg->web_max_connections, cfg->web_scraper_connections);
+}
+
 int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
                       enum config_action *action, char *errbuf, size_t errlen)
 {
+    bool in_file[N_OPTIONS] = {false};
+    yaml_mark_t marks[N_OPTIONS] = {{0, 0, 0}};
     struct flag_setting *settings = NULL;
     struct exporter_config fresh;
     size_t nsettings = 0;
@@ -2916,7 +3056,7 @@ int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
         goto out;
     }
     have_fresh = true;
-    if (config_path && (rc = config_load_file(&fresh, config_path, errbuf, errlen)) != 0)
+    if (config_path && (rc = load_file(&fresh, config_path, in_file, marks, errbuf, errlen)) != 0)
         goto out;
     for (size_t i = 0; i < nsettings; i++)
         if ((rc = apply_flag(&fresh, settings[i].opt, settings[i].value, errbuf, errlen)) != 0)
@@ -2928,6 +3068,9 @@ int config_parse_args(struct exporter_config *cfg, int argc, char **argv,
     if ((rc = check_own_topics_not_subscribed(&fresh, errbuf, errlen)) != 0)
         goto out;
     if ((rc = check_event_kinds(&fresh, errbuf, errlen)) != 0)
+        goto out;
+    struct origins orig = {config_path, in_file, marks, settings, nsettings};
+    if ((rc = check_scrapers(&fresh, &orig, errbuf, errlen)) != 0)
         goto out;
     config_replace(cfg, &fresh);
     *action = check ? CONFIG_ACTION_CHECK : CONFIG_ACTION_RUN;

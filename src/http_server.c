@@ -12,7 +12,12 @@
  * request arrives whole within milliseconds (one whose request already sits
  * unread in its socket is never chosen). With no such connection, the one
  * answered for longest (longer than the request deadline: a client not
- * reading) goes; only then is the newcomer refused. Requests with a body get 413 at
+ * reading) goes; only then is the newcomer refused. With web.scrapers, the
+ * connections from those ranges are counted apart: the others may hold at
+ * most max_connections - scraper_connections, a newcomer over that closes
+ * one of the others (never a scraper), and a scraper over the whole limit
+ * closes one of the others first ("scraper_reserve"), one of the scrapers
+ * only when no other client's connection can go. Requests with a body get 413 at
  * once, unread. Renders are shared: each is one refcounted MHD response,
  * queued on every scrape that arrived before it started, and at most
  * RENDERS_LIVE_MAX live at once (readers still holding the oldest are
@@ -72,11 +77,12 @@ enum refusal {
     REFUSED_UNAUTHORIZED,
     REFUSED_AUTH_BUSY,
     REFUSED_CLIENT_CERT,
+    REFUSED_SCRAPER_RESERVE, /* another client's connection closed for a scraper */
     REFUSED_COUNT
 };
 static const char *const refusal_names[REFUSED_COUNT] = {
     "connection_limit", "per_ip_limit", "request_timeout", "request_body", "slow_reader",
-    "scrape_busy",      "unauthorized", "auth_busy",       "client_cert"};
+    "scrape_busy",      "unauthorized", "auth_busy",       "client_cert",  "scraper_reserve"};
 
 /* Process-wide (one server per process): the collector reads them. */
 static struct {
@@ -86,12 +92,14 @@ static struct {
     uint64_t logged[REFUSED_COUNT]; /* counts at the last log line; under log_lock */
     pthread_mutex_t log_lock;
 } stats = {.log_lock = PTHREAD_MUTEX_INITIALIZER};
+_Static_assert(2 * REFUSED_COUNT <= 20, "refuse() passes 20 key/value slots to log_warn");
 
 struct conn {
     struct conn *prev, *next;
-    int fd;     /* our dup: shutdown() on it can never hit a reused number */
-    int mhd_fd; /* MHD's own, to find the connection from its TLS session */
-    bool hello; /* TLS: a whole ClientHello arrived (GnuTLS parsed it) */
+    int fd;       /* our dup: shutdown() on it can never hit a reused number */
+    int mhd_fd;   /* MHD's own, to find the connection from its TLS session */
+    bool hello;   /* TLS: a whole ClientHello arrived (GnuTLS parsed it) */
+    bool scraper; /* from a web.scrapers range */
     unsigned char ip[16];
     int64_t wait_start_ms; /* waiting since (accept or end of last request) */
     int64_t busy_since_ms; /* answering since */
@@ -132,6 +140,11 @@ struct http_server {
     pthread_mutex_t conn_lock;
     struct conn *conns_head, *conns_tail; /* oldest first */
     unsigned nconns;                      /* not counting those closing */
+    unsigned nscraper_conns;              /* of those, from web.scrapers */
+    /* web.scrapers (our copy; read-only after start) and their share. */
+    struct cidr *scrapers;
+    size_t nscrapers;
+    unsigned others_max; /* max_connections - scraper_connections */
     /* Guards the live render list. */
     pthread_mutex_t render_lock;
     struct render *live_head, *live_tail;
@@ -198,7 +211,7 @@ static void refuse(enum refusal why, uint64_t n)
     log_warn("http refusals to protect scrapes (counts since the last such line, at most one "
              "line per 20 s; all in ai_finops_http_refused_total)",
              kv[0], kv[1], kv[2], kv[3], kv[4], kv[5], kv[6], kv[7], kv[8], kv[9], kv[10], kv[11],
-             NULL);
+             kv[12], kv[13], kv[14], kv[15], kv[16], kv[17], kv[18], kv[19], NULL);
 }
 
 static void collect(struct dynbuf *b, enum expo_format fmt, void *ctx)
@@ -383,26 +396,24 @@ static enum MHD_Result serve_metrics_head(struct http_server *s, struct MHD_Conn
 
 /* ---- connection table ---------------------------------------------------- */
 
-static void ip_key(const struct sockaddr *sa, unsigned char out[16])
+/* Shuts c down (MHD then closes it) and takes it out of the counts.
+ * Caller holds conn_lock. */
+static void cut(struct http_server *s, struct conn *c)
 {
-    memset(out, 0, 16);
-    if (sa && sa->sa_family == AF_INET) {
-        /* as a v4-mapped v6 address, so dual-stack peers compare equal */
-        out[10] = out[11] = 0xff;
-        /* by offset, not a cast: clang's -Wcast-align (the fuzz build) */
-        memcpy(out + 12, (const char *)sa + offsetof(struct sockaddr_in, sin_addr), 4);
-    } else if (sa && sa->sa_family == AF_INET6) {
-        memcpy(out, (const char *)sa + offsetof(struct sockaddr_in6, sin6_addr), 16);
-    }
+    if (c->closing)
+        return;
+    c->closing = true;
+    shutdown(c->fd, SHUT_RDWR);
+    s->nconns--;
+    s->nscraper_conns -= c->scraper;
 }
 
-/* Caller holds conn_lock. */
-static void shut(struct conn *c)
+/* Which connections a victim may be taken from. */
+enum scope { SCOPE_ANY, SCOPE_OTHERS, SCOPE_SCRAPERS };
+
+static bool in_scope(const struct conn *c, enum scope scope)
 {
-    if (!c->closing) {
-        c->closing = true;
-        shutdown(c->fd, SHUT_RDWR);
-    }
+    return scope == SCOPE_ANY || c->scraper == (scope == SCOPE_SCRAPERS);
 }
 
 /* Whether a whole request head already sits in the socket, unread by MHD:
@@ -455,14 +466,14 @@ static int64_t tls_stalled_ms(const struct conn *c, int64_t now_ms)
  * ClientHello arrived: on_client_hello). Caller holds conn_lock. */
 #define WAITING_SCAN 64
 static struct conn *oldest_waiting(struct http_server *s, const unsigned char *ip,
-                                   const struct conn *except)
+                                   const struct conn *except, enum scope scope)
 {
     struct conn *best = NULL;
     int64_t best_score = -2, now_ms = mono_ms();
     unsigned scanned = 0;
     for (struct conn *c = s->conns_head; c && scanned < WAITING_SCAN; c = c->next) {
-        if (c == except || c->busy || c->closing || (ip && memcmp(c->ip, ip, 16) != 0) ||
-            request_pending(s, c))
+        if (c == except || c->busy || c->closing || !in_scope(c, scope) ||
+            (ip && memcmp(c->ip, ip, 16) != 0) || request_pending(s, c))
             continue;
         if (!s->tls)
             return c;
@@ -480,13 +491,14 @@ static struct conn *oldest_waiting(struct http_server *s, const unsigned char *i
  * than the request deadline: a client not reading its answer. Caller holds
  * conn_lock. */
 static struct conn *oldest_stuck(struct http_server *s, const unsigned char *ip,
-                                 const struct conn *except)
+                                 const struct conn *except, enum scope scope)
 {
     int64_t limit = mono_ms() - (int64_t)s->options.request_timeout_seconds * 1000;
     struct conn *best = NULL;
     for (struct conn *c = s->conns_head; c; c = c->next)
-        if (c != except && c->busy && !c->closing && (!ip || memcmp(c->ip, ip, 16) == 0) &&
-            c->busy_since_ms < limit && (!best || c->busy_since_ms < best->busy_since_ms))
+        if (c != except && c->busy && !c->closing && in_scope(c, scope) &&
+            (!ip || memcmp(c->ip, ip, 16) == 0) && c->busy_since_ms < limit &&
+            (!best || c->busy_since_ms < best->busy_since_ms))
             best = c;
     return best;
 }
@@ -592,8 +604,10 @@ static void notify_connection(void *cls, struct MHD_Connection *mc, void **socke
             c->next->prev = c->prev;
         else
             s->conns_tail = c->prev;
-        if (!c->closing)
+        if (!c->closing) {
             s->nconns--;
+            s->nscraper_conns -= c->scraper;
+        }
         pthread_mutex_unlock(&s->conn_lock);
         close(c->fd);
         free(c);
@@ -615,7 +629,9 @@ static void notify_connection(void *cls, struct MHD_Connection *mc, void **socke
         free(c);
         return; /* untracked: still bounded by MHD's hard limit and timeout */
     }
-    ip_key(ai ? ai->client_addr : NULL, c->ip);
+    cidr_key(ai ? ai->client_addr : NULL, c->ip);
+    /* a linear scan of a short list (at most 64), no allocation */
+    c->scraper = s->nscrapers && cidr_list_match(s->scrapers, s->nscrapers, c->ip);
     c->wait_start_ms = mono_ms();
     pthread_mutex_lock(&s->conn_lock);
     unsigned same_ip = 0;
@@ -629,24 +645,40 @@ static void notify_connection(void *cls, struct MHD_Connection *mc, void **socke
         s->conns_head = c;
     s->conns_tail = c;
     s->nconns++;
+    s->nscraper_conns += c->scraper;
     enum refusal why = REFUSED_COUNT;
     struct conn *victim = NULL;
     if (same_ip >= s->options.max_connections_per_ip) {
+        /* one address is one class: the victim is of the newcomer's kind */
         why = REFUSED_PER_IP_LIMIT;
-        victim = oldest_waiting(s, c->ip, c);
+        victim = oldest_waiting(s, c->ip, c, SCOPE_ANY);
         if (!victim)
-            victim = oldest_stuck(s, c->ip, c);
-    } else if (s->nconns > s->options.max_connections) {
+            victim = oldest_stuck(s, c->ip, c, SCOPE_ANY);
+    } else if (c->scraper && s->nconns > s->options.max_connections) {
+        /* a scraper beyond its reserved share, with every slot taken:
+         * another client's connection goes first */
+        why = REFUSED_SCRAPER_RESERVE;
+        victim = oldest_waiting(s, NULL, c, SCOPE_OTHERS);
+        if (!victim)
+            victim = oldest_stuck(s, NULL, c, SCOPE_OTHERS);
+        if (!victim) {
+            why = REFUSED_CONNECTION_LIMIT;
+            victim = oldest_waiting(s, NULL, c, SCOPE_SCRAPERS);
+            if (!victim)
+                victim = oldest_stuck(s, NULL, c, SCOPE_SCRAPERS);
+        }
+    } else if (!c->scraper && (s->nconns > s->options.max_connections ||
+                               s->nconns - s->nscraper_conns > s->others_max)) {
+        /* never a scraper's connection for another client's */
         why = REFUSED_CONNECTION_LIMIT;
-        victim = oldest_waiting(s, NULL, c);
+        victim = oldest_waiting(s, NULL, c, SCOPE_OTHERS);
         if (!victim)
-            victim = oldest_stuck(s, NULL, c);
+            victim = oldest_stuck(s, NULL, c, SCOPE_OTHERS);
     }
     if (why != REFUSED_COUNT) {
         if (!victim)
             victim = c;
-        shut(victim);
-        s->nconns--;
+        cut(s, victim);
     }
     pthread_mutex_unlock(&s->conn_lock);
     *socket_context = c;
@@ -704,17 +736,16 @@ static void *watchdog(void *arg)
         if (s->stopping)
             break;
         int64_t now = mono_ms();
-        uint64_t cut = 0;
+        uint64_t ncut = 0;
         pthread_mutex_lock(&s->conn_lock);
         for (struct conn *c = s->conns_head; c; c = c->next)
             if (!c->busy && !c->closing && now - c->wait_start_ms > deadline_ms) {
-                shut(c);
-                s->nconns--;
-                cut++;
+                cut(s, c);
+                ncut++;
             }
         pthread_mutex_unlock(&s->conn_lock);
-        if (cut)
-            refuse(REFUSED_REQUEST_TIMEOUT, cut);
+        if (ncut)
+            refuse(REFUSED_REQUEST_TIMEOUT, ncut);
         /* waiters past the connection timeout retry, and get 503 */
         wake_waiters(s, mono_ns() - (int64_t)s->options.connection_timeout_seconds * 1000000000);
     }
@@ -763,18 +794,17 @@ static void bound_live_renders(struct http_server *s)
     pthread_mutex_unlock(&s->render_lock);
     if (!nold)
         return;
-    uint64_t cut = 0;
+    uint64_t ncut = 0;
     pthread_mutex_lock(&s->conn_lock);
     for (struct conn *c = s->conns_head; c; c = c->next)
         for (size_t i = 0; i < nold; i++)
             if (c->gen == old[i] && !c->closing) {
-                shut(c);
-                s->nconns--;
-                cut++;
+                cut(s, c);
+                ncut++;
             }
     pthread_mutex_unlock(&s->conn_lock);
-    if (cut)
-        refuse(REFUSED_SLOW_READER, cut);
+    if (ncut)
+        refuse(REFUSED_SLOW_READER, ncut);
 }
 
 /* A fresh render as a shared response, or NULL. Caller holds scrape_lock. */
@@ -1144,6 +1174,25 @@ int http_server_start(const struct http_server_options *o, struct http_server **
         rc = -ENOMEM;
         goto fail;
     }
+    s->others_max = s->options.max_connections;
+    if (o->scrapers_count) {
+        if (o->scraper_connections >= o->max_connections) {
+            snprintf(errbuf, errlen,
+                     "web.scraper_connections (%u) must be less than web.max_connections (%u)",
+                     o->scraper_connections, o->max_connections);
+            rc = -EINVAL;
+            goto fail;
+        }
+        s->scrapers = malloc(o->scrapers_count * sizeof(*s->scrapers));
+        if (!s->scrapers) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        memcpy(s->scrapers, o->scrapers, o->scrapers_count * sizeof(*s->scrapers));
+        s->nscrapers = o->scrapers_count;
+        s->others_max = o->max_connections - o->scraper_connections;
+    }
+    s->options.scrapers = NULL; /* ours is s->scrapers */
     if (parse_listen_address(o->listen_address, host, sizeof(host), &port)) {
         snprintf(errbuf, errlen, "invalid listen address '%s': use HOST:PORT, :PORT or [IPV6]:PORT",
                  o->listen_address);
@@ -1227,6 +1276,7 @@ int http_server_start(const struct http_server_options *o, struct http_server **
     *out = s;
     return 0;
 fail:
+    free(s->scrapers);
     web_config_unref(s->web);
     pthread_mutex_destroy(&s->web_lock);
     free(s->telemetry_path);
@@ -1286,6 +1336,7 @@ void http_server_stop(struct http_server *s)
         if (s->cache[i / 2][i % 2].response)
             MHD_destroy_response(s->cache[i / 2][i % 2].response);
     free(s->telemetry_path);
+    free(s->scrapers);
     web_config_unref(s->web);
     pthread_mutex_destroy(&s->web_lock);
     pthread_cond_destroy(&s->stop_cond);

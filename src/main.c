@@ -34,6 +34,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "cidr.h"
 #include "config.h"
 #include "dynbuf.h"
 #include "expo.h"
@@ -304,6 +305,7 @@ int main(int argc, char **argv)
     struct http_server *http = NULL;
     struct price_table *prices = NULL;
     struct web_config *web_cfg = NULL;
+    struct cidr *scrapers = NULL; /* web.scrapers, parsed */
     struct file_id web_id = {0};
 
     config_init_defaults(&cfg);
@@ -385,6 +387,17 @@ int main(int argc, char **argv)
             goto out;
         }
     }
+    /* checked by config_parse_args: they parse */
+    if (cfg.web_scrapers.count && !(scrapers = calloc(cfg.web_scrapers.count, sizeof(*scrapers)))) {
+        log_error("out of memory", NULL);
+        goto out;
+    }
+    for (size_t i = 0; i < cfg.web_scrapers.count; i++)
+        if (cidr_parse(cfg.web_scrapers.items[i], &scrapers[i], err, sizeof(err)) != 0) {
+            log_error("bad web.scrapers", "error", err, NULL);
+            exit_code = 2;
+            goto out;
+        }
     struct http_server_options web = {
         .listen_address = cfg.web_listen_address,
         .telemetry_path = cfg.web_telemetry_path,
@@ -392,6 +405,9 @@ int main(int argc, char **argv)
         .max_connections_per_ip = (unsigned)cfg.web_max_connections_per_ip,
         .connection_timeout_seconds = (unsigned)cfg.web_connection_timeout_seconds,
         .request_timeout_seconds = (unsigned)cfg.web_request_timeout_seconds,
+        .scrapers = scrapers,
+        .scrapers_count = cfg.web_scrapers.count,
+        .scraper_connections = (unsigned)cfg.web_scraper_connections,
         .metrics = metrics,
         .ready = source_ready,
         .ready_ctx = source,
@@ -464,6 +480,7 @@ out:
     metrics_free(metrics);
     price_table_free(prices);
     web_config_unref(web_cfg);
+    free(scrapers);
     config_free(&cfg);
     return exit_code;
 }

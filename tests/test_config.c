@@ -1074,6 +1074,121 @@ static void test_event_kinds_start_errors(void **state)
     }
 }
 
+/* web.scrapers: each item an address or CIDR range, refused at its own
+ * line and column; web.scraper_connections checked against the rest once
+ * the file and flags are applied, the error pointing at what made it so. */
+static void test_web_scrapers(void **state)
+{
+    struct exporter_config cfg;
+    enum config_action action;
+    (void)state;
+
+    config_init_defaults(&cfg);
+    assert_int_equal(cfg.web_scrapers.count, 0);
+    assert_int_equal(cfg.web_scraper_connections, 8);
+    assert_int_equal(load(&cfg, "web:\n  scrapers: [10.0.0.0/8, 127.0.0.1, \"::1/128\"]\n"
+                                "  scraper_connections: 4\n"),
+                     0);
+    assert_int_equal(cfg.web_scrapers.count, 3);
+    assert_string_equal(cfg.web_scrapers.items[2], "::1/128");
+    assert_int_equal(cfg.web_scraper_connections, 4);
+    assert_int_equal(load(&cfg, "web:\n  scrapers:\n    - fd00::/8\n    - ::ffff:10.0.0.0/104\n"),
+                     0);
+    assert_int_equal(cfg.web_scrapers.count, 2);
+    config_free(&cfg);
+
+    expect_error("web:\n  scrapers: [10.0.0.0/8, 10.0.0.1/8]\n",
+                 "t.yaml:2:26: web.scrapers: '10.0.0.1/8' has address bits set after its /8 "
+                 "prefix; write the range as 10.0.0.0/8, or the one address as 10.0.0.1");
+    expect_error("web:\n  scrapers:\n    - 127.0.0.1\n    - 10.0.0.0/33\n",
+                 "t.yaml:4:7: web.scrapers: '10.0.0.0/33': the prefix /33 is longer than an IPv4 "
+                 "address (at most /32)");
+    expect_error("web:\n  scrapers: [prometheus.monitoring.svc]\n",
+                 "t.yaml:2:14: web.scrapers: 'prometheus.monitoring.svc' is not an IPv4 or IPv6 "
+                 "address or CIDR range; write one address (127.0.0.1, ::1) or ADDRESS/PREFIX "
+                 "(10.0.0.0/8, fd00::/8)");
+    expect_error("web:\n  scrapers: [\"fd00::/8\", \"fd00::/8\"]\n",
+                 "t.yaml:2:26: web.scrapers: 'fd00::/8' is listed twice; list each item once");
+    expect_error("web:\n  scrapers: 10.0.0.0/8\n",
+                 "t.yaml:2:13: web.scrapers: expects a list of strings such as [a, b], not a "
+                 "single value");
+    expect_error("web:\n  scraper_connections: 0\n",
+                 "t.yaml:2:24: web.scraper_connections: must be an integer from 1 to 100000; "
+                 "got '0'");
+
+    /* the whole-config checks, through config_parse_args */
+    static const char file_reserve_too_big[] = "web:\n"
+                                               "  max_connections: 16\n"
+                                               "  scrapers: [127.0.0.1]\n"
+                                               "  scraper_connections: 16\n";
+    static const char file_limit_too_small[] = "web:\n"
+                                               "  scrapers: [127.0.0.1]\n"
+                                               "  max_connections: 8\n";
+    static const char file_no_scrapers[] = "web:\n  scraper_connections: 4\n";
+    static const char file_ok[] = "web:\n  max_connections: 16\n  scrapers: [127.0.0.1]\n";
+    static const struct {
+        const char *yaml;
+        const char *flag;
+        const char *error; /* a leading %s: the file's path; NULL: accepted */
+    } cases[] = {
+        {file_reserve_too_big, NULL,
+         "%s:4:3: web.scraper_connections: 16 reserved connections leave none of "
+         "web.max_connections (16) to other clients; set it below web.max_connections"},
+        {file_limit_too_small, NULL,
+         "%s:3:3: web.max_connections: 8 connections leave none to other clients once "
+         "web.scraper_connections (8) are reserved for web.scrapers; raise it above "
+         "web.scraper_connections, or lower that"},
+        {file_no_scrapers, NULL,
+         "%s:2:3: web.scraper_connections: reserves connections for web.scrapers, which is "
+         "empty; list the scrapers' addresses in web.scrapers, or remove "
+         "web.scraper_connections"},
+        {file_ok, "--web.scraper-connections=20",
+         "command line: --web.scraper-connections: 20 reserved connections leave none of "
+         "web.max_connections (16) to other clients; set it below web.max_connections"},
+        {file_ok, "--web.max-connections=5",
+         "command line: --web.max-connections: 5 connections leave none to other clients once "
+         "web.scraper_connections (8) are reserved for web.scrapers; raise it above "
+         "web.scraper_connections, or lower that"},
+        {file_reserve_too_big, "--web.scrapers=",
+         "%s:4:3: web.scraper_connections: reserves connections for web.scrapers, which is "
+         "empty; list the scrapers' addresses in web.scrapers, or remove "
+         "web.scraper_connections"},
+        {file_reserve_too_big, "--web.max-connections=17", NULL},
+        {file_limit_too_small, "--web.scraper-connections=7", NULL},
+        {file_no_scrapers, "--web.scrapers=10.0.0.0/8,::1", NULL},
+        {file_ok, NULL, NULL},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char path[64], config_arg[128], want[1024];
+        snprintf(path, sizeof path, "%s", temp_file(cases[i].yaml, strlen(cases[i].yaml)));
+        snprintf(config_arg, sizeof config_arg, "--config=%s", path);
+        char *argv[] = {"prog", config_arg, (char *)cases[i].flag, NULL};
+        config_init_defaults(&cfg);
+        errbuf[0] = '\0';
+        int rc = parse(&cfg, &action, argv);
+        unlink(path);
+        if (!cases[i].error) {
+            if (rc != 0)
+                fail_msg("case %zu: rc=%d %s", i, rc, errbuf);
+        } else {
+            bool at_file = strncmp(cases[i].error, "%s", 2) == 0;
+            snprintf(want, sizeof want, "%s%s", at_file ? path : "",
+                     cases[i].error + (at_file ? 2 : 0));
+            if (rc != -EINVAL || strcmp(errbuf, want) != 0)
+                fail_msg("case %zu: rc=%d\n     got: %s\nexpected: %s", i, rc, errbuf, want);
+        }
+        config_free(&cfg);
+    }
+    /* on the command line alone */
+    char *bad_flag[] = {"prog", "--web.scrapers=10.0.0.0/8,fe80::1%eth0", NULL};
+    config_init_defaults(&cfg);
+    assert_int_equal(parse(&cfg, &action, bad_flag), -EINVAL);
+    assert_string_equal(errbuf, "command line: --web.scrapers: 'fe80::1%eth0' is not an IPv4 or "
+                                "IPv6 address or CIDR range; write one address (127.0.0.1, ::1) "
+                                "or ADDRESS/PREFIX (10.0.0.0/8, fd00::/8)");
+    config_free(&cfg);
+}
+
 static void test_docs_up_to_date(void **state)
 {
     char *generated = NULL, *committed = NULL;
@@ -1131,6 +1246,7 @@ int main(void)
         cmocka_unit_test(test_event_kinds_options),
         cmocka_unit_test(test_event_kinds_load_errors),
         cmocka_unit_test(test_event_kinds_start_errors),
+        cmocka_unit_test(test_web_scrapers),
         cmocka_unit_test(test_docs_up_to_date),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

@@ -20,6 +20,7 @@
 #include <zlib.h>
 #include <cmocka.h>
 
+#include "cidr.h"
 #include "http_server.h"
 #include "ingest.h"
 
@@ -431,6 +432,139 @@ static void test_waiting_scrapes_share_one_render(void **state)
     assert_int_equal(f->renders, renders + 2);
 }
 
+/* A connection from source address `from` (a 127/8 address) to server. */
+static int connect_from(struct http_server *server, const char *from)
+{
+    int fd = socket(AF_INET, SOCK_STREAM, 0);
+    struct sockaddr_in src = {.sin_family = AF_INET};
+    assert_int_equal(inet_pton(AF_INET, from, &src.sin_addr), 1);
+    assert_int_equal(bind(fd, (struct sockaddr *)&src, sizeof(src)), 0);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)http_server_port(server))};
+    sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    assert_int_equal(connect(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+    return fd;
+}
+
+/* Whether the server closed fd (an idle connection never gets data). */
+static bool closed_by_server(int fd)
+{
+    char c;
+    ssize_t r = recv(fd, &c, 1, MSG_DONTWAIT);
+    return r == 0 || (r < 0 && errno != EAGAIN && errno != EWOULDBLOCK);
+}
+
+static unsigned count_closed(const int *fds, size_t n)
+{
+    unsigned closed = 0;
+    for (size_t i = 0; i < n; i++)
+        closed += closed_by_server(fds[i]);
+    return closed;
+}
+
+/* Waits (bounded far above need) until exactly `want` of fds are closed;
+ * returns how many are. A server that closes more shows it at the end. */
+static unsigned wait_closed(const int *fds, size_t n, unsigned want)
+{
+    for (int i = 0; i < 3000 && count_closed(fds, n) < want; i++)
+        usleep(10000);
+    usleep(100000); /* one more look: a wrong extra close would show */
+    return count_closed(fds, n);
+}
+
+/* web.scrapers = 127.0.0.1, 3 of 8 connections reserved: other clients
+ * (127.0.0.2-) hold at most 5, a scraper over the limit closes one of
+ * theirs (scraper_reserve), and no other client ever closes a scraper's
+ * connection. Idle connections, a long request deadline: nothing here
+ * depends on timing but the bounded waits. */
+static void test_scrapers_reserved_share(void **state)
+{
+    struct fixture *f = *state;
+    struct cidr scrapers[1];
+    assert_int_equal(cidr_parse("127.0.0.1", &scrapers[0], NULL, 0), 0);
+    struct http_server_options o = {
+        .listen_address = "127.0.0.1:0",
+        .telemetry_path = "/metrics",
+        .max_connections = 8,
+        .max_connections_per_ip = 6,
+        .connection_timeout_seconds = 120,
+        .request_timeout_seconds = 120,
+        .scrapers = scrapers,
+        .scrapers_count = 1,
+        .scraper_connections = 3,
+        .metrics = f->metrics,
+    };
+    struct http_server *server;
+    char err[256];
+    assert_int_equal(http_server_start(&o, &server, err, sizeof(err)), 0);
+    uint64_t limit0 = http_server_refused("connection_limit");
+    uint64_t reserve0 = http_server_refused("scraper_reserve");
+    int others[11], scr[5];
+    char ip[32];
+    /* 8 others: the 5 of their share stay */
+    for (int i = 0; i < 8; i++) {
+        snprintf(ip, sizeof(ip), "127.0.0.%d", 2 + i);
+        others[i] = connect_from(server, ip);
+    }
+    assert_int_equal(wait_closed(others, 8, 3), 3);
+    assert_int_equal(http_server_refused("connection_limit") - limit0, 3);
+    /* 5 scrapers: 3 in their reserve, 2 over the limit close 2 others */
+    for (int i = 0; i < 5; i++)
+        scr[i] = connect_from(server, "127.0.0.1");
+    assert_int_equal(wait_closed(others, 8, 5), 5);
+    assert_int_equal(count_closed(scr, 5), 0);
+    assert_int_equal(http_server_refused("scraper_reserve") - reserve0, 2);
+    /* 3 more others at the full limit: each closes one of the others,
+     * never a scraper's */
+    for (int i = 8; i < 11; i++) {
+        snprintf(ip, sizeof(ip), "127.0.0.%d", 2 + i);
+        others[i] = connect_from(server, ip);
+    }
+    assert_int_equal(wait_closed(others, 11, 8), 8);
+    assert_int_equal(count_closed(scr, 5), 0);
+    assert_int_equal(http_server_refused("connection_limit") - limit0, 6);
+    /* and a sixth scraper connection gets its scrape */
+    int fd = connect_from(server, "127.0.0.1");
+    const char req[] = "GET /metrics HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    struct timeval tv = {.tv_sec = 120};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    assert_int_equal(write(fd, req, sizeof(req) - 1), (ssize_t)(sizeof(req) - 1));
+    char *resp = read_to_eof(fd);
+    close(fd);
+    assert_non_null(strstr(resp, "HTTP/1.1 200"));
+    assert_non_null(strstr(resp, "ai_finops_http_refused_total{reason=\"scraper_reserve\"} "));
+    free(resp);
+    assert_int_equal(count_closed(scr, 5), 0);
+    assert_int_equal(http_server_refused("scraper_reserve") - reserve0, 3);
+    for (int i = 0; i < 11; i++)
+        close(others[i]);
+    for (int i = 0; i < 5; i++)
+        close(scr[i]);
+    http_server_stop(server);
+}
+
+/* The reservation must leave the others at least one connection. */
+static void test_scrapers_reserve_below_limit(void **state)
+{
+    struct fixture *f = *state;
+    struct cidr scrapers[1];
+    assert_int_equal(cidr_parse("10.0.0.0/8", &scrapers[0], NULL, 0), 0);
+    struct http_server_options o = {
+        .listen_address = "127.0.0.1:0",
+        .telemetry_path = "/metrics",
+        .max_connections = 8,
+        .scrapers = scrapers,
+        .scrapers_count = 1,
+        .scraper_connections = 8,
+        .metrics = f->metrics,
+    };
+    struct http_server *server = NULL;
+    char err[256];
+    assert_int_equal(http_server_start(&o, &server, err, sizeof(err)), -EINVAL);
+    assert_string_equal(err,
+                        "web.scraper_connections (8) must be less than web.max_connections (8)");
+}
+
 static void test_listen_address_parsing(void **state)
 {
     (void)state;
@@ -460,6 +594,8 @@ int main(void)
         cmocka_unit_test(test_slow_headers_cut_at_deadline),
         cmocka_unit_test(test_idle_flood_does_not_shut_out_a_scrape),
         cmocka_unit_test(test_waiting_scrapes_share_one_render),
+        cmocka_unit_test(test_scrapers_reserved_share),
+        cmocka_unit_test(test_scrapers_reserve_below_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

@@ -124,6 +124,12 @@ refused 'a new-series hold not above twice the scrape interval' 'must be longer 
 refused 'a grace period no longer than the final checkpoint' 'extraSeconds' --set terminationGrace.extraSeconds=0
 refused 'credentials enabled without a Secret' 'kafkaCredentials.enabled needs' --set kafkaCredentials.enabled=true
 refused 'a password Secret without a name' 'kafkaPassword.secretName is required' --set kafkaPassword.enabled=true
+refused 'a scraper reservation without scrapers' 'reserves connections for config.web.scrapers' \
+  --set config.web.scraper_connections=4
+refused 'a scraper reservation not below max_connections' 'must be below config.web.max_connections' \
+  --set 'config.web.scrapers={10.0.0.0/8}' --set config.web.max_connections=8 \
+  --set config.web.scraper_connections=8
+refused 'a scraper range that is no address' 'scrapers' --set 'config.web.scrapers={prometheus.monitoring}'
 
 echo "== deploy/"
 for f in "$root"/deploy/*.yaml; do echo "---"; cat "$f"; done >"$work/deploy.yaml"

@@ -175,6 +175,16 @@ Deployment (called by the Deployment template).
 {{- if $kafka.transactional_id -}}
 {{- fail (printf "config.kafka.transactional_id (%q) would be shared by every pod of the Deployment, and pods sharing one fence each other's checkpoints; leave it unset: each pod then uses ai-finops-exporter-<pod name>" (toString $kafka.transactional_id)) -}}
 {{- end -}}
+{{- $web := $config.web | default dict -}}
+{{- if hasKey $web "scraper_connections" -}}
+{{- if not $web.scrapers -}}
+{{- fail "config.web.scraper_connections reserves connections for config.web.scrapers, which is empty: list where Prometheus connects from (its pod CIDR, or the node CIDR) in config.web.scrapers, or remove scraper_connections" -}}
+{{- end -}}
+{{- $maxConn := (hasKey $web "max_connections") | ternary ($web.max_connections | int64) 1024 -}}
+{{- if ge ($web.scraper_connections | int64) $maxConn -}}
+{{- fail (printf "config.web.scraper_connections (%d) must be below config.web.max_connections (%d): the other clients need at least one connection" ($web.scraper_connections | int64) $maxConn) -}}
+{{- end -}}
+{{- end -}}
 {{- $hold := $config.counters.new_series_hold_ms | int64 -}}
 {{- $intervalMs := include "ai-finops-exporter.scrapeIntervalMs" . | int64 -}}
 {{- if and .Values.serviceMonitor.enabled (gt $hold 0) (le $hold (mul $intervalMs 2)) -}}
