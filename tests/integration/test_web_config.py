@@ -449,27 +449,41 @@ def wait_counter(port, context, index, at_least):
     return last[0]
 
 
-def stop_loop(loop, applied):
-    """Stops the loop once it has made a connection after seeing `applied`
-    reloads applied (bounded), so the staleness check is not vacuous."""
-    poll(lambda: any(k >= applied for (_, _, k) in loop.results))
-    loop.stop.set()
-    loop.join(WAIT * 2)
+LOOPS = 3  # scrape loops at once, so that handshakes run on several server threads
 
 
-def check_loop(res, tag, loop, fps):
+def start_loops(port, context):
+    loops = [ScrapeLoop(port, context) for _ in range(LOOPS)]
+    for loop in loops:
+        loop.start()
+    return loops
+
+
+def stop_loops(loops, applied):
+    """Stops each loop once it has made a connection after seeing `applied`
+    reloads applied (bounded), so the staleness check is not vacuous.
+    Returns all their results."""
+    for loop in loops:
+        poll(lambda: any(k >= applied for (_, _, k) in loop.results))
+        loop.stop.set()
+    for loop in loops:
+        loop.join(WAIT * 2)
+    return [r for loop in loops for r in loop.results]
+
+
+def check_loop(res, tag, results, fps):
     """fps[k]: the certificate the k-th applied reload installed."""
-    after = sum(1 for (_, _, k) in loop.results if k >= len(fps) - 1)
-    res.check("%s: the loop connected after the last reload was applied (%d times)" % (
+    after = sum(1 for (_, _, k) in results if k >= len(fps) - 1)
+    res.check("%s: the loops connected after the last reload was applied (%d times)" % (
         tag, after), after > 0)
-    statuses = [r[0] for r in loop.results]
+    statuses = [r[0] for r in results]
     res.check("%s: every scrape during the rotation answered 200 (%d of %d)" % (
         tag, statuses.count(200), len(statuses)),
         len(statuses) > 0 and statuses.count(200) == len(statuses),
         [s for s in statuses if s != 200][:5])
-    stale = [(k, fp) for (_, fp, k) in loop.results if fp in fps[:k]]
+    stale = [(k, fp) for (_, fp, k) in results if fp in fps[:k]]
     res.check("%s: no connection made after a reload was applied got a certificate it "
-              "replaced (%d scrapes)" % (tag, len(loop.results)), not stale, stale[:5])
+              "replaced (%d scrapes)" % (tag, len(results)), not stale, stale[:5])
 
 
 def rotation_daemon(args, d, web, tag):
@@ -492,7 +506,7 @@ def case_rotate_in_place(args, res, d):
     fps = [fingerprint_of(os.path.join(d, "server%d.crt" % i)) for i in (1, 2, 3)]
     c = rot_ctx(d)
     dm = rotation_daemon(args, d, web, "rot-inplace")
-    loop = None
+    loops = []
     try:
         res.check("rotate in place: daemon up", dm.wait_up(context=c))
         applied0, refused0, fp, expiry = counters(dm.port, c)
@@ -500,8 +514,7 @@ def case_rotate_in_place(args, res, d):
                   fp == fps[0] and expiry == not_after_of(os.path.join(d, "server1.crt")),
                   (fp == fps[0], expiry))
         keep, keep_fp = established(dm.port, c)
-        loop = ScrapeLoop(dm.port, c)
-        loop.start()
+        loops = start_loops(dm.port, c)
 
         # new CA, new certificate: the certificate first, then the key
         write_in_place(crt, read(os.path.join(d, "server2.crt")))
@@ -540,14 +553,13 @@ def case_rotate_in_place(args, res, d):
         res.check("mismatch: the key arrives -> applied, the new certificate served",
                   applied3 == applied0 + 2 and st == 200 and fp_now == fps[2],
                   (applied3, st, fp_now == fps[2]))
-        stop_loop(loop, 2)
-        check_loop(res, "rotate in place", loop, fps)
+        check_loop(res, "rotate in place", stop_loops(loops, 2), fps)
         st = request_on(keep)
         res.check("rotate in place: a connection established between the two rotations is "
                   "answered after the second", keep_fp == fps[1] and st == 200,
                   (keep_fp == fps[1], st))
     finally:
-        if loop:
+        for loop in loops:
             loop.stop.set()
         code = dm.stop()
     leaked = [n for n in ("server1.key", "server2.key", "server3.key")
@@ -570,14 +582,13 @@ def case_rotate_secret(args, res, d):
     fps = [fingerprint_of(os.path.join(d, "server%d.crt" % i)) for i in (1, 2)]
     c = rot_ctx(d)
     dm = rotation_daemon(args, d, web, "rot-secret")
-    loop = None
+    loops = []
     try:
         res.check("rotate secret: daemon up", dm.wait_up(context=c))
         applied0, _, fp, _ = counters(dm.port, c)
         res.check("rotate secret: serving server1", fp == fps[0])
         keep, keep_fp = established(dm.port, c)
-        loop = ScrapeLoop(dm.port, c)
-        loop.start()
+        loops = start_loops(dm.port, c)
         sec.update({"tls.crt": read(os.path.join(d, "server2.crt")),
                     "tls.key": read(os.path.join(d, "server2.key"))})
         applied, _, _, _ = wait_counter(dm.port, c, 0, applied0 + 1)
@@ -589,10 +600,9 @@ def case_rotate_secret(args, res, d):
         res.check("rotate secret: a connection established before the swap (old "
                   "certificate) is answered after it", keep_fp == fps[0] and st == 200,
                   (keep_fp == fps[0], st))
-        stop_loop(loop, 1)
-        check_loop(res, "rotate secret", loop, fps)
+        check_loop(res, "rotate secret", stop_loops(loops, 1), fps)
     finally:
-        if loop:
+        for loop in loops:
             loop.stop.set()
         code = dm.stop()
     res.check("rotate secret daemon: clean exit", code == 0, code)
