@@ -63,7 +63,8 @@ int http_server_set_web_config(struct http_server *server, struct web_config *wc
                                size_t errlen);
 
 /* Adds ai_finops_http_refused_total{reason}, the render counters and,
- * under TLS, the served certificate's expiry to m's scrapes (process-wide). Main thread, before serving. */
+ * under TLS, the served certificate's expiry to m's scrapes (process-wide
+ * values). Main thread, before serving. */
 int http_server_add_metrics(struct metrics *m);
 /* A refusal count by reason name (tests). Thread-safe. */
 uint64_t http_server_refused(const char *reason);

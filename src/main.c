@@ -218,9 +218,9 @@ static bool file_id_equal(const struct file_id *a, const struct file_id *b)
  * read (certificate, key, client CA). A cert-manager renewal changes the
  * latter only. Main thread. */
 struct web_watch {
-    const char *path;          /* --web.config.file */
+    const char *path;           /* --web.config.file */
     struct web_config *running; /* our reference to the config being served */
-    struct file_id ids[4];     /* path, then running's files, as last seen */
+    struct file_id ids[4];      /* path, then running's files, as last seen */
 };
 
 static void web_watch_ids(const struct web_watch *w, struct file_id *ids)
@@ -258,8 +258,8 @@ static void reload_web_config(struct http_server *http, struct web_watch *w, con
     if (rc != 0) {
         web_config_unref(wc);
         atomic_fetch_add(&web_reloads_failed, 1);
-        log_error("web config reload refused; keeping the running one", "file", w->path,
-                  "trigger", why, "error", err, NULL);
+        log_error("web config reload refused; keeping the running one", "file", w->path, "trigger",
+                  why, "error", err, NULL);
         return;
     }
     bool tls_changed = !web_config_tls_equal(w->running, wc);

@@ -80,8 +80,8 @@ static _Atomic unsigned long bcrypt_runs;
 struct loader {
     yaml_document_t doc;
     struct web_config *wc; /* being loaded: read_file records its files */
-    const char *name;     /* file name for messages */
-    const char *base_dir; /* NULL: *_file keys refused */
+    const char *name;      /* file name for messages */
+    const char *base_dir;  /* NULL: *_file keys refused */
     char *err;
     size_t errlen;
 };
