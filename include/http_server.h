@@ -63,15 +63,17 @@ int http_server_start(const struct http_server_options *options, struct http_ser
 unsigned http_server_port(const struct http_server *server);
 void http_server_stop(struct http_server *server);
 
-/* A reload of the web config: users and headers apply to the next request
- * (the server takes its own reference). A change of the TLS settings is
- * refused (-EPERM, with a message): the listener keeps serving the old
- * ones until a restart. Thread-safe. */
+/* A reload of the web config: users and headers apply to the next request,
+ * TLS settings (certificate, key, client CA, versions, client auth) to the
+ * next connection; established connections keep what their handshake
+ * used (the server takes its own reference). Turning TLS on or off is
+ * refused (-EPERM, with a message): that needs a restart. Thread-safe. */
 int http_server_set_web_config(struct http_server *server, struct web_config *wc, char *errbuf,
                                size_t errlen);
 
-/* Adds ai_finops_http_refused_total{reason} and the render counters to m's
- * scrapes (process-wide counts). Main thread, before serving. */
+/* Adds ai_finops_http_refused_total{reason}, the render counters and,
+ * under TLS, the served certificate's expiry to m's scrapes (process-wide
+ * values). Main thread, before serving. */
 int http_server_add_metrics(struct metrics *m);
 /* A refusal count by reason name (tests). Thread-safe. */
 uint64_t http_server_refused(const char *reason);

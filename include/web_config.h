@@ -5,7 +5,11 @@
  * response headers (http_server_config.headers).
  *
  * A loaded config is immutable and refcounted: the HTTP threads hold a
- * reference while they use it, a reload swaps in a new one. Only
+ * reference while they use it, a reload swaps in a new one. A TLS config
+ * carries the GnuTLS credentials (certificate, key, client CA) and
+ * priorities it was validated with; a TLS connection holds a reference to
+ * the config its handshake used until its session is gone, so a reload
+ * changes the certificate for new connections only. Only
  * web_config_authorize mutates anything (its verification cache, under its
  * own lock).
  *
@@ -15,8 +19,10 @@
 #ifndef AI_FINOPS_WEB_CONFIG_H
 #define AI_FINOPS_WEB_CONFIG_H
 
+#include <gnutls/gnutls.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 struct web_config;
 
@@ -52,9 +58,24 @@ const char *web_config_key_pem(const struct web_config *wc);
 const char *web_config_client_ca_pem(const struct web_config *wc); /* NULL: none */
 const char *web_config_tls_priorities(const struct web_config *wc);
 enum web_client_auth web_config_client_auth(const struct web_config *wc);
-/* Whether a and b serve the same TLS (material, versions, client auth):
- * what a reload can change without restarting the listener. NULL = none. */
+/* Whether a and b serve the same TLS (material, versions, client auth).
+ * NULL = none. */
 bool web_config_tls_equal(const struct web_config *a, const struct web_config *b);
+/* The serving certificate's notAfter (Unix seconds); 0 without TLS. */
+int64_t web_config_cert_not_after(const struct web_config *wc);
+
+/* Sets up a new server SESSION, before its handshake, with wc's TLS:
+ * credentials (certificate, key, client CA), priorities (versions, server
+ * order), and whether to ask for and verify a client certificate. The
+ * caller keeps a reference to wc until gnutls_deinit(session): GnuTLS
+ * keeps a pointer to the credentials. Returns a GnuTLS error code (0 ok). */
+int web_config_tls_apply(const struct web_config *wc, gnutls_session_t session);
+
+/* The files wc was read from besides the config itself (cert_file,
+ * key_file, client_ca_file, as opened): a watcher stats them to notice a
+ * renewal that leaves the config file alone. */
+size_t web_config_file_count(const struct web_config *wc);
+const char *web_config_file(const struct web_config *wc, size_t i);
 
 size_t web_config_user_count(const struct web_config *wc);
 size_t web_config_header_count(const struct web_config *wc);

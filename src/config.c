@@ -217,9 +217,11 @@ static const struct option options[] = {
      .help = "TLS and basic authentication in the Prometheus exporter-toolkit format "
              "(tls_server_config, basic_auth_users with bcrypt hashes, "
              "http_server_config.headers); see docs/security.md. Re-read on SIGHUP and when the "
-             "file changes (checked once a second): users and headers apply at once, a bad "
-             "file is refused and the running one kept, TLS changes apply on restart. Unset: "
-             "plain HTTP without authentication."},
+             "file or a certificate, key or client CA file it names changes (checked once a "
+             "second): users and headers apply at once, TLS settings to new connections (a "
+             "cert-manager renewal needs no restart), a bad file is refused and the running one "
+             "kept; only turning TLS on or off applies on restart. Unset: plain HTTP without "
+             "authentication."},
     {.name = "log.level",
      .flag = "--log.level",
      .type = OPT_ENUM,

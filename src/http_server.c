@@ -89,6 +89,7 @@ static struct {
     _Atomic uint64_t refused[REFUSED_COUNT];
     _Atomic uint64_t renders, shared;
     _Atomic int64_t next_log_ms;
+    _Atomic int64_t cert_not_after; /* of the current web config; 0 without TLS */
     uint64_t logged[REFUSED_COUNT]; /* counts at the last log line; under log_lock */
     pthread_mutex_t log_lock;
 } stats = {.log_lock = PTHREAD_MUTEX_INITIALIZER};
@@ -106,6 +107,11 @@ struct conn {
     uint64_t gen;          /* render being sent, 0 none */
     bool busy;             /* a complete request is being answered */
     bool closing;          /* we shut it down; MHD will close it */
+    bool untracked;        /* no descriptor to spare: not in the list, never a victim */
+    /* TLS: the web config whose credentials this connection's handshake
+     * used, held until MHD has deinitialized the session (GnuTLS points
+     * into it); its client auth mode also decides client_cert_ok. */
+    struct web_config *web;
 };
 
 struct render {
@@ -161,9 +167,13 @@ struct http_server {
     char *telemetry_path;
     unsigned port;
     /* --web.config.file: swapped by reloads under web_lock (a leaf lock);
-     * each request takes its own reference. tls never changes. */
+     * each request, and each TLS connection, takes its own reference. tls
+     * (whether the listener speaks TLS) never changes; the TLS material
+     * does, for connections accepted after the swap. web_start: the one
+     * MHD was started with (it owns MHD's startup credentials, which every
+     * session has until notify_connection replaces them). */
     pthread_mutex_t web_lock;
-    struct web_config *web;
+    struct web_config *web, *web_start;
     bool tls;
 };
 
@@ -235,6 +245,14 @@ static void collect(struct dynbuf *b, enum expo_format fmt, void *ctx)
                 "Scrapes answered with a render made for a concurrent scrape.");
     dynbuf_append_str(b, "ai_finops_http_shared_responses_total");
     expo_value_u64(b, atomic_load_explicit(&stats.shared, memory_order_relaxed));
+    int64_t not_after = atomic_load_explicit(&stats.cert_not_after, memory_order_relaxed);
+    if (not_after > 0) {
+        expo_family(b, fmt, "ai_finops_web_tls_certificate_expiry_timestamp_seconds", "gauge",
+                    "notAfter of the TLS certificate served to new connections (Unix seconds); "
+                    "changes when a reload of --web.config.file installs a renewed one.");
+        dynbuf_append_str(b, "ai_finops_web_tls_certificate_expiry_timestamp_seconds");
+        expo_value_u64(b, (uint64_t)not_after);
+    }
 }
 
 int http_server_add_metrics(struct metrics *m)
@@ -531,45 +549,45 @@ static int on_client_hello(gnutls_session_t session, unsigned htype, unsigned wh
     return 0;
 }
 
-/* Before the handshake: whether to ask for a client certificate and
- * whether GnuTLS verifies it against client_ca_file during the handshake
- * (a missing or unverified certificate then fails the handshake, as Go's
- * crypto/tls does). The client auth mode is part of the TLS settings,
- * which never change while the server runs. */
-static void tls_session_setup(struct http_server *s, struct MHD_Connection *mc)
+/* Before the handshake (MHD has created the session and set its startup
+ * credentials; the handshake starts when the connection is first
+ * processed, after this notification): the current web config's
+ * credentials, priorities and client auth replace them, so a reload
+ * reaches every connection accepted after it. c takes a reference to that
+ * config. Whether a client certificate is asked for and verified during
+ * the handshake: a missing or unverified one then fails the handshake, as
+ * Go's crypto/tls does. Returns false when the session cannot be set up
+ * (it must then not be served). */
+static bool tls_session_setup(struct http_server *s, struct MHD_Connection *mc, struct conn *c)
 {
     const union MHD_ConnectionInfo *ti =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_GNUTLS_SESSION);
     gnutls_session_t session = ti ? (gnutls_session_t)ti->tls_session : NULL;
     if (!session)
-        return;
-    struct web_config *wc = web_get(s);
-    enum web_client_auth mode = web_config_client_auth(wc);
-    web_config_unref(wc);
-    static const gnutls_certificate_request_t request[] = {
-        [WEB_NO_CLIENT_CERT] = GNUTLS_CERT_IGNORE,
-        [WEB_REQUEST_CLIENT_CERT] = GNUTLS_CERT_REQUEST,
-        [WEB_REQUIRE_ANY_CLIENT_CERT] = GNUTLS_CERT_REQUIRE,
-        [WEB_VERIFY_CLIENT_CERT_IF_GIVEN] = GNUTLS_CERT_REQUEST,
-        [WEB_REQUIRE_AND_VERIFY_CLIENT_CERT] = GNUTLS_CERT_REQUIRE,
-    };
-    gnutls_certificate_server_set_request(session, request[mode]);
+        return false;
+    c->web = web_get(s);
+    if (web_config_tls_apply(c->web, session) != GNUTLS_E_SUCCESS)
+        return false;
     gnutls_handshake_set_hook_function(session, GNUTLS_HANDSHAKE_CLIENT_HELLO, GNUTLS_HOOK_PRE,
                                        on_client_hello);
-    if (mode == WEB_VERIFY_CLIENT_CERT_IF_GIVEN || mode == WEB_REQUIRE_AND_VERIFY_CLIENT_CERT)
-        gnutls_session_set_verify_cert(session, NULL, 0);
+    return true;
 }
+
+static struct conn *conn_of(struct MHD_Connection *mc);
 
 /* After the handshake, for the verifying modes: the certificate the
  * client gave (if any) chains to client_ca_file. A second check behind
- * the handshake's own. */
+ * the handshake's own, with the mode and the CA the handshake used
+ * (verify_peers2 reads the session's credentials): a connection keeps
+ * its handshake's result across reloads. */
 static bool client_cert_ok(struct http_server *s, struct MHD_Connection *mc)
 {
     if (!s->tls)
         return true;
-    struct web_config *wc = web_get(s);
-    enum web_client_auth mode = web_config_client_auth(wc);
-    web_config_unref(wc);
+    struct conn *c = conn_of(mc);
+    if (!c || !c->web)
+        return false; /* notify_connection shut it: never served */
+    enum web_client_auth mode = web_config_client_auth(c->web);
     if (mode != WEB_VERIFY_CLIENT_CERT_IF_GIVEN && mode != WEB_REQUIRE_AND_VERIFY_CLIENT_CERT)
         return true;
     const union MHD_ConnectionInfo *ti =
@@ -595,21 +613,29 @@ static void notify_connection(void *cls, struct MHD_Connection *mc, void **socke
         struct conn *c = *socket_context;
         if (!c)
             return;
-        pthread_mutex_lock(&s->conn_lock);
-        if (c->prev)
-            c->prev->next = c->next;
-        else
-            s->conns_head = c->next;
-        if (c->next)
-            c->next->prev = c->prev;
-        else
-            s->conns_tail = c->prev;
-        if (!c->closing) {
-            s->nconns--;
-            s->nscraper_conns -= c->scraper;
+        if (!c->untracked) {
+            pthread_mutex_lock(&s->conn_lock);
+            if (c->prev)
+                c->prev->next = c->next;
+            else
+                s->conns_head = c->next;
+            if (c->next)
+                c->next->prev = c->prev;
+            else
+                s->conns_tail = c->prev;
+            if (!c->closing) {
+                s->nconns--;
+                s->nscraper_conns -= c->scraper;
+            }
+            pthread_mutex_unlock(&s->conn_lock);
+            close(c->fd);
         }
-        pthread_mutex_unlock(&s->conn_lock);
-        close(c->fd);
+        /* MHD has run gnutls_deinit on the session by now (MHD 0.9.75 and
+         * 1.0.1, MHD_cleanup_connections; on the failed-setup path of
+         * new_connection_process_ the deinit comes after this, but that
+         * session never handshook and gnutls_deinit does not read the
+         * credentials). Possibly the last reference to a replaced config. */
+        web_config_unref(c->web);
         free(c);
         *socket_context = NULL;
         return;
@@ -618,16 +644,24 @@ static void notify_connection(void *cls, struct MHD_Connection *mc, void **socke
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CONNECTION_FD);
     const union MHD_ConnectionInfo *ai =
         MHD_get_connection_info(mc, MHD_CONNECTION_INFO_CLIENT_ADDRESS);
-    if (s->tls)
-        tls_session_setup(s, mc);
     struct conn *c = calloc(1, sizeof(*c));
+    if (s->tls && (!c || !tls_session_setup(s, mc, c))) {
+        /* The session would keep MHD's startup certificate, which may be
+         * one a reload replaced: fail the handshake instead. MHD's
+         * descriptor is valid here, on the connection's own thread. */
+        if (fdi)
+            shutdown(fdi->connect_fd, SHUT_RDWR);
+    }
     if (!c)
         return;
     c->fd = fdi ? fcntl(fdi->connect_fd, F_DUPFD_CLOEXEC, 0) : -1;
     c->mhd_fd = fdi ? fdi->connect_fd : -1;
     if (c->fd < 0) {
-        free(c);
-        return; /* untracked: still bounded by MHD's hard limit and timeout */
+        /* untracked: still bounded by MHD's hard limit and timeout; kept
+         * only to hold the TLS config until MHD closes the connection */
+        c->untracked = true;
+        *socket_context = c;
+        return;
     }
     cidr_key(ai ? ai->client_addr : NULL, c->ip);
     /* a linear scan of a short list (at most 64), no allocation */
@@ -1162,6 +1196,7 @@ int http_server_start(const struct http_server_options *o, struct http_server **
     pthread_mutex_init(&s->web_lock, NULL);
     s->options = *o;
     s->web = web_config_ref(o->web);
+    s->web_start = web_config_ref(o->web);
     s->tls = web_config_tls(o->web);
     if (s->tls)
         flags |= MHD_USE_TLS;
@@ -1227,8 +1262,10 @@ int http_server_start(const struct http_server_options *o, struct http_server **
      * can displace a waiting connection instead of being refused by MHD. */
     unsigned hard = o->max_connections + o->max_connections / 8 + 4 * HTTP_THREADS;
     ensure_fd_limit(hard);
-    /* The optional ones: TLS material (MHD copies none of it: the web
-     * config it points into lives as long as the server) and the address. */
+    /* The optional ones: TLS material (MHD copies none of it: web_start,
+     * which it points into, lives as long as the server) and the address.
+     * MHD needs a certificate to start; each session gets the current one
+     * in notify_connection. */
     struct MHD_OptionItem extra[6];
     size_t nextra = 0;
     if (s->tls) {
@@ -1271,6 +1308,7 @@ int http_server_start(const struct http_server_options *o, struct http_server **
     s->watchdog_started = true;
     if (s->tls)
         atomic_store(&hello_server, s);
+    atomic_store(&stats.cert_not_after, web_config_cert_not_after(o->web));
     const union MHD_DaemonInfo *info = MHD_get_daemon_info(s->daemon, MHD_DAEMON_INFO_BIND_PORT);
     s->port = info ? info->port : port;
     *out = s;
@@ -1278,6 +1316,7 @@ int http_server_start(const struct http_server_options *o, struct http_server **
 fail:
     free(s->scrapers);
     web_config_unref(s->web);
+    web_config_unref(s->web_start);
     pthread_mutex_destroy(&s->web_lock);
     free(s->telemetry_path);
     pthread_cond_destroy(&s->stop_cond);
@@ -1338,6 +1377,7 @@ void http_server_stop(struct http_server *s)
     free(s->telemetry_path);
     free(s->scrapers);
     web_config_unref(s->web);
+    web_config_unref(s->web_start);
     pthread_mutex_destroy(&s->web_lock);
     pthread_cond_destroy(&s->stop_cond);
     pthread_mutex_destroy(&s->stop_lock);
@@ -1351,20 +1391,19 @@ void http_server_stop(struct http_server *s)
 int http_server_set_web_config(struct http_server *s, struct web_config *wc, char *errbuf,
                                size_t errlen)
 {
-    pthread_mutex_lock(&s->web_lock);
-    bool same_tls = web_config_tls_equal(s->web, wc);
-    struct web_config *old = NULL;
-    if (same_tls) {
-        old = s->web;
-        s->web = web_config_ref(wc);
-    }
-    pthread_mutex_unlock(&s->web_lock);
-    if (!same_tls) {
+    /* Everything but TLS on/off is per connection (tls_session_setup):
+     * only the listener's kind needs a restart. */
+    if (web_config_tls(wc) != s->tls) {
         snprintf(errbuf, errlen,
-                 "the TLS settings (certificate, key, client CA, versions or client auth) "
-                 "changed: they apply on restart");
+                 "tls_server_config was %s: turning TLS on or off applies on restart",
+                 s->tls ? "removed" : "added");
         return -EPERM;
     }
-    web_config_unref(old); /* requests still holding it keep it alive */
+    pthread_mutex_lock(&s->web_lock);
+    struct web_config *old = s->web;
+    s->web = web_config_ref(wc);
+    pthread_mutex_unlock(&s->web_lock);
+    atomic_store(&stats.cert_not_after, web_config_cert_not_after(wc));
+    web_config_unref(old); /* requests and connections still holding it keep it alive */
     return 0;
 }

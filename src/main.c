@@ -10,9 +10,11 @@
  *                   any other change is refused, key by key, and the
  *                   daemon keeps its running configuration and counters.
  *                   It also re-reads --web.config.file, which is besides
- *                   re-read when the file changes (stat checked once a
- *                   second): users and headers apply at once; a bad file
- *                   or a TLS change is refused and the running one kept.
+ *                   re-read when it or a certificate, key or client CA
+ *                   file it names changes (stat checked once a second):
+ *                   users and headers apply at once, TLS material to new
+ *                   connections; a bad file, or turning TLS on or off, is
+ *                   refused and the running one kept.
  *   SIGUSR1/SIGUSR2 logged and otherwise ignored.
  *   SIGTERM/SIGINT  stop: the source drains (the Kafka source's final
  *                   checkpoint is bounded by kafka.shutdown_timeout_ms),
@@ -213,24 +215,78 @@ static bool file_id_equal(const struct file_id *a, const struct file_id *b)
            a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
 }
 
+/* What a reload watches: the config file and the files the running config
+ * read (certificate, key, client CA). A cert-manager renewal changes the
+ * latter only. Main thread. */
+struct web_watch {
+    const char *path;           /* --web.config.file */
+    struct web_config *running; /* our reference to the config being served */
+    struct file_id ids[4];      /* path, then running's files, as last seen */
+};
+
+static void web_watch_ids(const struct web_watch *w, struct file_id *ids)
+{
+    ids[0] = file_id_of(w->path);
+    for (size_t i = 0; i < web_config_file_count(w->running) && i < 3; i++)
+        ids[i + 1] = file_id_of(web_config_file(w->running, i));
+}
+
+/* Whether any watched file changed since last seen; remembers what it saw.
+ * Called BEFORE the reload reads the files, so a write that lands after
+ * the read (the key after the certificate, in a rotation that rewrites
+ * files in place) is a change the next poll sees and reloads again. */
+static bool web_watch_changed(struct web_watch *w)
+{
+    struct file_id now[4] = {{0}};
+    web_watch_ids(w, now);
+    bool changed = false;
+    for (size_t i = 0; i < 4; i++)
+        changed |= !file_id_equal(&now[i], &w->ids[i]);
+    memcpy(w->ids, now, sizeof(now));
+    return changed;
+}
+
 /* Main thread. The error text names file:line:col and the key, never a
- * secret (web_config_load promises that). */
-static void reload_web_config(struct http_server *http, const char *path, const char *why)
+ * secret (web_config_load promises that); a certificate is named by its
+ * expiry only. */
+static void reload_web_config(struct http_server *http, struct web_watch *w, const char *why)
 {
     struct web_config *wc = NULL;
     char err[1024] = "";
-    int rc = web_config_load(path, &wc, err, sizeof(err));
+    int rc = web_config_load(w->path, &wc, err, sizeof(err));
     if (rc == 0)
         rc = http_server_set_web_config(http, wc, err, sizeof(err));
-    web_config_unref(wc);
     if (rc != 0) {
+        web_config_unref(wc);
         atomic_fetch_add(&web_reloads_failed, 1);
-        log_error("web config reload refused; keeping the running one", "file", path, "trigger",
+        log_error("web config reload refused; keeping the running one", "file", w->path, "trigger",
                   why, "error", err, NULL);
         return;
     }
+    bool tls_changed = !web_config_tls_equal(w->running, wc);
+    char not_after[32] = "";
+    time_t t = (time_t)web_config_cert_not_after(wc);
+    struct tm tm;
+    if (t > 0 && gmtime_r(&t, &tm))
+        strftime(not_after, sizeof(not_after), "%Y-%m-%dT%H:%M:%SZ", &tm);
+    /* Watch the new config's files from now on. If they are other files
+     * than before, their first ids are taken after the read: a change in
+     * between waits for the next change or SIGHUP. */
+    bool same_files = web_config_file_count(wc) == web_config_file_count(w->running);
+    for (size_t i = 0; same_files && i < web_config_file_count(wc); i++)
+        same_files = strcmp(web_config_file(wc, i), web_config_file(w->running, i)) == 0;
+    web_config_unref(w->running);
+    w->running = wc;
+    if (!same_files) {
+        struct file_id config_id = w->ids[0];
+        memset(w->ids, 0, sizeof(w->ids));
+        web_watch_ids(w, w->ids);
+        w->ids[0] = config_id;
+    }
     atomic_fetch_add(&web_reloads_ok, 1);
-    log_info("web config reloaded", "file", path, "trigger", why, NULL);
+    log_info("web config reloaded", "file", w->path, "trigger", why, "tls",
+             tls_changed ? "changed: new connections use it" : "unchanged",
+             not_after[0] ? "certificate_not_after" : NULL, not_after, NULL);
 }
 
 /* ---- shutdown watchdog ---------------------------------------------------- */
@@ -306,7 +362,7 @@ int main(int argc, char **argv)
     struct price_table *prices = NULL;
     struct web_config *web_cfg = NULL;
     struct cidr *scrapers = NULL; /* web.scrapers, parsed */
-    struct file_id web_id = {0};
+    struct web_watch web_watch = {0};
 
     config_init_defaults(&cfg);
     if (config_parse_args(&cfg, argc, argv, &action, err, sizeof(err)) != 0) {
@@ -380,12 +436,19 @@ int main(int argc, char **argv)
     }
 
     if (cfg.web_config_file) {
-        web_id = file_id_of(cfg.web_config_file);
+        web_watch.path = cfg.web_config_file;
+        web_watch_changed(&web_watch); /* the config file's id, before it is read */
         if (web_config_load(cfg.web_config_file, &web_cfg, err, sizeof(err)) != 0) {
             log_error("cannot load the web config", "error", err, NULL);
             exit_code = 2;
             goto out;
         }
+        /* Its files' ids are taken just after the read: a renewal landing
+         * in between is seen at the next change or SIGHUP. */
+        web_watch.running = web_config_ref(web_cfg);
+        struct file_id config_id = web_watch.ids[0];
+        web_watch_ids(&web_watch, web_watch.ids);
+        web_watch.ids[0] = config_id;
     }
     /* checked by config_parse_args: they parse */
     if (cfg.web_scrapers.count && !(scrapers = calloc(cfg.web_scrapers.count, sizeof(*scrapers)))) {
@@ -437,13 +500,8 @@ int main(int argc, char **argv)
         sig = cfg.web_config_file ? sigtimedwait(&signals, NULL, &second)
                                   : (sigwait(&signals, &sig) == 0 ? sig : -1);
         if (sig < 0) {
-            if (cfg.web_config_file && errno == EAGAIN) {
-                struct file_id now = file_id_of(cfg.web_config_file);
-                if (!file_id_equal(&now, &web_id)) {
-                    web_id = now;
-                    reload_web_config(http, cfg.web_config_file, "file changed");
-                }
-            }
+            if (cfg.web_config_file && errno == EAGAIN && web_watch_changed(&web_watch))
+                reload_web_config(http, &web_watch, "file changed");
             continue;
         }
         if (sig == SIGTERM || sig == SIGINT)
@@ -451,8 +509,8 @@ int main(int argc, char **argv)
         if (sig == SIGHUP) {
             reload(&cfg, argc, argv);
             if (cfg.web_config_file) {
-                web_id = file_id_of(cfg.web_config_file);
-                reload_web_config(http, cfg.web_config_file, "SIGHUP");
+                web_watch_changed(&web_watch);
+                reload_web_config(http, &web_watch, "SIGHUP");
             }
         } else
             log_info("signal ignored", "signal", signal_name(sig), NULL);
@@ -481,6 +539,7 @@ out:
     price_table_free(prices);
     web_config_unref(web_cfg);
     free(scrapers);
+    web_config_unref(web_watch.running);
     config_free(&cfg);
     return exit_code;
 }

@@ -45,11 +45,21 @@ struct web_user {
     char *hash;
 };
 
+/* Files a config reads besides itself: cert, key, client CA. */
+#define FILES_MAX 3
+
 struct web_config {
     _Atomic unsigned refs;
     bool tls;
     char *cert_pem, *key_pem, *ca_pem;
     char priorities[160];
+    /* What a connection's handshake uses (web_config_tls_apply): built once
+     * per load, immutable, freed with the last reference. */
+    gnutls_certificate_credentials_t cred;
+    gnutls_priority_t prio;
+    int64_t not_after; /* the serving certificate's notAfter, Unix seconds */
+    char *files[FILES_MAX];
+    size_t nfiles;
     enum web_client_auth client_auth;
     struct web_user *users;
     size_t nusers;
@@ -69,8 +79,9 @@ static _Atomic unsigned long bcrypt_runs;
 
 struct loader {
     yaml_document_t doc;
-    const char *name;     /* file name for messages */
-    const char *base_dir; /* NULL: *_file keys refused */
+    struct web_config *wc; /* being loaded: read_file records its files */
+    const char *name;      /* file name for messages */
+    const char *base_dir;  /* NULL: *_file keys refused */
     char *err;
     size_t errlen;
 };
@@ -179,6 +190,16 @@ static int read_file(struct loader *l, const yaml_node_t *at, const char *key, c
                      rerr ? "read error" : "larger than 1 MiB: not a PEM file");
     }
     buf[n] = '\0';
+    /* Remembered so a reload watcher can see a renewal of the file itself
+     * (load_pem takes each of the three *_file keys at most once). */
+    char *copy = l->wc->nfiles < FILES_MAX ? strdup(path) : NULL;
+    if (copy)
+        l->wc->files[l->wc->nfiles++] = copy;
+    else if (l->wc->nfiles < FILES_MAX) {
+        explicit_bzero(buf, n);
+        free(buf);
+        return -ENOMEM;
+    }
     *out = buf;
     return 0;
 }
@@ -209,7 +230,8 @@ static int tls_version(struct loader *l, const char *key, const yaml_node_t *v, 
 }
 
 /* One or more PEM certificates. */
-static int check_certs(struct loader *l, const yaml_node_t *at, const char *key, const char *pem)
+static int check_certs(struct loader *l, const yaml_node_t *at, const char *key, const char *pem,
+                       int64_t *not_after)
 {
     gnutls_x509_crt_t *list = NULL;
     unsigned n = 0;
@@ -217,6 +239,8 @@ static int check_certs(struct loader *l, const yaml_node_t *at, const char *key,
     int g = gnutls_x509_crt_list_import2(&list, &n, &d, GNUTLS_X509_FMT_PEM, 0);
     if (g < 0)
         return failf(l, at, "%s: not PEM certificates: %s", key, gnutls_strerror(g));
+    if (n && not_after) /* the first is the server's own, the rest its chain */
+        *not_after = (int64_t)gnutls_x509_crt_get_expiration_time(list[0]);
     for (unsigned i = 0; i < n; i++)
         gnutls_x509_crt_deinit(list[i]);
     gnutls_free(list);
@@ -335,9 +359,10 @@ static int load_tls(struct loader *l, const yaml_node_t *map, struct web_config 
     /* What GnuTLS will be given, checked now: each PEM on its own first
      * (GnuTLS 3.7.9's credential loaders leak on a malformed PEM, found by
      * fuzz_web_config), then the pair together. */
-    if ((rc = check_certs(l, cert_at, "tls_server_config.cert_file", wc->cert_pem)) != 0 ||
+    if ((rc = check_certs(l, cert_at, "tls_server_config.cert_file", wc->cert_pem,
+                          &wc->not_after)) != 0 ||
         (wc->ca_pem &&
-         (rc = check_certs(l, ca_at, "tls_server_config.client_ca_file", wc->ca_pem)) != 0))
+         (rc = check_certs(l, ca_at, "tls_server_config.client_ca_file", wc->ca_pem, NULL)) != 0))
         return rc;
     gnutls_x509_privkey_t pk;
     if (gnutls_x509_privkey_init(&pk) != GNUTLS_E_SUCCESS)
@@ -348,6 +373,8 @@ static int load_tls(struct loader *l, const yaml_node_t *map, struct web_config 
     if (kr < 0)
         return failf(l, key_at, "tls_server_config.key_file: not a usable PEM private key: %s",
                      gnutls_strerror(kr));
+    /* The credentials checked here are the ones served: a reload installs
+     * exactly what it validated (a half-rotated cert/key pair fails here). */
     gnutls_certificate_credentials_t cred;
     if (gnutls_certificate_allocate_credentials(&cred) != GNUTLS_E_SUCCESS)
         return -ENOMEM;
@@ -370,7 +397,7 @@ static int load_tls(struct loader *l, const yaml_node_t *map, struct web_config 
                          g < 0 ? gnutls_strerror(g) : "no PEM certificate found");
         }
     }
-    gnutls_certificate_free_credentials(cred);
+    wc->cred = cred;
     int n = snprintf(wc->priorities, sizeof(wc->priorities), "NORMAL:-VERS-ALL");
     for (int v = max_v; v >= min_v; v--)
         n += snprintf(wc->priorities + n, sizeof(wc->priorities) - (size_t)n, ":+%s",
@@ -384,7 +411,7 @@ static int load_tls(struct loader *l, const yaml_node_t *map, struct web_config 
         return failf(l, min_at ? min_at : map,
                      "tls_server_config: this GnuTLS refuses the TLS versions: %s",
                      gnutls_strerror(g));
-    gnutls_priority_deinit(prio);
+    wc->prio = prio;
     wc->tls = true;
     return 0;
 }
@@ -518,6 +545,14 @@ static void web_config_free(struct web_config *wc)
         free(wc->key_pem);
     }
     free(wc->ca_pem);
+    /* Last reference gone: no session uses these any more (a connection
+     * holds its config until MHD has deinitialized its session). */
+    if (wc->cred)
+        gnutls_certificate_free_credentials(wc->cred);
+    if (wc->prio)
+        gnutls_priority_deinit(wc->prio);
+    for (size_t i = 0; i < wc->nfiles; i++)
+        free(wc->files[i]);
     for (size_t i = 0; i < wc->nusers; i++) {
         free(wc->users[i].name);
         free(wc->users[i].hash);
@@ -558,6 +593,7 @@ int web_config_parse(const char *text, size_t len, const char *name, const char 
     }
     atomic_init(&wc->refs, 1);
     pthread_mutex_init(&wc->cache_lock, NULL);
+    l.wc = wc;
     yaml_node_t *root = yaml_document_get_root_node(&l.doc);
     /* An empty file would turn access control off: a half-written file
      * during a reload must not do that. */
@@ -694,6 +730,47 @@ enum web_client_auth web_config_client_auth(const struct web_config *wc)
 static bool same_str(const char *a, const char *b)
 {
     return (!a && !b) || (a && b && strcmp(a, b) == 0);
+}
+
+int64_t web_config_cert_not_after(const struct web_config *wc)
+{
+    return web_config_tls(wc) ? wc->not_after : 0;
+}
+
+size_t web_config_file_count(const struct web_config *wc)
+{
+    return wc ? wc->nfiles : 0;
+}
+
+const char *web_config_file(const struct web_config *wc, size_t i)
+{
+    return wc && i < wc->nfiles ? wc->files[i] : NULL;
+}
+
+int web_config_tls_apply(const struct web_config *wc, gnutls_session_t session)
+{
+    static const gnutls_certificate_request_t request[] = {
+        [WEB_NO_CLIENT_CERT] = GNUTLS_CERT_IGNORE,
+        [WEB_REQUEST_CLIENT_CERT] = GNUTLS_CERT_REQUEST,
+        [WEB_REQUIRE_ANY_CLIENT_CERT] = GNUTLS_CERT_REQUIRE,
+        [WEB_VERIFY_CLIENT_CERT_IF_GIVEN] = GNUTLS_CERT_REQUEST,
+        [WEB_REQUIRE_AND_VERIFY_CLIENT_CERT] = GNUTLS_CERT_REQUIRE,
+    };
+    if (!web_config_tls(wc))
+        return GNUTLS_E_INVALID_REQUEST;
+    /* Both replace what the session had (MHD sets its startup ones when it
+     * creates the session); GnuTLS keeps a pointer to cred (the caller's
+     * reference keeps it alive) and a reference of its own to prio. */
+    int g = gnutls_credentials_set(session, GNUTLS_CRD_CERTIFICATE, wc->cred);
+    if (g == GNUTLS_E_SUCCESS)
+        g = gnutls_priority_set(session, wc->prio);
+    if (g != GNUTLS_E_SUCCESS)
+        return g;
+    gnutls_certificate_server_set_request(session, request[wc->client_auth]);
+    if (wc->client_auth == WEB_VERIFY_CLIENT_CERT_IF_GIVEN ||
+        wc->client_auth == WEB_REQUIRE_AND_VERIFY_CLIENT_CERT)
+        gnutls_session_set_verify_cert(session, NULL, 0);
+    return GNUTLS_E_SUCCESS;
 }
 
 bool web_config_tls_equal(const struct web_config *a, const struct web_config *b)

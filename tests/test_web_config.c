@@ -288,6 +288,51 @@ static void test_load_file(void **state)
     assert_non_null(strstr(err, "read error"));
 }
 
+/* What a live rotation rests on: each config carries its own GnuTLS
+ * credentials and priorities and puts them on a session; the files it read
+ * are named for the reload watcher; the certificate's expiry is known. */
+static void test_tls_apply(void **state)
+{
+    (void)state;
+    struct web_config *a =
+        load_ok("tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n"
+                "  client_auth_type: RequireAndVerifyClientCert\n  client_ca_file: ca.crt\n");
+    struct web_config *b = load_ok("tls_server_config:\n  cert_file: s.crt\n  key_file: s.key\n"
+                                   "  min_version: TLS13\n");
+    struct web_config *plain = load_ok("basic_auth_users:\n  bob: '" HASH_SECRET "'\n");
+    char want[256];
+    assert_int_equal(web_config_file_count(a), 3);
+    const char *names[] = {"s.crt", "s.key", "ca.crt"};
+    for (size_t i = 0; i < 3; i++) {
+        snprintf(want, sizeof(want), "%s/%s", dir, names[i]);
+        assert_string_equal(web_config_file(a, i), want);
+    }
+    assert_null(web_config_file(a, 3));
+    assert_int_equal(web_config_file_count(b), 2);
+    assert_int_equal(web_config_file_count(plain), 0);
+    assert_int_equal(web_config_cert_not_after(a), INT64_C(4950023484)); /* 2126-11-10T22:31:24Z */
+    assert_int_equal(web_config_cert_not_after(plain), 0);
+
+    gnutls_session_t session;
+    assert_int_equal(gnutls_init(&session, GNUTLS_SERVER), GNUTLS_E_SUCCESS);
+    void *cred_a = NULL, *cred_b = NULL;
+    assert_int_equal(web_config_tls_apply(a, session), GNUTLS_E_SUCCESS);
+    assert_int_equal(gnutls_credentials_get(session, GNUTLS_CRD_CERTIFICATE, &cred_a), 0);
+    /* a second apply (a reload between MHD's setup and ours, say) replaces */
+    assert_int_equal(web_config_tls_apply(b, session), GNUTLS_E_SUCCESS);
+    assert_int_equal(gnutls_credentials_get(session, GNUTLS_CRD_CERTIFICATE, &cred_b), 0);
+    assert_non_null(cred_a);
+    assert_non_null(cred_b);
+    assert_ptr_not_equal(cred_a, cred_b);
+    assert_int_not_equal(web_config_tls_apply(plain, session), GNUTLS_E_SUCCESS);
+    /* the session first, then the configs: the order the server keeps
+     * (a connection drops its config once MHD has deinitialized it) */
+    gnutls_deinit(session);
+    web_config_unref(a);
+    web_config_unref(b);
+    web_config_unref(plain);
+}
+
 static void test_authorize(void **state)
 {
     (void)state;
@@ -325,6 +370,7 @@ int main(void)
         cmocka_unit_test(test_user_and_header_errors),
         cmocka_unit_test(test_valid),
         cmocka_unit_test(test_load_file),
+        cmocka_unit_test(test_tls_apply),
         cmocka_unit_test(test_authorize),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
