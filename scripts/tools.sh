@@ -193,6 +193,14 @@ build_base_image() {
   image="$(base_image_ref "$suite")"
   if pod image exists "$image" 2>/dev/null; then return 0; fi
   local work tar mirrors=() uri rel comp
+  # apt's index files may be gone (a cleaned image, or removed since the
+  # last update): indextargets then lists nothing, and an update brings
+  # them back
+  if [[ -z "$(apt_mirrors)" ]]; then
+    local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+    note "apt has no index files: apt-get update"
+    $sudo apt-get update -qq >&2 || true
+  fi
   while read -r uri rel comp; do
     [[ -n "$uri" ]] || continue
     # bookworm, bookworm-updates, bookworm-security (or bookworm/updates)
