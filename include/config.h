@@ -34,7 +34,7 @@ struct string_map {
 
 /* events.mappings: named maps of our field -> JSON pointer/expression. */
 struct mapping_profiles {
-    char **names;             /* owned */
+    char **names;              /* owned */
     struct string_map *fields; /* owned, one per name */
     size_t count;
 };
@@ -71,8 +71,8 @@ struct exporter_config {
     char *events_unattributed_label;
     struct string_list events_extra_labels; /* keys of "labels" that become labels */
     /* Event kinds (event_kinds.h, docs/events.md). */
-    struct string_map events_topic_kinds; /* topic -> "kind" or "kind:profile" */
-    char *events_input_kind;              /* --input's "kind[:profile]", default "cost" */
+    struct string_map events_topic_kinds;    /* topic -> "kind" or "kind:profile" */
+    char *events_input_kind;                 /* --input's "kind[:profile]", default "cost" */
     struct mapping_profiles events_mappings; /* profile -> {our field -> source} */
 
     /* gpu.* */
