@@ -100,6 +100,13 @@ publish() {
 }
 
 apt_updated=""
+apt_update_once() {   # apt-get update, at most once per run of this script
+  [[ -z "$apt_updated" ]] || return 0
+  local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq >&2 || true
+  apt_updated=1
+}
+
 apt_install() {   # apt_install PKG...: install those not installed yet
   local missing=() p installed
   # dpkg-query exits 1 when a package was never installed on this machine (a
@@ -112,7 +119,7 @@ apt_install() {   # apt_install PKG...: install those not installed yet
   ((${#missing[@]})) || return 0
   local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
   note "apt-get install ${missing[*]}"
-  if [[ -z "$apt_updated" ]]; then $sudo apt-get update -qq >&2 || true; apt_updated=1; fi
+  apt_update_once
   # With Recommends: the container stack was verified with them (runtime helpers,
   # iptables for netavark, fuse-overlayfs, slirp4netns, mmdebstrap's helpers).
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >&2
@@ -197,9 +204,9 @@ build_base_image() {
   # last update): indextargets then lists nothing, and an update brings
   # them back
   if [[ -z "$(apt_mirrors)" ]]; then
-    local sudo=""; [[ $(id -u) -eq 0 ]] || sudo="sudo"
     note "apt has no index files: apt-get update"
-    $sudo apt-get update -qq >&2 || true
+    apt_updated=""  # an update earlier in this run may be what they were lost after
+    apt_update_once
   fi
   while read -r uri rel comp; do
     [[ -n "$uri" ]] || continue
