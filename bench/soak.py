@@ -41,7 +41,7 @@ import urllib.request
 sys.dont_write_bytecode = True  # no __pycache__ in the source tree
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, os.path.join(HERE, "..", "tests", "integration"))
-from test_loadgen import check_scrape_exact, event_counts  # noqa: E402
+from test_loadgen import check_scrape_exact, event_counts, tail  # noqa: E402
 from testlib import Results, free_port  # noqa: E402
 
 CLK_TCK = os.sysconf("SC_CLK_TCK")
@@ -85,14 +85,6 @@ def scrape(url, timeout=10):
         return e.code, b"", time.monotonic() - t0
     except (urllib.error.URLError, OSError):
         return None, b"", time.monotonic() - t0
-
-
-def tail(path, n=20):
-    try:
-        with open(path, "rb") as f:
-            return "\n".join(f.read().decode("utf-8", "replace").splitlines()[-n:])
-    except OSError:
-        return ""
 
 
 class Sampler(threading.Thread):
